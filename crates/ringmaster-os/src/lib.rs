@@ -1,0 +1,39 @@
+//! The OS layer of ringmaster: spawn a service's command in its own process group
+//! (a job object on Windows), find every process that belongs to a service, stop
+//! them all, find who holds a port, decide who may be stopped, and keep PID files
+//! and the instance lock honest. Plain functions and types; no actors.
+//!
+//! # Where things live
+//! - [`tag`]: the environment tag every spawned process inherits.
+//! - [`process`]: process identity, one-scan snapshots, service membership
+//!   (platform code in `process/{linux,macos,windows}.rs`).
+//! - [`spawn`]: spawning through the platform shell; the Linux child subreaper.
+//! - [`stop`]: signal a service's members, wait for all of them, escalate to kill.
+//! - [`ports`]: every process holding a LISTEN socket on a port
+//!   (platform code in `ports/{linux,other}.rs`).
+//! - [`authz`]: whether a process may be stopped, and the refusal when not.
+//! - [`pidfile`]: PID files that record identity; stale files are never signalled.
+//! - [`lock`]: one ringmaster per state directory.
+//! - [`killport`]: stop the authorized holders of a port, refuse the rest.
+
+pub mod authz;
+pub mod error;
+pub mod killport;
+pub mod lock;
+pub mod pidfile;
+pub mod ports;
+pub mod process;
+pub mod spawn;
+pub mod stop;
+pub mod tag;
+
+pub use authz::{may_stop, Policy, Refusal};
+pub use error::{Error, Result};
+pub use killport::{clear_port, ClearReport};
+pub use lock::InstanceLock;
+pub use pidfile::{read_pid_file, remove_pid_file, write_pid_file, PidFileState, PidRecord};
+pub use ports::{all_listeners, listeners, Listener};
+pub use process::{ProcessBrief, ProcessInfo};
+pub use spawn::{become_subreaper, reap_adopted, spawn, SpawnSpec, Spawned};
+pub use stop::{stop, Signal, StopReport, StopTarget};
+pub use tag::{project_id, Tag, TAG_ENV};

@@ -1,0 +1,212 @@
+//! Every message the actors exchange, each with who sends it to whom.
+//!
+//! ```text
+//!                  Up / Shutdown{deadline} / Restart{name} / GetStatus
+//!  bot or CLI ──────────────────────────────► Supervisor
+//!                                             │  ▲
+//!              Start / Stop{grace}            │  │ ServiceEvent{name, kind}
+//!                                             ▼  │
+//!                               ServiceActor (one per service; a plugin is any actor that speaks this)
+//!  Supervisor ── ClearPort{port, allow} ──► PortJanitor ── Cleared | Refused{holder}
+//!  Supervisor ── Watch / Unwatch ─────────► HealthChecker ── HealthChanged{name, ready|healthy|unhealthy}
+//! ```
+use std::time::Duration;
+
+use actix::prelude::*;
+use ringmaster_os::{ClearReport, Refusal, StopReport};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Probe;
+use crate::status::ServiceStatus;
+
+/// Bot or CLI → Supervisor: start `only` these services (and what they depend on),
+/// or all; replies once every started service is ready, or with the first failure
+/// (what was started is then stopped again).
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "Result<(), crate::Error>")]
+pub struct Up {
+    pub only: Option<Vec<String>>,
+}
+
+/// Bot or CLI → Supervisor: run the shutdown cascade within `deadline`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "ShutdownReport")]
+pub struct Shutdown {
+    pub deadline: Duration,
+}
+
+/// Bot or CLI → Supervisor: stop and start one service again.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), crate::Error>")]
+pub struct Restart {
+    pub name: String,
+}
+
+/// Bot or CLI → Supervisor: the status of every service.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "Vec<ServiceStatus>")]
+pub struct GetStatus;
+
+/// Bot → Supervisor: the forced fallback; sweep every configured port and tag,
+/// authorized processes only.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "SweepReport")]
+pub struct Sweep;
+
+/// Bot or CLI → Supervisor: send every [`ServiceEvent`] to this recipient too.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Subscribe(pub Recipient<ServiceEvent>);
+
+/// Bot or CLI → Supervisor: send every output line of the services to this recipient.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct SubscribeLogs(pub Recipient<LogLine>);
+
+/// Supervisor → service actor (process or plugin): start now; report to `events`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Start {
+    pub events: Recipient<ServiceEvent>,
+}
+
+/// Supervisor → service actor: stop within `grace` (then kill); replies with what it did.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "StopReport")]
+pub struct Stop {
+    pub grace: Duration,
+}
+
+/// Service actor → Supervisor (and subscribers): something happened to a service.
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct ServiceEvent {
+    pub name: String,
+    pub kind: EventKind,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventKind {
+    /// Its root process was spawned (plugins: it started).
+    Spawned { pid: Option<u32> },
+    /// Its first health probe succeeded (or it has no probe and was spawned).
+    Ready,
+    /// Its health probe failed `failures` times in a row.
+    Unhealthy { reason: String },
+    /// Its root process exited on its own.
+    Exited { code: Option<i32> },
+    /// It cannot run: refused port, install failed, spawn failed, out of attempts.
+    Failed { reason: String },
+    /// It was stopped on request.
+    Stopped { report: StopReport },
+}
+
+/// Supervisor → PortJanitor: make `port` free for `service`, stopping only
+/// holders that `allow` (or our tag) authorizes.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<ClearReport, Vec<Refusal>>")]
+pub struct ClearPort {
+    pub port: u16,
+    pub service: String,
+    pub allow: Vec<String>,
+    pub grace: Duration,
+}
+
+/// Supervisor → HealthChecker: probe `name` fast from now until its first success,
+/// then every `interval`; report to `reply`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Watch {
+    pub name: String,
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub failures: u32,
+    pub workdir: std::path::PathBuf,
+    pub reply: Recipient<HealthChanged>,
+}
+
+/// Supervisor → HealthChecker: stop probing `name`.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Unwatch {
+    pub name: String,
+}
+
+/// Service actor → HealthChecker: one line of a service's output (for log probes).
+#[derive(Message, Debug, Clone, Serialize, Deserialize)]
+#[rtype(result = "()")]
+pub struct LogLine {
+    pub service: String,
+    pub stream: Stream,
+    pub line: String,
+}
+
+/// Which output stream a line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// HealthChecker → Supervisor: a service's health changed.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct HealthChanged {
+    pub name: String,
+    pub health: Health,
+    /// How long the probe took, and what it said.
+    pub latency: Duration,
+    pub detail: String,
+}
+
+/// A health result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// First success since the watch began.
+    Ready,
+    /// A success after being ready (or back from unhealthy).
+    Healthy,
+    /// `failures` consecutive failures.
+    Unhealthy,
+}
+
+/// The Supervisor's reply to [`Shutdown`]: per service, what its stop did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ShutdownReport {
+    pub services: Vec<ServiceStopReport>,
+    /// The whole cascade's duration.
+    pub elapsed: Duration,
+    /// True when the deadline passed and what was left got killed at once.
+    pub deadline_hit: bool,
+}
+
+/// One service in a [`ShutdownReport`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServiceStopReport {
+    pub name: String,
+    pub report: StopReport,
+    /// True when its port is free after the stop (None when it has no port).
+    pub port_free: Option<bool>,
+}
+
+impl ShutdownReport {
+    /// True when every service stopped with no survivor and every port is free.
+    pub fn clean(&self) -> bool {
+        self.services
+            .iter()
+            .all(|s| s.report.clean() && s.port_free != Some(false))
+    }
+}
+
+/// The reply to [`Sweep`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SweepReport {
+    pub stopped: Vec<ringmaster_os::ProcessBrief>,
+    pub refused: Vec<Refusal>,
+    pub ports_still_held: Vec<u16>,
+}

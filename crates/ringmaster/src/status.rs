@@ -1,0 +1,38 @@
+//! The status of every service, serializable with serde (the `status --json` form).
+use serde::{Deserialize, Serialize};
+
+/// A service's state (the `state` field of `status --json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    Waiting,
+    Starting,
+    Ready,
+    Unhealthy,
+    Stopping,
+    Stopped,
+    Failed,
+}
+
+/// One service's status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceStatus {
+    pub name: String,
+    pub state: ServiceState,
+    /// Why it is waiting or failed, when it is.
+    pub reason: Option<String>,
+    pub pid: Option<u32>,
+    pub port: Option<u16>,
+    /// Number of restarts so far.
+    pub restarts: u32,
+    /// Exit code of the last exit, if any (None: killed by a signal or never exited).
+    pub last_exit: Option<i32>,
+    /// Unix time (ms) when it entered its state.
+    pub since_ms: u64,
+    /// The last health result: "ok", "failing: ..." or None before the first probe.
+    pub health: Option<String>,
+    /// Latency of the last probe, in ms.
+    pub health_latency_ms: Option<u64>,
+    /// True for a plugin (non-process) service.
+    pub plugin: bool,
+}

@@ -1,0 +1,1 @@
+//! ringmaster examples.
