@@ -1,1 +1,432 @@
-fn main() {}
+//! `fake-service`: the test program the end-to-end tests drive. It imitates what real
+//! services do to a process manager: listen on a port (optionally answering HTTP),
+//! share its listening socket with a worker, spawn children and grandchildren,
+//! rename itself, ignore SIGTERM, double-fork a setsid daemon, exit after a delay.
+//!
+//! ```text
+//! fake-service [OPTIONS]
+//!   --listen PORT          bind 127.0.0.1:PORT (0 = pick one), accept; prints `listening <port>`
+//!   --listen6              bind [::1] instead of 127.0.0.1
+//!   --http                 answer every HTTP request with `200 OK`, body `ok`
+//!   --http-status CODE     answer with this status instead (implies --http)
+//!   --share                after binding, fork a worker that inherits the socket and accepts too
+//!   --children N           spawn N idle child processes (each printed as `pid child <pid>`)
+//!   --depth D              each child spawns one more below it, D levels deep
+//!   --rename NAME          rename itself (Linux: prctl PR_SET_NAME; comm changes, exe stays)
+//!   --ignore-term          ignore SIGTERM itself
+//!   --children-ignore-term the children (and their descendants) ignore SIGTERM
+//!   --daemon               double-fork a daemon that calls setsid and idles (`pid daemon <pid>`)
+//!   --exit-after MS        exit after MS milliseconds, with --exit-code C (default 0)
+//!   --exit-code C
+//!   --ready-after MS       wait MS before binding the listener
+//!   --print-pids           also print `pid root <pid>` for itself
+//! ```
+//!
+//! Children, the worker and the daemon always print their `pid <role> <pid>` line;
+//! `--print-pids` adds the root's own line. Every line is flushed at once. Without
+//! `--exit-after` it runs until it is killed or terminated. A process that does not
+//! ignore SIGTERM resets it to the default action (an ignored disposition is
+//! inherited across exec, so this keeps `--children-ignore-term` honest).
+//!
+//! On Windows, `--share`, `--daemon`, `--rename` and `--ignore-term` print a note and
+//! are otherwise ignored.
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The parsed command line.
+#[derive(Clone, Debug, Default)]
+struct Options {
+    listen: Option<u16>,
+    listen6: bool,
+    http: bool,
+    http_status: u16,
+    share: bool,
+    children: u32,
+    depth: u32,
+    rename: Option<String>,
+    ignore_term: bool,
+    children_ignore_term: bool,
+    daemon: bool,
+    exit_after: Option<u64>,
+    exit_code: i32,
+    ready_after: Option<u64>,
+    print_pids: bool,
+    /// Internal: this process is a child spawned by `--children` (prints `pid child`).
+    as_child: bool,
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("fake-service: {msg}");
+    eprintln!("see the header of tests/fake_service.rs for the options");
+    std::process::exit(2)
+}
+
+fn parse_args() -> Options {
+    let mut o = Options {
+        http_status: 200,
+        ..Options::default()
+    };
+    let mut args = std::env::args().skip(1);
+    fn value<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
+        let v = v.unwrap_or_else(|| usage(&format!("{flag} needs a value")));
+        v.parse()
+            .unwrap_or_else(|_| usage(&format!("{flag}: bad value {v:?}")))
+    }
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => o.listen = Some(value(&arg, args.next())),
+            "--listen6" => o.listen6 = true,
+            "--http" => o.http = true,
+            "--http-status" => {
+                o.http = true;
+                o.http_status = value(&arg, args.next());
+            }
+            "--share" => o.share = true,
+            "--children" => o.children = value(&arg, args.next()),
+            "--depth" => o.depth = value(&arg, args.next()),
+            "--rename" => o.rename = Some(value(&arg, args.next())),
+            "--ignore-term" => o.ignore_term = true,
+            "--children-ignore-term" => o.children_ignore_term = true,
+            "--daemon" => o.daemon = true,
+            "--exit-after" => o.exit_after = Some(value(&arg, args.next())),
+            "--exit-code" => o.exit_code = value(&arg, args.next()),
+            "--ready-after" => o.ready_after = Some(value(&arg, args.next())),
+            "--print-pids" => o.print_pids = true,
+            "--as-child" => o.as_child = true,
+            "-h" | "--help" => usage("help requested"),
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    if o.listen.is_none() && (o.listen6 || o.http || o.share) {
+        usage("--listen6, --http, --http-status and --share need --listen");
+    }
+    o
+}
+
+/// Writes one line to stdout and flushes; a closed stdout is not an error here.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+fn main() {
+    let o = parse_args();
+    let start = Instant::now();
+    sys::set_term_ignored(o.ignore_term);
+
+    // Fork the daemon first: before any thread exists and before the listening
+    // socket is open (a forked daemon must not hold the port).
+    if o.daemon {
+        match sys::spawn_daemon() {
+            Some(pid) => say(&format!("pid daemon {pid}")),
+            None => say("note: --daemon is not supported on this platform"),
+        }
+    }
+    if o.as_child {
+        say(&format!("pid child {}", std::process::id()));
+    } else if o.print_pids {
+        say(&format!("pid root {}", std::process::id()));
+    }
+    if let Some(name) = &o.rename {
+        if !sys::rename(name) {
+            say("note: --rename is not supported on this platform");
+        }
+    }
+
+    // Children are spawned before the listener exists, and they are plain
+    // fork+exec, so they never hold the port.
+    let mut children = Vec::new();
+    for _ in 0..o.children {
+        children.push(spawn_child(&o, o.depth));
+    }
+    if o.as_child && o.depth > 0 {
+        children.push(spawn_child(&o, o.depth - 1));
+    }
+
+    if let Some(ms) = o.ready_after {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
+    let listener = o.listen.map(|port| {
+        let addr: SocketAddr = if o.listen6 {
+            SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port))
+        } else {
+            SocketAddr::from(([127, 0, 0, 1], port))
+        };
+        let l = TcpListener::bind(addr).unwrap_or_else(|e| {
+            eprintln!("fake-service: cannot bind {addr}: {e}");
+            std::process::exit(3)
+        });
+        let port = l.local_addr().map(|a| a.port()).unwrap_or(port);
+        say(&format!("listening {port}"));
+        l
+    });
+
+    if o.share && listener.is_some() {
+        match sys::fork_worker() {
+            Some(0) => {
+                // The worker: it shares the socket; the children are the root's.
+                say(&format!("pid worker {}", std::process::id()));
+                std::mem::forget(std::mem::take(&mut children));
+            }
+            Some(worker) => {
+                std::thread::spawn(move || sys::wait_pid(worker));
+            }
+            None => say("note: --share is not supported on this platform"),
+        }
+    }
+
+    // Reap our children when they exit, like a shell would.
+    for mut child in children {
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
+    }
+
+    if let Some(l) = listener {
+        let http = o.http;
+        let status = o.http_status;
+        std::thread::spawn(move || accept_loop(l, http, status));
+    }
+
+    match o.exit_after {
+        Some(ms) => {
+            let deadline = start + Duration::from_millis(ms);
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            std::process::exit(o.exit_code);
+        }
+        None => loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        },
+    }
+}
+
+/// Spawns this program again as an idle child, `depth` more levels below it.
+fn spawn_child(o: &Options, depth: u32) -> std::process::Child {
+    let exe = std::env::current_exe().unwrap_or_else(|e| {
+        eprintln!("fake-service: cannot find own exe: {e}");
+        std::process::exit(4)
+    });
+    let mut cmd = Command::new(exe);
+    cmd.arg("--as-child").arg("--depth").arg(depth.to_string());
+    if o.children_ignore_term {
+        cmd.arg("--ignore-term").arg("--children-ignore-term");
+    }
+    cmd.stdin(Stdio::null());
+    cmd.spawn().unwrap_or_else(|e| {
+        eprintln!("fake-service: cannot spawn a child: {e}");
+        std::process::exit(4)
+    })
+}
+
+fn accept_loop(listener: TcpListener, http: bool, status: u16) {
+    loop {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                std::thread::spawn(move || serve(stream, http, status));
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, http: bool, status: u16) {
+    let mut buf = [0u8; 4096];
+    if !http {
+        // Hold the connection until the peer closes it.
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+        return;
+    }
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut request = Vec::new();
+    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => request.extend_from_slice(&buf[..n]),
+        }
+        if request.len() > 64 * 1024 {
+            return;
+        }
+    }
+    let head = request.starts_with(b"HEAD ");
+    let (reason, body) = match status {
+        200 => ("OK", "ok".to_string()),
+        404 => ("Not Found", "status 404".to_string()),
+        500 => ("Internal Server Error", "status 500".to_string()),
+        503 => ("Service Unavailable", "status 503".to_string()),
+        other => ("Status", format!("status {other}")),
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    if !head {
+        response.push_str(&body);
+    }
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
+}
+
+#[cfg(unix)]
+mod sys {
+    //! Unix: signal disposition, fork, setsid, prctl.
+
+    /// Ignores SIGTERM, or resets it to the default action.
+    pub fn set_term_ignored(ignored: bool) {
+        let action = if ignored {
+            libc::SIG_IGN
+        } else {
+            libc::SIG_DFL
+        };
+        // SAFETY: setting a disposition to SIG_IGN/SIG_DFL installs no handler code.
+        unsafe {
+            libc::signal(libc::SIGTERM, action);
+        }
+    }
+
+    /// Renames the process (Linux: comm via PR_SET_NAME). False elsewhere.
+    pub fn rename(name: &str) -> bool {
+        #[cfg(target_os = "linux")]
+        {
+            let mut bytes: Vec<u8> = name.bytes().filter(|b| *b != 0).take(15).collect();
+            bytes.push(0);
+            // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+            unsafe { libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0) == 0 }
+        }
+        #[cfg(not(target_os = "linux"))]
+        {
+            let _ = name;
+            false
+        }
+    }
+
+    /// Forks a worker that shares everything open, the listening socket included.
+    /// Returns `Some(0)` in the worker, `Some(pid)` in the parent.
+    pub fn fork_worker() -> Option<u32> {
+        // SAFETY: called while the only other threads are idle reapers that hold
+        // no locks the worker touches; the worker goes on with its own threads.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!(
+                    "fake-service: fork failed: {}",
+                    std::io::Error::last_os_error()
+                );
+                std::process::exit(5)
+            }
+            pid => Some(pid as u32),
+        }
+    }
+
+    /// Waits for our child `pid` (the worker) so it does not linger as a zombie.
+    pub fn wait_pid(pid: u32) {
+        let mut status = 0;
+        // SAFETY: waits for one specific child of ours.
+        unsafe {
+            libc::waitpid(pid as libc::pid_t, &mut status, 0);
+        }
+    }
+
+    /// Double-forks a daemon: fork, setsid, fork again; the grandchild sends its pid
+    /// through a pipe, points stdio at /dev/null and idles. Returns the daemon's pid.
+    /// Called while this process has a single thread.
+    pub fn spawn_daemon() -> Option<u32> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe(2) fills the two descriptors.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            eprintln!(
+                "fake-service: pipe failed: {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(5);
+        }
+        let (rd, wr) = (fds[0], fds[1]);
+        // SAFETY: single-threaded here (the daemon is forked first thing).
+        let first = unsafe { libc::fork() };
+        if first < 0 {
+            eprintln!(
+                "fake-service: fork failed: {}",
+                std::io::Error::last_os_error()
+            );
+            std::process::exit(5);
+        }
+        if first == 0 {
+            // The intermediate child: new session, fork the daemon, exit.
+            // SAFETY: only async-signal-safe calls until _exit / the daemon's loop.
+            unsafe {
+                libc::close(rd);
+                libc::setsid();
+                let second = libc::fork();
+                if second != 0 {
+                    libc::_exit(0);
+                }
+                let pid = libc::getpid() as u32;
+                let bytes = pid.to_le_bytes();
+                libc::write(wr, bytes.as_ptr() as *const libc::c_void, bytes.len());
+                libc::close(wr);
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null >= 0 {
+                    libc::dup2(null, 0);
+                    libc::dup2(null, 1);
+                    libc::dup2(null, 2);
+                    if null > 2 {
+                        libc::close(null);
+                    }
+                }
+                libc::signal(libc::SIGTERM, libc::SIG_DFL);
+                loop {
+                    libc::sleep(3600);
+                }
+            }
+        }
+        // SAFETY: the parent closes its write end, reads 4 bytes, reaps the
+        // intermediate child by its pid.
+        unsafe {
+            libc::close(wr);
+            let mut bytes = [0u8; 4];
+            let mut got = 0usize;
+            while got < 4 {
+                let n = libc::read(rd, bytes[got..].as_mut_ptr() as *mut libc::c_void, 4 - got);
+                if n <= 0 {
+                    break;
+                }
+                got += n as usize;
+            }
+            libc::close(rd);
+            let mut status = 0;
+            libc::waitpid(first, &mut status, 0);
+            if got == 4 {
+                Some(u32::from_le_bytes(bytes))
+            } else {
+                eprintln!("fake-service: the daemon did not report its pid");
+                std::process::exit(5)
+            }
+        }
+    }
+}
+
+#[cfg(not(unix))]
+mod sys {
+    //! Windows: the Unix-only options are noted and ignored.
+
+    pub fn set_term_ignored(ignored: bool) {
+        if ignored {
+            super::say("note: --ignore-term is not supported on this platform");
+        }
+    }
+    pub fn rename(_name: &str) -> bool {
+        false
+    }
+    pub fn fork_worker() -> Option<u32> {
+        None
+    }
+    pub fn wait_pid(_pid: u32) {}
+    pub fn spawn_daemon() -> Option<u32> {
+        None
+    }
+}
