@@ -1,0 +1,25 @@
+# Everyday commands. Each one is also a plain cargo command in README.
+
+# Run the demo stack (API + frontend) in the foreground; Ctrl-C stops it.
+demo:
+    cargo run -p ringmaster-cli -- up -f examples/dashboard/ringmaster.toml
+
+# Run every test.
+test:
+    cargo test --workspace
+
+# Formatting and lints.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Benchmarks (figures go to docs/benchmarks.md).
+bench:
+    cargo bench -p ringmaster-os
+    cargo bench -p ringmaster
+
+# Windows and macOS cross-checks.
+cross:
+    rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin
+    cargo clippy --workspace --all-targets --target x86_64-pc-windows-gnu -- -D warnings
+    cargo clippy --workspace --all-targets --target x86_64-apple-darwin -- -D warnings
