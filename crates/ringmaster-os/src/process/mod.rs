@@ -2,6 +2,7 @@
 //! table; everything that needs "who is alive" over many processes takes a
 //! snapshot once and works on it. Platform code: `linux.rs` (reads /proc),
 //! `other.rs` (sysinfo, for macOS and Windows).
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -9,6 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::tag::Tag;
 use crate::Result;
+
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "other.rs")]
+mod sys;
 
 /// What we know of one live process. Two infos with the same pid but another
 /// `start_time` (or another exe) are different processes: the pid was reused.
@@ -58,27 +63,59 @@ impl ProcessInfo {
     }
     /// The basename of argv[0], if any.
     pub fn argv0_basename(&self) -> Option<String> {
-        todo!()
+        let first = self.argv.first()?;
+        let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
+        (!base.is_empty()).then(|| base.to_string())
     }
     /// The file name of the exe, if known.
     pub fn exe_name(&self) -> Option<String> {
-        todo!()
+        let name = self
+            .exe
+            .as_ref()?
+            .file_name()?
+            .to_string_lossy()
+            .into_owned();
+        // Linux marks a replaced or removed binary with " (deleted)".
+        Some(name.strip_suffix(" (deleted)").unwrap_or(&name).to_string())
     }
 }
 
 /// Every live process (zombies included, flagged), in one scan.
 pub fn snapshot() -> Result<Vec<ProcessInfo>> {
-    todo!()
+    sys::scan(Detail::Full)
+}
+
+/// Like [`snapshot`], but reads only what membership needs (pid, ppid, group,
+/// session, start time, name, zombie state, tag): `exe`, `argv`, `uid` and
+/// `user` are left empty. Cheaper, for repeated scans while stopping.
+pub fn snapshot_brief() -> Result<Vec<ProcessInfo>> {
+    sys::scan(Detail::Brief)
+}
+
+/// How much of each process a scan reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// Everything in [`ProcessInfo`].
+    Full,
+    /// No exe, argv, uid or user.
+    Brief,
 }
 
 /// One process by pid; `None` when no such process exists.
 pub fn process(pid: u32) -> Result<Option<ProcessInfo>> {
-    todo!()
+    sys::process(pid)
 }
 
 /// True when `pid` is alive (not a zombie) and still has `start_time`.
+/// Cheap: looks at this one pid only (Linux: one read of /proc/PID/stat).
 pub fn is_same_alive(pid: u32, start_time: u64) -> bool {
-    todo!()
+    matches!(sys::liveness(pid), Some((start, false)) if start == start_time)
+}
+
+/// The start time of `pid` and whether it is a zombie; `None` when there is no
+/// such process. Cheap: looks at this one pid only.
+pub fn liveness(pid: u32) -> Option<(u64, bool)> {
+    sys::liveness(pid)
 }
 
 /// The members of a service in `table`: the descendants of `root` (and `root`),
@@ -90,17 +127,64 @@ pub fn members<'a>(
     pgid: Option<u32>,
     tag: Option<&Tag>,
 ) -> Vec<&'a ProcessInfo> {
-    todo!()
+    let mut found: BTreeMap<u32, &'a ProcessInfo> = BTreeMap::new();
+    if let Some(root) = root {
+        if let Some(p) = table.iter().find(|p| p.pid == root) {
+            found.insert(p.pid, p);
+        }
+        for p in descendants(table, root) {
+            found.insert(p.pid, p);
+        }
+    }
+    for p in table {
+        let in_group = pgid.is_some() && p.pgid == pgid;
+        let tagged = tag.is_some() && p.tag.as_ref() == tag;
+        if in_group || tagged {
+            found.insert(p.pid, p);
+        }
+    }
+    found.into_values().filter(|p| !p.zombie).collect()
 }
 
 /// The descendants of `pid` in `table`, not including `pid`.
 pub fn descendants(table: &[ProcessInfo], pid: u32) -> Vec<&ProcessInfo> {
-    todo!()
+    let mut children: HashMap<u32, Vec<&ProcessInfo>> = HashMap::new();
+    for p in table {
+        if let Some(ppid) = p.ppid {
+            if ppid != p.pid {
+                children.entry(ppid).or_default().push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = HashSet::from([pid]);
+    let mut queue = vec![pid];
+    while let Some(parent) = queue.pop() {
+        for &child in children.get(&parent).map(Vec::as_slice).unwrap_or(&[]) {
+            if seen.insert(child.pid) {
+                out.push(child);
+                queue.push(child.pid);
+            }
+        }
+    }
+    out
 }
 
 /// Our own pid and the pids of all our ancestors (up to PID 1).
 pub fn self_and_ancestors() -> Vec<u32> {
-    todo!()
+    let mut out = vec![std::process::id()];
+    let mut cur = std::process::id();
+    while let Some(parent) = sys::parent(cur) {
+        if parent == 0 || out.contains(&parent) {
+            break;
+        }
+        out.push(parent);
+        if parent == 1 {
+            break;
+        }
+        cur = parent;
+    }
+    out
 }
 
 /// Polls `cond` every `every` until it is true or `timeout` passes; returns whether it became true.

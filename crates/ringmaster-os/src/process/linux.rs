@@ -1,0 +1,191 @@
+//! Linux: the process table read straight from /proc. `stat` gives pid, ppid,
+//! group, session, start time (clock ticks since boot), comm and the zombie state;
+//! `status` the real uid; `exe` and `cmdline` the program; `environ` the tag (an
+//! environ we may not read, e.g. another user's, means no tag).
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use super::{Detail, ProcessInfo};
+use crate::tag::{Tag, TAG_ENV};
+use crate::{Error, Result};
+
+/// The fields of /proc/PID/stat we use.
+struct Stat {
+    ppid: u32,
+    pgrp: u32,
+    session: u32,
+    start_time: u64,
+    comm: String,
+    zombie: bool,
+}
+
+fn read_stat(pid: u32) -> Option<Stat> {
+    let raw = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&raw)
+}
+
+/// Parses `pid (comm) state ppid pgrp session ... starttime ...`. The comm may
+/// hold spaces and parentheses, so it ends at the last `)`.
+fn parse_stat(raw: &[u8]) -> Option<Stat> {
+    let open = raw.iter().position(|b| *b == b'(')?;
+    let close = raw.iter().rposition(|b| *b == b')')?;
+    let comm = String::from_utf8_lossy(raw.get(open + 1..close)?).into_owned();
+    let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
+    let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
+    // fields[0] is field 3 of proc_pid_stat(5): state; starttime is field 22.
+    let state = fields.first()?;
+    Some(Stat {
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+        comm,
+        zombie: matches!(*state, "Z" | "X" | "x"),
+    })
+}
+
+/// The tag in /proc/PID/environ; `None` when absent or unreadable.
+fn read_tag(pid: u32) -> Option<Tag> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    let prefix = format!("{TAG_ENV}=");
+    raw.split(|b| *b == 0)
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
+        .and_then(|value| std::str::from_utf8(value).ok())
+        .and_then(Tag::parse)
+}
+
+/// The real uid from /proc/PID/status.
+fn read_uid(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|rest| rest.split_ascii_whitespace().next())
+        .and_then(|uid| uid.parse().ok())
+}
+
+fn read_argv(pid: u32) -> Vec<String> {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return Vec::new();
+    };
+    let raw = raw.strip_suffix(&[0]).unwrap_or(&raw);
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    raw.split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect()
+}
+
+fn read_exe(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
+}
+
+/// User names by uid, looked up once per uid for the life of the process.
+fn user_name(uid: u32) -> Option<String> {
+    static NAMES: OnceLock<Mutex<HashMap<u32, Option<String>>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    if let Ok(names) = names.lock() {
+        if let Some(name) = names.get(&uid) {
+            return name.clone();
+        }
+    }
+    let name = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name);
+    if let Ok(mut names) = names.lock() {
+        names.insert(uid, name.clone());
+    }
+    name
+}
+
+fn read_process(pid: u32, detail: Detail) -> Option<ProcessInfo> {
+    let stat = read_stat(pid)?;
+    let full = detail == Detail::Full;
+    let uid = if full { read_uid(pid) } else { None };
+    Some(ProcessInfo {
+        pid,
+        ppid: (stat.ppid != 0).then_some(stat.ppid),
+        pgid: Some(stat.pgrp),
+        sid: Some(stat.session),
+        start_time: stat.start_time,
+        name: stat.comm,
+        exe: if full { read_exe(pid) } else { None },
+        argv: if full { read_argv(pid) } else { Vec::new() },
+        uid,
+        user: uid.and_then(user_name),
+        tag: if stat.zombie { None } else { read_tag(pid) },
+        zombie: stat.zombie,
+    })
+}
+
+/// Every process in /proc (thread-group leaders only; threads are not listed).
+/// A process that exits during the scan is skipped.
+pub(super) fn scan(detail: Detail) -> Result<Vec<ProcessInfo>> {
+    let dir = std::fs::read_dir("/proc").map_err(|e| Error::io("reading /proc", e))?;
+    let mut out = Vec::new();
+    for entry in dir.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if let Some(info) = read_process(pid, detail) {
+            out.push(info);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn process(pid: u32) -> Result<Option<ProcessInfo>> {
+    if pid == 0 {
+        return Ok(None);
+    }
+    Ok(read_process(pid, Detail::Full))
+}
+
+pub(super) fn liveness(pid: u32) -> Option<(u64, bool)> {
+    if pid == 0 {
+        return None;
+    }
+    read_stat(pid).map(|s| (s.start_time, s.zombie))
+}
+
+pub(super) fn parent(pid: u32) -> Option<u32> {
+    read_stat(pid).map(|s| s.ppid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_stat_with_a_tricky_comm() {
+        let raw =
+            b"4121 (a) b (c)) S 1 4121 4121 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 10";
+        let s = parse_stat(raw).expect("parses");
+        assert_eq!(s.comm, "a) b (c)");
+        assert_eq!((s.ppid, s.pgrp, s.session), (1, 4121, 4121));
+        assert_eq!(s.start_time, 987654);
+        assert!(!s.zombie);
+        let z = b"7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
+        assert!(parse_stat(z).expect("parses").zombie);
+    }
+
+    #[test]
+    fn reads_ourselves() {
+        let me = process(std::process::id())
+            .expect("scan")
+            .expect("we exist");
+        assert_eq!(me.pid, std::process::id());
+        assert!(!me.zombie);
+        assert!(me.exe.is_some());
+        assert!(!me.argv.is_empty());
+        assert_eq!(me.uid, Some(nix::unistd::getuid().as_raw()));
+        assert_eq!(me.pgid, Some(nix::unistd::getpgrp().as_raw() as u32));
+    }
+}
