@@ -6,6 +6,7 @@ use actix::prelude::*;
 
 use crate::config::Config;
 use crate::messages::{LogLine, ServiceEvent, ShutdownReport, SweepReport};
+use crate::plugin::PluginService;
 use crate::status::ServiceStatus;
 use crate::Result;
 
@@ -39,6 +40,16 @@ impl Orchestrator {
     /// System. Takes the instance lock (error naming the running pid if held).
     /// Installs no signal handlers.
     pub fn start(config: Config, options: Options) -> Result<Orchestrator> {
+        Self::start_with(config, options, Vec::new())
+    }
+    /// Like [`Orchestrator::start`], with plugin services registered in code
+    /// ([`crate::plugin`]). Process services may depend on plugins and plugins on
+    /// process services; names must be unique across both.
+    pub fn start_with(
+        config: Config,
+        options: Options,
+        plugins: Vec<PluginService>,
+    ) -> Result<Orchestrator> {
         todo!()
     }
     /// Starts services (all, or `only` plus their dependencies) in dependency order;
