@@ -31,6 +31,10 @@ pub enum Error {
         port: u16,
         holders: Vec<crate::process::ProcessBrief>,
     },
+    /// The socket table shows a listener on the port, but no process we can see
+    /// holds it (another user's, or outside our pid namespace).
+    #[error("port {port} is held by a process that cannot be inspected (another user's, or outside this namespace)")]
+    PortHeldUnseen { port: u16 },
     /// Something this platform cannot do.
     #[error("not supported on this platform: {0}")]
     Unsupported(&'static str),

@@ -1,13 +1,18 @@
 //! Who holds a port: every process with a LISTEN socket on it, IPv4 and IPv6,
 //! including every holder of a shared socket (uvicorn `--reload`: the reloader and
 //! the worker both hold it). Platform code: `linux.rs` (/proc/net/tcp{,6} and fd
-//! inodes, no external command), `other.rs` (macOS and Windows).
+//! inodes, no external command), `other.rs` (macOS and Windows, through the
+//! `listeners` crate; see its header for what each platform can and cannot see).
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::process::ProcessInfo;
 use crate::Result;
+
+#[cfg_attr(target_os = "linux", path = "linux.rs")]
+#[cfg_attr(not(target_os = "linux"), path = "other.rs")]
+mod platform;
 
 /// One process holding one listening socket.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -19,18 +24,41 @@ pub struct Listener {
     pub process: Option<ProcessInfo>,
 }
 
-/// Every holder of a LISTEN socket on `port`.
+/// Every holder of a LISTEN socket on `port`: one entry per (process, socket),
+/// sorted by pid, then address. A shared socket appears once per process holding it.
 pub fn listeners(port: u16) -> Result<Vec<Listener>> {
-    todo!()
+    let mut found = platform::listeners(Some(port))?;
+    found.sort_by_key(|l| (l.pid, l.addr));
+    attach_processes(&mut found);
+    Ok(found)
 }
 
-/// Every LISTEN socket on the machine that we can attribute to a process.
+/// Every LISTEN socket on the machine that we can attribute to a process, sorted by
+/// port, then pid, then address.
 pub fn all_listeners() -> Result<Vec<Listener>> {
-    todo!()
+    let mut found = platform::listeners(None)?;
+    found.sort_by_key(|l| (l.port, l.pid, l.addr));
+    attach_processes(&mut found);
+    Ok(found)
 }
 
 /// True when no socket is listening on `port` (read from the socket table, not
 /// by binding, so it does not disturb anyone).
 pub fn port_is_free(port: u16) -> Result<bool> {
-    todo!()
+    platform::port_is_free(port)
+}
+
+/// Fills `process` for every listener, reading each distinct pid once. A process
+/// that cannot be read (gone, or not ours to read) keeps `None`.
+fn attach_processes(found: &mut [Listener]) {
+    let mut cache: std::collections::HashMap<u32, Option<ProcessInfo>> = Default::default();
+    for listener in found.iter_mut() {
+        if listener.process.is_some() {
+            continue;
+        }
+        let info = cache
+            .entry(listener.pid)
+            .or_insert_with(|| crate::process::process(listener.pid).ok().flatten());
+        listener.process = info.clone();
+    }
 }
