@@ -1,13 +1,23 @@
 //! Spawning a service's command through the platform shell (`sh -c` / `cmd /C`),
 //! in its own session and process group (a job object on Windows), with the tag
 //! in its environment and stdout/stderr piped. On Linux, the child subreaper.
+//! Platform code: `spawn/unix.rs`, `spawn/windows.rs`.
+//!
+//! The child is not killed when its wrapper is dropped: services are stopped
+//! explicitly with [`crate::stop`]. On Windows the job object goes with the
+//! wrapper: killing it (`child.start_kill()`) terminates the whole job.
 use std::path::PathBuf;
+use std::process::Stdio;
 
-use process_wrap::tokio::ChildWrapper;
+use process_wrap::tokio::{ChildWrapper, CommandWrap};
 use tokio::process::{ChildStderr, ChildStdout};
 
-use crate::tag::Tag;
-use crate::Result;
+use crate::tag::{Tag, TAG_ENV};
+use crate::{Error, Result};
+
+#[cfg_attr(unix, path = "spawn/unix.rs")]
+#[cfg_attr(windows, path = "spawn/windows.rs")]
+mod sys;
 
 /// What to spawn.
 #[derive(Clone, Debug)]
@@ -30,19 +40,74 @@ pub struct Spawned {
 }
 
 /// Spawns `spec`. Must be called inside a tokio runtime (actix-rt is one).
+/// The command runs as `sh -c COMMAND` (Unix) or `cmd /C COMMAND` (Windows),
+/// stdin is null, stdout and stderr are piped, `env` is added to our environment
+/// and [`TAG_ENV`] is set last (it cannot be overridden by `env`).
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
-    todo!()
+    let mut wrap = CommandWrap::with_new(sys::SHELL, |cmd| {
+        sys::shell_args(cmd, &spec.command);
+        if let Some(dir) = &spec.workdir {
+            cmd.current_dir(dir);
+        }
+        cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
+        cmd.env(TAG_ENV, spec.tag.env_value());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(false);
+    });
+    sys::isolate(&mut wrap);
+    let mut child = wrap.spawn().map_err(|e| {
+        let dir = spec
+            .workdir
+            .as_ref()
+            .map(|d| format!(" in {}", d.display()))
+            .unwrap_or_default();
+        Error::io(format!("spawning `{}`{dir}", spec.command), e)
+    })?;
+    let Some(pid) = child.id() else {
+        // Only a child that was already reaped has no pid; it cannot be ours to run.
+        return Err(Error::io(
+            format!("spawning `{}`", spec.command),
+            std::io::Error::other("the process exited before its pid could be read"),
+        ));
+    };
+    let stdout = child.stdout().take();
+    let stderr = child.stderr().take();
+    Ok(Spawned {
+        child,
+        pid,
+        pgid: sys::group_of_spawned(pid),
+        stdout,
+        stderr,
+    })
 }
 
 /// Linux: makes this process a child subreaper, so re-parented descendants stay
 /// visible and can be reaped. Returns `Ok(false)` on platforms without one.
 pub fn become_subreaper() -> Result<bool> {
-    todo!()
+    sys::become_subreaper()
 }
 
 /// Reaps exited processes that were re-parented to us (subreaper), by pid and
 /// never with `waitpid(-1)`: pids in `exclude` (children tokio waits on) are left
 /// alone. Returns the reaped pids.
+/// Does nothing (and returns nothing) on Windows.
 pub fn reap_adopted(exclude: &[u32]) -> Vec<u32> {
-    todo!()
+    let me = std::process::id();
+    let Ok(table) = crate::process::snapshot_brief() else {
+        return Vec::new();
+    };
+    table
+        .iter()
+        .filter(|p| p.zombie && p.ppid == Some(me) && !exclude.contains(&p.pid))
+        .filter(|p| sys::reap(p.pid))
+        .map(|p| p.pid)
+        .collect()
+}
+
+/// Reaps `pid` if it is an exited child of ours (`waitpid(pid, WNOHANG)`, never
+/// `-1`). True when it was reaped. Only for pids nobody else waits on.
+pub(crate) fn reap_pid(pid: u32) -> bool {
+    sys::reap(pid)
 }
