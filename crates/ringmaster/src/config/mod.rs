@@ -1,6 +1,23 @@
 //! Configuration: the validated model ([`Config`]), loaded from `ringmaster.toml`
 //! ([`Config::load`], [`Config::parse`]) or built in code ([`ConfigBuilder`]).
 //! Every error found is reported at once, each with `file:line:col`.
+//!
+//! - [`parse`](self::parse): TOML with spans, raw serde structs refusing unknown
+//!   keys, conversion into the model (defaults, paths, `${VAR}`, `env_file`).
+//! - [`validate`](self::validate): checks shared by the file and the builder
+//!   (dependencies, cycles, ports, probes) and the start order.
+//! - [`builder`](self::builder): [`ConfigBuilder`] and [`ServiceConfigBuilder`].
+//! - [`duration`](self::duration): `"500ms"`, `"30s"`, `"1m30s"`.
+//! - [`expand`](self::expand): `${VAR}` / `${VAR:-default}` and env files.
+mod builder;
+mod duration;
+mod expand;
+mod parse;
+mod validate;
+
+pub use builder::{ConfigBuilder, ServiceConfigBuilder, BUILDER_FILE};
+pub use duration::parse_duration;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -20,6 +37,8 @@ pub mod defaults {
     pub const MAX_ATTEMPTS: u32 = 3;
     pub const BACKOFF: Duration = Duration::from_secs(1);
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Per-service log file size before rotation: 10 MiB.
+    pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 }
 
 /// A validated configuration. Paths are absolute.
@@ -148,8 +167,21 @@ pub struct ConfigError {
 }
 
 impl std::fmt::Display for ConfigError {
+    /// `file:line:col: message`, or `file: message` when there is no position
+    /// (line 0, as for errors from a [`ConfigBuilder`]).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.col, self.message)
+        if self.line == 0 {
+            write!(f, "{}: {}", self.file.display(), self.message)
+        } else {
+            write!(
+                f,
+                "{}:{}:{}: {}",
+                self.file.display(),
+                self.line,
+                self.col,
+                self.message
+            )
+        }
     }
 }
 
@@ -171,23 +203,79 @@ impl std::fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
-impl Config {
-    /// Reads, parses and validates a file.
-    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigErrors> {
-        todo!()
-    }
-    /// Parses and validates `text`, as if read from `path` (for messages and relative paths).
-    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        todo!()
-    }
-    /// The services in a start order (dependencies first; ties by name).
-    pub fn start_order(&self) -> Vec<String> {
-        todo!()
+impl ConfigErrors {
+    /// In order of file, line and column (stable), without duplicates.
+    fn sorted(mut errors: Vec<ConfigError>) -> Self {
+        errors.sort_by(|a, b| (&a.file, a.line, a.col).cmp(&(&b.file, b.line, b.col)));
+        errors.dedup();
+        ConfigErrors(errors)
     }
 }
 
-/// Builds a [`Config`] in code, for bots that do not use a file.
-#[derive(Clone, Debug, Default)]
-pub struct ConfigBuilder {
-    // filled by the implementation
+impl Config {
+    /// Reads, parses and validates a file.
+    ///
+    /// A file that cannot be read gives one error at `path:0:0`.
+    pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigErrors> {
+        let path = path.as_ref();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) => Err(ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                col: 0,
+                message: format!("cannot read the configuration: {e}"),
+            }])),
+        }
+    }
+    /// Parses and validates `text`, as if read from `path` (for messages and relative paths).
+    ///
+    /// Relative paths resolve against `path`'s folder (made absolute against the
+    /// current directory). `${VAR}` reads the process environment and `env_file`s.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+        parse::parse(text, path)
+    }
+    /// The services in a start order (dependencies first; ties by name).
+    pub fn start_order(&self) -> Vec<String> {
+        validate::start_order(&self.services)
+    }
+    /// The reverse of [`Config::start_order`]: dependents before their dependencies.
+    pub fn stop_order(&self) -> Vec<String> {
+        let mut order = self.start_order();
+        order.reverse();
+        order
+    }
+    /// The named services plus everything they depend on (transitively), in start
+    /// order. An unknown name is an error naming it.
+    pub fn start_order_for<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<String>, String> {
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut todo: Vec<&str> = Vec::new();
+        for n in names {
+            let n = n.as_ref();
+            if !self.services.contains_key(n) {
+                return Err(format!("unknown service `{n}`"));
+            }
+            todo.push(n);
+        }
+        while let Some(n) = todo.pop() {
+            if wanted.insert(n.to_string()) {
+                if let Some(svc) = self.services.get(n) {
+                    todo.extend(svc.depends_on.iter().map(|d| d.service.as_str()));
+                }
+            }
+        }
+        Ok(self
+            .start_order()
+            .into_iter()
+            .filter(|n| wanted.contains(n))
+            .collect())
+    }
+    /// The services that list `name` in their `depends_on` (direct dependents), by name.
+    pub fn dependents(&self, name: &str) -> Vec<String> {
+        self.services
+            .values()
+            .filter(|s| s.depends_on.iter().any(|d| d.service == name))
+            .map(|s| s.name.clone())
+            .collect()
+    }
 }

@@ -1,0 +1,915 @@
+//! Loading `ringmaster.toml`: TOML with spans (`toml::de::DeTable`), raw serde
+//! structs that refuse unknown keys (`deny_unknown_fields`), then conversion into
+//! the model with defaults, paths, `${VAR}` expansion and `env_file`, then the
+//! semantic checks of [`super::validate`]. Every error carries `file:line:col`.
+//!
+//! To report every error at once, each table is deserialized one key at a time (a
+//! one-entry table per key, into a raw struct whose fields are all optional) and
+//! the parts are merged: a bad key costs only itself.
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ringmaster_os::Signal;
+use serde::de::{DeserializeOwned, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::Spanned;
+
+use super::expand::{expand, parse_env_file};
+use super::validate::{validate, Spot};
+use super::{
+    defaults, parse_duration, Condition, Config, ConfigError, ConfigErrors, Dependency,
+    HealthConfig, InstallConfig, Probe, RestartConfig, RestartPolicy, ServiceConfig, Settings,
+    StopConfig,
+};
+
+/// The text being loaded, for turning byte offsets into `line:col`.
+pub(crate) struct Source<'a> {
+    path: &'a Path,
+    text: &'a str,
+    line_starts: Vec<usize>,
+}
+
+impl<'a> Source<'a> {
+    pub(crate) fn new(path: &'a Path, text: &'a str) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        Source {
+            path,
+            text,
+            line_starts,
+        }
+    }
+
+    /// 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(self.text.len());
+        while !self.text.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.line_starts.partition_point(|s| *s <= offset);
+        let start = self.line_starts[line - 1];
+        (line, self.text[start..offset].chars().count() + 1)
+    }
+
+    fn error(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        let (line, col) = self.line_col(span.start);
+        ConfigError {
+            file: self.path.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+}
+
+/// A raw table: serde refuses unknown keys; every field is optional so that one
+/// key can be deserialized alone; parts merge field by field.
+trait RawTable: DeserializeOwned + Default {
+    /// The keys it knows, in the order of the struct.
+    const KEYS: &'static [&'static str];
+    /// Takes every field `other` has.
+    fn merge(&mut self, other: Self);
+    /// The message for a key it does not know.
+    fn unknown_key(ctx: &str, key: &str) -> String {
+        format!(
+            "{ctx}: unknown key `{key}`; expected one of {}",
+            Self::KEYS.join(", ")
+        )
+    }
+    /// All errors of a nested table value of `key`, when it has one.
+    fn nested_errors(
+        _key: &str,
+        _value: &Spanned<DeValue<'_>>,
+        _ctx: &str,
+        _src: &Source<'_>,
+    ) -> Option<Vec<ConfigError>> {
+        None
+    }
+}
+
+macro_rules! raw_table {
+    ($(#[doc = $doc:literal])* $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        $(#[doc = $doc])*
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct $name { $($field: Option<$ty>),* }
+        impl $name {
+            const FIELD_NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
+            fn merge_fields(&mut self, other: Self) {
+                $(if other.$field.is_some() { self.$field = other.$field; })*
+            }
+        }
+    };
+}
+
+raw_table!(
+    /// `[settings]`.
+    RawSettings {
+        state_dir: Spanned<String>,
+        shutdown_timeout: Spanned<String>,
+        health_interval: Spanned<String>,
+        metrics: Spanned<String>,
+        log_max_bytes: Spanned<i64>,
+    }
+);
+
+raw_table!(
+    /// `[services.NAME]`.
+    RawService {
+        command: Spanned<String>,
+        workdir: Spanned<String>,
+        env: BTreeMap<Spanned<String>, Spanned<String>>,
+        env_file: Spanned<String>,
+        port: Spanned<i64>,
+        allow: Vec<Spanned<String>>,
+        depends_on: Spanned<RawDepends>,
+        health: Spanned<RawHealth>,
+        restart: Spanned<RawRestart>,
+        stop: Spanned<RawStop>,
+        pid_file: Spanned<String>,
+        install: Spanned<RawInstall>,
+    }
+);
+
+raw_table!(
+    /// `health = { ... }`.
+    RawHealth {
+        http: Spanned<String>,
+        tcp: Spanned<i64>,
+        exec: Spanned<String>,
+        log: Spanned<String>,
+        interval: Spanned<String>,
+        timeout: Spanned<String>,
+        failures: Spanned<i64>,
+    }
+);
+
+raw_table!(
+    /// `restart = { ... }`.
+    RawRestart {
+        policy: Spanned<String>,
+        max_attempts: Spanned<i64>,
+        backoff: Spanned<String>,
+    }
+);
+
+raw_table!(
+    /// `stop = { ... }`.
+    RawStop {
+        signal: Spanned<String>,
+        timeout: Spanned<String>,
+    }
+);
+
+raw_table!(
+    /// `install = { ... }`.
+    RawInstall {
+        command: Spanned<String>,
+        unless_exists: Spanned<String>,
+    }
+);
+
+macro_rules! plain_raw_table {
+    ($($name:ident),*) => {$(
+        impl RawTable for $name {
+            const KEYS: &'static [&'static str] = $name::FIELD_NAMES;
+            fn merge(&mut self, other: Self) {
+                self.merge_fields(other)
+            }
+        }
+    )*};
+}
+plain_raw_table!(RawSettings, RawRestart, RawStop, RawInstall);
+
+impl RawTable for RawService {
+    const KEYS: &'static [&'static str] = RawService::FIELD_NAMES;
+    fn merge(&mut self, other: Self) {
+        self.merge_fields(other)
+    }
+    fn nested_errors(
+        key: &str,
+        value: &Spanned<DeValue<'_>>,
+        ctx: &str,
+        src: &Source<'_>,
+    ) -> Option<Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let ctx = format!("{ctx} {key}");
+        match key {
+            "health" => drop(collect::<RawHealth>(value, &ctx, src, &mut errors)),
+            "restart" => drop(collect::<RawRestart>(value, &ctx, src, &mut errors)),
+            "stop" => drop(collect::<RawStop>(value, &ctx, src, &mut errors)),
+            "install" => drop(collect::<RawInstall>(value, &ctx, src, &mut errors)),
+            _ => return None,
+        }
+        Some(errors)
+    }
+}
+
+impl RawTable for RawHealth {
+    const KEYS: &'static [&'static str] = RawHealth::FIELD_NAMES;
+    fn merge(&mut self, other: Self) {
+        self.merge_fields(other)
+    }
+    fn unknown_key(ctx: &str, key: &str) -> String {
+        format!("{ctx}: unknown probe kind `{key}`; expected one of http, tcp, exec, log (besides interval, timeout, failures)")
+    }
+}
+
+/// `depends_on`: a list of names (condition `ready`) or a table `name = "condition"`.
+#[derive(Debug)]
+enum RawDepends {
+    List(Vec<Spanned<String>>),
+    Table(Vec<(Spanned<String>, Spanned<String>)>),
+}
+
+impl<'de> Deserialize<'de> for RawDepends {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DependsVisitor;
+        impl<'de> Visitor<'de> for DependsVisitor {
+            type Value = RawDepends;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of service names or a table of name = \"ready\" | \"started\" | \"completed\"")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawDepends, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<Spanned<String>>()? {
+                    names.push(name);
+                }
+                Ok(RawDepends::List(names))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawDepends, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry::<Spanned<String>, Spanned<String>>()? {
+                    entries.push(entry);
+                }
+                Ok(RawDepends::Table(entries))
+            }
+        }
+        deserializer.deserialize_any(DependsVisitor)
+    }
+}
+
+/// Deserializes a table key by key into `T`, pushing an error for each bad key
+/// (unknown key, wrong type) and keeping the good ones. `None` when `value` is not a table.
+fn collect<T: RawTable>(
+    value: &Spanned<DeValue<'_>>,
+    ctx: &str,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<T> {
+    let DeValue::Table(table) = value.get_ref() else {
+        errors.push(src.error(
+            value.span(),
+            format!(
+                "{ctx}: expected a table, found {}",
+                kind_of(value.get_ref())
+            ),
+        ));
+        return None;
+    };
+    let mut out = T::default();
+    for (key, item) in table.iter() {
+        let mut one = DeTable::new();
+        one.insert(key.clone(), item.clone());
+        let de = ValueDeserializer::from(Spanned::new(value.span(), DeValue::Table(one)));
+        match T::deserialize(de) {
+            Ok(part) => out.merge(part),
+            Err(e) => {
+                let name: &str = key.get_ref();
+                if !T::KEYS.contains(&name) {
+                    errors.push(src.error(key.span(), T::unknown_key(ctx, name)));
+                    continue;
+                }
+                if let Some(nested) = T::nested_errors(name, item, ctx, src) {
+                    if !nested.is_empty() {
+                        errors.extend(nested);
+                        continue;
+                    }
+                }
+                let message = e.message().replace("expected i64", "expected an integer");
+                let span = e.span().unwrap_or_else(|| item.span());
+                errors.push(src.error(span, format!("{ctx}: `{name}`: {message}")));
+            }
+        }
+    }
+    Some(out)
+}
+
+fn kind_of(value: &DeValue<'_>) -> &'static str {
+    match value {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+/// Where each checked part of a service is in the file.
+#[derive(Debug, Default)]
+struct ServiceSpans {
+    name: Range<usize>,
+    command: Option<Range<usize>>,
+    port: Option<Range<usize>>,
+    dependencies: Vec<Range<usize>>,
+    health: Option<Range<usize>>,
+    health_probe: Option<Range<usize>>,
+    health_interval: Option<Range<usize>>,
+    health_timeout: Option<Range<usize>>,
+    health_failures: Option<Range<usize>>,
+    install: Option<Range<usize>>,
+    install_command: Option<Range<usize>>,
+}
+
+/// Makes `path` absolute and removes `.` and `..` components (lexically).
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for part in abs.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `path` resolved against `base` when relative.
+pub(crate) fn resolve(base: &Path, path: impl AsRef<Path>) -> PathBuf {
+    absolute(&base.join(path))
+}
+
+/// Reads an env file; its errors point into it.
+pub(crate) fn read_env_file(
+    path: &Path,
+) -> Result<Vec<(String, String)>, Result<Vec<ConfigError>, String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Err(format!("cannot read env_file {}: {e}", path.display())))?;
+    parse_env_file(&text).map_err(|errs| {
+        Ok(errs
+            .into_iter()
+            .map(|e| ConfigError {
+                file: path.to_path_buf(),
+                line: e.line,
+                col: e.col,
+                message: format!("env_file: {}", e.message),
+            })
+            .collect())
+    })
+}
+
+/// Parses and validates `text` read from `path`.
+pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+    let file = absolute(path);
+    let base_dir = file
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| absolute(Path::new(".")));
+    let src = Source::new(&file, text);
+
+    let (root, syntax) = DeTable::parse_recoverable(text);
+    if !syntax.is_empty() {
+        let mut errors: Vec<ConfigError> = syntax
+            .iter()
+            .map(|e| {
+                src.error(
+                    e.span().unwrap_or(0..0),
+                    format!("TOML syntax: {}", e.message()),
+                )
+            })
+            .collect();
+        errors.sort_by_key(|e| (e.line, e.col));
+        errors.dedup();
+        return Err(ConfigErrors(errors));
+    }
+
+    let mut errors = Vec::new();
+    let mut settings_value = None;
+    let mut services_value = None;
+    for (key, value) in root.get_ref().iter() {
+        match key.get_ref().as_ref() {
+            "settings" => settings_value = Some(value),
+            "services" => services_value = Some(value),
+            other => errors.push(src.error(
+                key.span(),
+                format!(
+                    "unknown key `{other}` at the top level; expected `settings` or `services`"
+                ),
+            )),
+        }
+    }
+
+    let raw_settings = settings_value
+        .and_then(|v| collect::<RawSettings>(v, "settings", &src, &mut errors))
+        .unwrap_or_default();
+    let (settings, setting_spans) = convert_settings(raw_settings, &base_dir, &src, &mut errors);
+
+    let mut services = BTreeMap::new();
+    let mut spans: HashMap<String, ServiceSpans> = HashMap::new();
+    if let Some(value) = services_value {
+        if let DeValue::Table(table) = value.get_ref() {
+            for (key, svc_value) in table.iter() {
+                let name = key.get_ref().to_string();
+                let ctx = format!("service `{name}`");
+                let raw = collect::<RawService>(svc_value, &ctx, &src, &mut errors);
+                let (svc, svc_spans) = convert_service(
+                    &name,
+                    key.span(),
+                    raw.unwrap_or_default(),
+                    &settings,
+                    &base_dir,
+                    &src,
+                    &mut errors,
+                );
+                services.insert(name.clone(), svc);
+                spans.insert(name, svc_spans);
+            }
+        } else {
+            errors.push(src.error(
+                value.span(),
+                format!(
+                    "`services`: expected a table of services, found {}",
+                    kind_of(value.get_ref())
+                ),
+            ));
+        }
+    }
+
+    let config = Config {
+        path: Some(file.clone()),
+        base_dir,
+        settings,
+        services,
+    };
+
+    let locate = |service: &str, spot: Spot| {
+        let span = match spot {
+            Spot::Setting(key) => setting_spans.get(key).cloned(),
+            _ => spans.get(service).map(|s| {
+                let found = match spot {
+                    Spot::Name => None,
+                    Spot::Command => s.command.clone(),
+                    Spot::Port => s.port.clone(),
+                    Spot::Dependency(i) => s.dependencies.get(i).cloned(),
+                    Spot::HealthProbe => s.health_probe.clone().or_else(|| s.health.clone()),
+                    Spot::HealthInterval => s.health_interval.clone().or_else(|| s.health.clone()),
+                    Spot::HealthTimeout => s.health_timeout.clone().or_else(|| s.health.clone()),
+                    Spot::HealthFailures => s.health_failures.clone().or_else(|| s.health.clone()),
+                    Spot::InstallCommand => s.install_command.clone().or_else(|| s.install.clone()),
+                    Spot::Setting(_) => None,
+                };
+                found.unwrap_or_else(|| s.name.clone())
+            }),
+        };
+        match span {
+            Some(span) => {
+                let (line, col) = src.line_col(span.start);
+                (file.clone(), line, col)
+            }
+            None => (file.clone(), 1, 1),
+        }
+    };
+    errors.extend(validate(&config, &locate));
+
+    if errors.is_empty() {
+        Ok(config)
+    } else {
+        Err(ConfigErrors::sorted(errors))
+    }
+}
+
+fn duration_of(
+    value: &Spanned<String>,
+    what: &str,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Duration> {
+    match parse_duration(value.get_ref()) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            errors.push(src.error(value.span(), format!("{what}: {e}")));
+            None
+        }
+    }
+}
+
+fn port_of(
+    value: &Spanned<i64>,
+    what: &str,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<u16> {
+    let n = *value.get_ref();
+    match u16::try_from(n) {
+        Ok(p) => Some(p),
+        Err(_) => {
+            errors.push(src.error(
+                value.span(),
+                format!("{what}: port {n} is out of range (1-65535)"),
+            ));
+            None
+        }
+    }
+}
+
+fn u32_of(
+    value: &Spanned<i64>,
+    what: &str,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<u32> {
+    let n = *value.get_ref();
+    match u32::try_from(n) {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.push(src.error(
+                value.span(),
+                format!("{what}: {n} is out of range (0-{})", u32::MAX),
+            ));
+            None
+        }
+    }
+}
+
+fn convert_settings(
+    raw: RawSettings,
+    base_dir: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> (Settings, HashMap<&'static str, Range<usize>>) {
+    let mut spans = HashMap::new();
+    let state_dir = match &raw.state_dir {
+        Some(v) => resolve(base_dir, v.get_ref()),
+        None => resolve(base_dir, defaults::STATE_DIR),
+    };
+    let mut duration = |value: &Option<Spanned<String>>,
+                        key: &'static str,
+                        default: Duration,
+                        errors: &mut Vec<ConfigError>| match value {
+        Some(v) => {
+            spans.insert(key, v.span());
+            duration_of(v, &format!("settings: {key}"), src, errors).unwrap_or(default)
+        }
+        None => default,
+    };
+    let shutdown_timeout = duration(
+        &raw.shutdown_timeout,
+        "shutdown_timeout",
+        defaults::SHUTDOWN_TIMEOUT,
+        errors,
+    );
+    let health_interval = duration(
+        &raw.health_interval,
+        "health_interval",
+        defaults::HEALTH_INTERVAL,
+        errors,
+    );
+    let metrics = raw.metrics.as_ref().and_then(|v| match v.get_ref().parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errors.push(src.error(
+                v.span(),
+                format!("settings: metrics \"{}\" is not a socket address (expected e.g. \"127.0.0.1:9464\")", v.get_ref()),
+            ));
+            None
+        }
+    });
+    let log_max_bytes = match &raw.log_max_bytes {
+        Some(v) => {
+            spans.insert("log_max_bytes", v.span());
+            match u64::try_from(*v.get_ref()) {
+                Ok(n) => n,
+                Err(_) => {
+                    errors.push(src.error(
+                        v.span(),
+                        format!("settings: log_max_bytes {} must be at least 1", v.get_ref()),
+                    ));
+                    defaults::LOG_MAX_BYTES
+                }
+            }
+        }
+        None => defaults::LOG_MAX_BYTES,
+    };
+    (
+        Settings {
+            state_dir,
+            shutdown_timeout,
+            health_interval,
+            metrics,
+            log_max_bytes,
+        },
+        spans,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn convert_service(
+    name: &str,
+    name_span: Range<usize>,
+    raw: RawService,
+    settings: &Settings,
+    base_dir: &Path,
+    src: &Source<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> (ServiceConfig, ServiceSpans) {
+    let ctx = format!("service `{name}`");
+    let mut spans = ServiceSpans {
+        name: name_span.clone(),
+        ..Default::default()
+    };
+
+    // env_file first: its variables feed `${VAR}` expansion.
+    let mut file_env: Vec<(String, String)> = Vec::new();
+    if let Some(v) = &raw.env_file {
+        let path = resolve(base_dir, v.get_ref());
+        match read_env_file(&path) {
+            Ok(pairs) => file_env = pairs,
+            Err(Ok(errs)) => errors.extend(errs),
+            Err(Err(message)) => errors.push(src.error(v.span(), format!("{ctx}: {message}"))),
+        }
+    }
+    let lookup = |var: &str| -> Option<String> {
+        file_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == var)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(var).ok())
+    };
+    let expanded =
+        |v: &Spanned<String>, what: &str, errors: &mut Vec<ConfigError>| -> Option<String> {
+            match expand(v.get_ref(), &lookup) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    errors.push(src.error(v.span(), format!("{ctx}: {what}: {e}")));
+                    None
+                }
+            }
+        };
+
+    let command = match &raw.command {
+        Some(v) => {
+            spans.command = Some(v.span());
+            expanded(v, "command", errors).unwrap_or_else(|| "<invalid>".into())
+        }
+        None => {
+            errors.push(src.error(name_span.clone(), format!("{ctx} has no `command`")));
+            // Not empty, so the "empty command" check does not report it twice.
+            "<missing>".into()
+        }
+    };
+
+    let workdir = match &raw.workdir {
+        Some(v) => match expanded(v, "workdir", errors) {
+            Some(dir) => resolve(base_dir, dir),
+            None => base_dir.to_path_buf(),
+        },
+        None => base_dir.to_path_buf(),
+    };
+
+    let mut env = file_env.clone();
+    for (key, value) in raw.env.iter().flatten() {
+        let k = key.get_ref();
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            errors.push(src.error(
+                key.span(),
+                format!("{ctx}: invalid environment variable name `{k}`"),
+            ));
+            continue;
+        }
+        if let Some(v) = expanded(value, &format!("env {k}"), errors) {
+            env.retain(|(existing, _)| existing != k);
+            env.push((k.clone(), v));
+        }
+    }
+
+    let port = raw.port.as_ref().and_then(|v| {
+        spans.port = Some(v.span());
+        port_of(v, &ctx, src, errors)
+    });
+
+    let allow = raw
+        .allow
+        .iter()
+        .flatten()
+        .map(|v| v.get_ref().clone())
+        .collect();
+
+    let mut depends_on = Vec::new();
+    match raw.depends_on.as_ref().map(|v| v.get_ref()) {
+        Some(RawDepends::List(names)) => {
+            for n in names {
+                spans.dependencies.push(n.span());
+                depends_on.push(Dependency {
+                    service: n.get_ref().clone(),
+                    condition: Condition::Ready,
+                });
+            }
+        }
+        Some(RawDepends::Table(entries)) => {
+            for (n, cond) in entries {
+                let condition = match cond.get_ref().as_str() {
+                    "ready" => Condition::Ready,
+                    "started" => Condition::Started,
+                    "completed" => Condition::Completed,
+                    other => {
+                        errors.push(src.error(
+                            cond.span(),
+                            format!("{ctx}: unknown condition \"{other}\" for dependency `{}`; expected \"ready\", \"started\" or \"completed\"", n.get_ref()),
+                        ));
+                        Condition::Ready
+                    }
+                };
+                spans.dependencies.push(n.span());
+                depends_on.push(Dependency {
+                    service: n.get_ref().clone(),
+                    condition,
+                });
+            }
+        }
+        None => {}
+    }
+
+    let health = raw.health.as_ref().and_then(|h| {
+        spans.health = Some(h.span());
+        let hctx = format!("{ctx} health");
+        let raw = h.get_ref();
+        let kinds: Vec<(&str, Range<usize>)> = [
+            ("http", raw.http.as_ref().map(Spanned::span)),
+            ("tcp", raw.tcp.as_ref().map(Spanned::span)),
+            ("exec", raw.exec.as_ref().map(Spanned::span)),
+            ("log", raw.log.as_ref().map(Spanned::span)),
+        ]
+        .into_iter()
+        .filter_map(|(k, s)| s.map(|s| (k, s)))
+        .collect();
+        let interval = raw.interval.as_ref().and_then(|v| {
+            spans.health_interval = Some(v.span());
+            duration_of(v, &format!("{hctx} interval"), src, errors)
+        });
+        let timeout = raw.timeout.as_ref().and_then(|v| {
+            spans.health_timeout = Some(v.span());
+            duration_of(v, &format!("{hctx} timeout"), src, errors)
+        });
+        let failures = raw.failures.as_ref().and_then(|v| {
+            spans.health_failures = Some(v.span());
+            u32_of(v, &format!("{hctx} failures"), src, errors)
+        });
+        if kinds.len() > 1 {
+            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            errors.push(src.error(
+                kinds[1].1.clone(),
+                format!(
+                    "{hctx}: more than one probe kind ({}); choose one of http, tcp, exec or log",
+                    names.join(", ")
+                ),
+            ));
+            return None;
+        }
+        let Some((_, probe_span)) = kinds.first() else {
+            errors.push(src.error(
+                h.span(),
+                format!("{hctx}: no probe kind; expected one of http, tcp, exec or log"),
+            ));
+            return None;
+        };
+        spans.health_probe = Some(probe_span.clone());
+        let probe = if let Some(v) = &raw.http {
+            Probe::Http {
+                url: expanded(v, "health http", errors)?,
+            }
+        } else if let Some(v) = &raw.tcp {
+            Probe::Tcp {
+                port: port_of(v, &format!("{hctx} tcp"), src, errors)?,
+            }
+        } else if let Some(v) = &raw.exec {
+            Probe::Exec {
+                command: expanded(v, "health exec", errors)?,
+            }
+        } else if let Some(v) = &raw.log {
+            Probe::Log {
+                regex: v.get_ref().clone(),
+            }
+        } else {
+            return None;
+        };
+        Some(HealthConfig {
+            probe,
+            interval: interval.unwrap_or(settings.health_interval),
+            timeout: timeout.unwrap_or(defaults::HEALTH_TIMEOUT),
+            failures: failures.unwrap_or(defaults::HEALTH_FAILURES),
+        })
+    });
+
+    let mut restart = RestartConfig {
+        policy: RestartPolicy::OnFailure,
+        max_attempts: defaults::MAX_ATTEMPTS,
+        backoff: defaults::BACKOFF,
+    };
+    if let Some(r) = raw.restart.as_ref().map(Spanned::get_ref) {
+        let rctx = format!("{ctx} restart");
+        if let Some(v) = &r.policy {
+            match v.get_ref().as_str() {
+                "never" => restart.policy = RestartPolicy::Never,
+                "on-failure" => restart.policy = RestartPolicy::OnFailure,
+                "always" => restart.policy = RestartPolicy::Always,
+                other => errors.push(src.error(
+                    v.span(),
+                    format!("{rctx}: unknown policy \"{other}\"; expected \"never\", \"on-failure\" or \"always\""),
+                )),
+            }
+        }
+        if let Some(n) = r
+            .max_attempts
+            .as_ref()
+            .and_then(|v| u32_of(v, &format!("{rctx} max_attempts"), src, errors))
+        {
+            restart.max_attempts = n;
+        }
+        if let Some(d) = r
+            .backoff
+            .as_ref()
+            .and_then(|v| duration_of(v, &format!("{rctx} backoff"), src, errors))
+        {
+            restart.backoff = d;
+        }
+    }
+
+    let mut stop = StopConfig {
+        signal: Signal::Term,
+        timeout: defaults::STOP_TIMEOUT,
+    };
+    if let Some(s) = raw.stop.as_ref().map(Spanned::get_ref) {
+        if let Some(v) = &s.signal {
+            match v.get_ref().parse::<Signal>() {
+                Ok(sig) => stop.signal = sig,
+                Err(e) => errors.push(src.error(
+                    v.span(),
+                    format!("{ctx} stop: unknown signal \"{}\": {e}", v.get_ref()),
+                )),
+            }
+        }
+        if let Some(d) = s
+            .timeout
+            .as_ref()
+            .and_then(|v| duration_of(v, &format!("{ctx} stop timeout"), src, errors))
+        {
+            stop.timeout = d;
+        }
+    }
+
+    let pid_file = match &raw.pid_file {
+        Some(v) => resolve(base_dir, v.get_ref()),
+        None => settings.state_dir.join(format!("{name}.pid")),
+    };
+
+    let install = raw.install.as_ref().map(|i| {
+        spans.install = Some(i.span());
+        let raw = i.get_ref();
+        let command = match &raw.command {
+            Some(v) => {
+                spans.install_command = Some(v.span());
+                expanded(v, "install command", errors).unwrap_or_else(|| "<invalid>".into())
+            }
+            None => {
+                errors.push(src.error(i.span(), format!("{ctx} install: no `command`")));
+                "<missing>".into()
+            }
+        };
+        InstallConfig {
+            command,
+            unless_exists: raw
+                .unless_exists
+                .as_ref()
+                .map(|v| resolve(&workdir, v.get_ref())),
+        }
+    });
+
+    (
+        ServiceConfig {
+            name: name.to_string(),
+            command,
+            workdir,
+            env,
+            port,
+            allow,
+            depends_on,
+            health,
+            restart,
+            stop,
+            pid_file,
+            install,
+        },
+        spans,
+    )
+}

@@ -1,0 +1,372 @@
+//! Semantic checks shared by the file loader and the builder: names, commands,
+//! ports, probes, dependencies (unknown, duplicate, cycles), and the start order.
+//! Where an error points is asked from a locator, so the same checks give
+//! `file:line:col` for a file and `<builder>` for a configuration built in code.
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+
+use super::{Config, ConfigError, Probe, ServiceConfig};
+
+/// The part of the configuration an error points at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Spot {
+    /// The service's name (its table header).
+    Name,
+    Command,
+    Port,
+    /// The n-th entry of `depends_on`.
+    Dependency(usize),
+    /// The probe kind inside `health`.
+    HealthProbe,
+    HealthInterval,
+    HealthTimeout,
+    HealthFailures,
+    InstallCommand,
+    /// A key of `[settings]`.
+    Setting(&'static str),
+}
+
+/// Where an error is: file, 1-based line and column (0 and 0 when unknown).
+pub(crate) type Place = (PathBuf, usize, usize);
+
+/// Answers where a part of a service (or a setting, with an empty service name) is.
+pub(crate) type Locate<'a> = dyn Fn(&str, Spot) -> Place + 'a;
+
+/// Runs every semantic check and returns all errors found.
+pub(crate) fn validate(config: &Config, locate: &Locate<'_>) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let mut err = |service: &str, spot: Spot, message: String| {
+        let (file, line, col) = locate(service, spot);
+        errors.push(ConfigError {
+            file,
+            line,
+            col,
+            message,
+        });
+    };
+
+    let s = &config.settings;
+    if s.shutdown_timeout.is_zero() {
+        err(
+            "",
+            Spot::Setting("shutdown_timeout"),
+            "settings: shutdown_timeout must be greater than 0".into(),
+        );
+    }
+    if s.health_interval.is_zero() {
+        err(
+            "",
+            Spot::Setting("health_interval"),
+            "settings: health_interval must be greater than 0".into(),
+        );
+    }
+    if s.log_max_bytes == 0 {
+        err(
+            "",
+            Spot::Setting("log_max_bytes"),
+            "settings: log_max_bytes must be at least 1".into(),
+        );
+    }
+
+    for (name, svc) in &config.services {
+        check_service(name, svc, &mut err);
+    }
+
+    // Dependencies: unknown, listed twice.
+    for (name, svc) in &config.services {
+        let mut seen = BTreeSet::new();
+        for (i, dep) in svc.depends_on.iter().enumerate() {
+            if !seen.insert(dep.service.as_str()) {
+                err(
+                    name,
+                    Spot::Dependency(i),
+                    format!("service `{name}` lists dependency `{}` twice", dep.service),
+                );
+            } else if !config.services.contains_key(&dep.service) {
+                err(
+                    name,
+                    Spot::Dependency(i),
+                    format!(
+                        "service `{name}` depends on unknown service `{}`{}",
+                        dep.service,
+                        did_you_mean(&dep.service, config.services.keys())
+                    ),
+                );
+            }
+        }
+    }
+
+    for (from, index, cycle) in find_cycles(&config.services) {
+        err(
+            &from,
+            Spot::Dependency(index),
+            format!("dependency cycle: {}", cycle.join(" -> ")),
+        );
+    }
+
+    // Two services on one port.
+    let mut owners: BTreeMap<u16, &str> = BTreeMap::new();
+    for (name, svc) in &config.services {
+        if let Some(port) = svc.port.filter(|p| *p != 0) {
+            if let Some(first) = owners.get(&port) {
+                err(
+                    name,
+                    Spot::Port,
+                    format!("port {port} is used by both `{first}` and `{name}`"),
+                );
+            } else {
+                owners.insert(port, name);
+            }
+        }
+    }
+    errors
+}
+
+/// Checks on one service alone.
+fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spot, String)) {
+    if !is_service_name(name) {
+        err(
+            name,
+            Spot::Name,
+            format!("invalid service name `{name}` (expected letters, digits, `-`, `_` and `.`, not starting with `.` or `-`)"),
+        );
+    }
+    if svc.command.trim().is_empty() {
+        err(
+            name,
+            Spot::Command,
+            format!("service `{name}` has an empty command"),
+        );
+    }
+    if svc.port == Some(0) {
+        err(
+            name,
+            Spot::Port,
+            format!("service `{name}`: port 0 is out of range (1-65535)"),
+        );
+    }
+    if let Some(health) = &svc.health {
+        match &health.probe {
+            Probe::Http { url } => {
+                let rest = url
+                    .strip_prefix("http://")
+                    .or_else(|| url.strip_prefix("https://"));
+                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                    err(
+                        name,
+                        Spot::HealthProbe,
+                        format!("service `{name}`: health url \"{url}\" is not an http:// or https:// URL with a host"),
+                    );
+                }
+            }
+            Probe::Tcp { port } if *port == 0 => {
+                err(
+                    name,
+                    Spot::HealthProbe,
+                    format!("service `{name}`: tcp probe port 0 is out of range (1-65535)"),
+                );
+            }
+            Probe::Tcp { .. } => {}
+            Probe::Exec { command } if command.trim().is_empty() => {
+                err(
+                    name,
+                    Spot::HealthProbe,
+                    format!("service `{name}`: the exec probe's command is empty"),
+                );
+            }
+            Probe::Exec { .. } => {}
+            Probe::Log { regex } => {
+                if let Err(e) = regex::Regex::new(regex) {
+                    let first = e.to_string().lines().last().unwrap_or_default().to_string();
+                    err(
+                        name,
+                        Spot::HealthProbe,
+                        format!("service `{name}`: invalid log regex \"{regex}\": {first}"),
+                    );
+                }
+            }
+        }
+        if health.interval.is_zero() {
+            err(
+                name,
+                Spot::HealthInterval,
+                format!("service `{name}`: health interval must be greater than 0"),
+            );
+        }
+        if health.timeout.is_zero() {
+            err(
+                name,
+                Spot::HealthTimeout,
+                format!("service `{name}`: health timeout must be greater than 0"),
+            );
+        }
+        if health.failures == 0 {
+            err(
+                name,
+                Spot::HealthFailures,
+                format!("service `{name}`: health failures must be at least 1"),
+            );
+        }
+    }
+    if let Some(install) = &svc.install {
+        if install.command.trim().is_empty() {
+            err(
+                name,
+                Spot::InstallCommand,
+                format!("service `{name}` has an empty install command"),
+            );
+        }
+    }
+}
+
+/// Service names become file names (PID files, logs) and tag values.
+pub(crate) fn is_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(['.', '-'])
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// `" (did you mean `api`?)"` when a known name is one edit or so away.
+fn did_you_mean<'a>(wanted: &str, known: impl Iterator<Item = &'a String>) -> String {
+    known
+        .map(|k| (edit_distance(wanted, k), k))
+        .filter(|(d, k)| *d <= 2.max(k.len() / 4) && *d < k.len())
+        .min()
+        .map(|(_, k)| format!(" (did you mean `{k}`?)"))
+        .unwrap_or_default()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur.push((prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// Every dependency cycle once: (the service whose `depends_on` entry closes it,
+/// that entry's index, the cycle as `[a, b, a]`). Searched from names in order.
+pub(crate) fn find_cycles(
+    services: &BTreeMap<String, ServiceConfig>,
+) -> Vec<(String, usize, Vec<String>)> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Color {
+        White,
+        Gray,
+        Black,
+    }
+    struct Search<'a> {
+        services: &'a BTreeMap<String, ServiceConfig>,
+        color: HashMap<&'a str, Color>,
+        stack: Vec<&'a str>,
+        found: Vec<(String, usize, Vec<String>)>,
+        seen: BTreeSet<Vec<String>>,
+    }
+    impl<'a> Search<'a> {
+        fn visit(&mut self, node: &'a str) {
+            self.color.insert(node, Color::Gray);
+            self.stack.push(node);
+            let services = self.services;
+            if let Some(svc) = services.get(node) {
+                for (i, dep) in svc.depends_on.iter().enumerate() {
+                    let Some((dep_name, _)) = services.get_key_value(&dep.service) else {
+                        continue;
+                    };
+                    match self
+                        .color
+                        .get(dep_name.as_str())
+                        .copied()
+                        .unwrap_or(Color::White)
+                    {
+                        Color::White => self.visit(dep_name),
+                        Color::Gray => {
+                            let start = self
+                                .stack
+                                .iter()
+                                .position(|n| *n == dep_name.as_str())
+                                .unwrap_or(0);
+                            let mut cycle: Vec<String> =
+                                self.stack[start..].iter().map(|s| s.to_string()).collect();
+                            let mut key = cycle.clone();
+                            key.sort();
+                            cycle.push(dep_name.clone());
+                            if self.seen.insert(key) {
+                                self.found.push((node.to_string(), i, cycle));
+                            }
+                        }
+                        Color::Black => {}
+                    }
+                }
+            }
+            self.stack.pop();
+            self.color.insert(node, Color::Black);
+        }
+    }
+    let mut search = Search {
+        services,
+        color: HashMap::new(),
+        stack: Vec::new(),
+        found: Vec::new(),
+        seen: BTreeSet::new(),
+    };
+    for name in services.keys() {
+        if search
+            .color
+            .get(name.as_str())
+            .copied()
+            .unwrap_or(Color::White)
+            == Color::White
+        {
+            search.visit(name);
+        }
+    }
+    search.found
+}
+
+/// Topological order, dependencies first, ties by name (Kahn's algorithm with an
+/// ordered ready set). Services caught in a cycle (only possible in a model not
+/// made by the loader or builder) come last, by name. Unknown dependencies are ignored.
+pub(crate) fn start_order(services: &BTreeMap<String, ServiceConfig>) -> Vec<String> {
+    let mut pending: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut dependents: HashMap<&str, Vec<&str>> = HashMap::new();
+    for (name, svc) in services {
+        let deps: BTreeSet<&str> = svc
+            .depends_on
+            .iter()
+            .map(|d| d.service.as_str())
+            .filter(|d| services.contains_key(*d))
+            .collect();
+        pending.insert(name, deps.len());
+        for d in deps {
+            dependents.entry(d).or_default().push(name);
+        }
+    }
+    let mut ready: BTreeSet<&str> = pending
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(k, _)| *k)
+        .collect();
+    let mut order = Vec::with_capacity(services.len());
+    while let Some(next) = ready.pop_first() {
+        order.push(next.to_string());
+        pending.remove(next);
+        for dependent in dependents.get(next).into_iter().flatten() {
+            if let Some(n) = pending.get_mut(dependent) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.insert(dependent);
+                }
+            }
+        }
+    }
+    order.extend(pending.keys().map(|k| k.to_string()));
+    order
+}
