@@ -113,7 +113,10 @@ mod bench {
     fn round(rt: &tokio::runtime::Runtime, i: usize, log: &Path) -> Round {
         std::fs::write(log, b"").expect("truncating the exit log");
         let exe = std::env::current_exe().expect("own exe");
-        let tag = Tag::new(format!("rm-bench{}", std::process::id()), format!("tree{i}"));
+        let tag = Tag::new(
+            format!("rm-bench{}", std::process::id()),
+            format!("tree{i}"),
+        );
         let spec = SpawnSpec {
             command: format!("exec '{}' --node {TREE}", exe.display()),
             workdir: None,
