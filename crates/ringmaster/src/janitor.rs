@@ -1,1 +1,170 @@
-//! janitor (to be written).
+//! The PortJanitor: clears a service's port before its start ([`ClearPort`]) and
+//! checks it after its stop ([`CheckPort`]), stopping only authorized holders
+//! (our tag, or the service's `allow` list). All OS work runs on blocking threads;
+//! the actor only hands it out. Also the forced [`sweep`] of every configured
+//! port and tag.
+use std::time::Duration;
+
+use actix::prelude::*;
+use ringmaster_os::{ClearReport, Policy, Signal, StopTarget, Tag};
+
+use crate::messages::{CheckPort, ClearPort, PortCheck, SweepReport};
+use crate::{Error, Result};
+
+/// Clears and checks ports for the Supervisor.
+pub struct PortJanitor {
+    project: String,
+}
+
+impl PortJanitor {
+    /// A janitor for `project` (the state directory's project id): processes
+    /// tagged with it count as ours.
+    pub fn new(project: impl Into<String>) -> Self {
+        PortJanitor {
+            project: project.into(),
+        }
+    }
+}
+
+impl Actor for PortJanitor {
+    type Context = Context<Self>;
+}
+
+fn policy(project: &str, service: &str, port: u16, allow: Vec<String>) -> Result<Policy> {
+    let mut policy = Policy::current(Some(project.to_owned()), allow)?;
+    policy.service = Some(service.to_owned());
+    policy.port = Some(port);
+    Ok(policy)
+}
+
+/// Runs `f` on a blocking thread (never on an arbiter thread).
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::Other(format!("a blocking task failed: {e}")))
+}
+
+/// Clears `port` for `service` (blocking).
+fn clear(project: &str, msg: &ClearPort) -> Result<ClearReport> {
+    let policy = policy(project, &msg.service, msg.port, msg.allow.clone())?;
+    Ok(ringmaster_os::clear_port(
+        msg.port,
+        &policy,
+        Signal::Term,
+        msg.grace,
+        false,
+    )?)
+}
+
+/// Checks `port` after `service` stopped and stops authorized leftovers (blocking).
+fn check(project: &str, msg: &CheckPort) -> PortCheck {
+    if matches!(ringmaster_os::ports::port_is_free(msg.port), Ok(true)) {
+        return PortCheck {
+            free: true,
+            ..PortCheck::default()
+        };
+    }
+    let mut out = PortCheck::default();
+    match policy(project, &msg.service, msg.port, msg.allow.clone()) {
+        Ok(policy) => {
+            match ringmaster_os::clear_port(msg.port, &policy, Signal::Term, msg.grace, false) {
+                Ok(report) => {
+                    out.stopped = report.holders;
+                }
+                Err(ringmaster_os::Error::Refused { refusals, .. }) => out.refused = refusals,
+                Err(e) => tracing::warn!(service = %msg.service, "port {}: {e}", msg.port),
+            }
+        }
+        Err(e) => tracing::warn!(service = %msg.service, "port {}: {e}", msg.port),
+    }
+    out.free = matches!(ringmaster_os::ports::port_is_free(msg.port), Ok(true));
+    out
+}
+
+impl Handler<ClearPort> for PortJanitor {
+    type Result = ResponseFuture<Result<ClearReport>>;
+
+    fn handle(&mut self, msg: ClearPort, _: &mut Context<Self>) -> Self::Result {
+        let project = self.project.clone();
+        Box::pin(async move { blocking(move || clear(&project, &msg)).await? })
+    }
+}
+
+impl Handler<CheckPort> for PortJanitor {
+    type Result = ResponseFuture<PortCheck>;
+
+    fn handle(&mut self, msg: CheckPort, _: &mut Context<Self>) -> Self::Result {
+        let project = self.project.clone();
+        Box::pin(async move {
+            blocking(move || check(&project, &msg))
+                .await
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// One configured service, as the sweep sees it.
+#[derive(Clone, Debug)]
+pub(crate) struct SweepItem {
+    pub service: String,
+    pub port: Option<u16>,
+    pub allow: Vec<String>,
+    pub signal: Signal,
+    pub grace: Duration,
+    /// Stop what carries its tag (process services; plugins have no tag).
+    pub tag: bool,
+}
+
+/// The forced fallback: for every item, stop every process carrying its tag, then
+/// clear its port (authorized holders only). Items run in parallel, each on a
+/// blocking thread.
+pub(crate) async fn sweep(project: String, items: Vec<SweepItem>) -> SweepReport {
+    let tasks = items.into_iter().map(|item| {
+        let project = project.clone();
+        blocking(move || sweep_one(&project, &item))
+    });
+    let mut report = SweepReport::default();
+    for part in futures::future::join_all(tasks).await.into_iter().flatten() {
+        report.stopped.extend(part.stopped);
+        report.refused.extend(part.refused);
+        report.ports_still_held.extend(part.ports_still_held);
+    }
+    report.ports_still_held.sort_unstable();
+    report
+}
+
+fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
+    let mut out = SweepReport::default();
+    if item.tag {
+        let target = StopTarget {
+            root: None,
+            pgid: None,
+            tag: Some(Tag::new(project, item.service.as_str())),
+        };
+        match ringmaster_os::stop(&target, item.signal, item.grace) {
+            Ok(report) => out.stopped.extend(report.signalled),
+            Err(e) => tracing::warn!(service = %item.service, "sweep: {e}"),
+        }
+    }
+    if let Some(port) = item.port {
+        let check = check(
+            project,
+            &CheckPort {
+                port,
+                service: item.service.clone(),
+                allow: item.allow.clone(),
+                grace: item.grace,
+            },
+        );
+        out.stopped.extend(check.stopped);
+        out.refused.extend(check.refused);
+        if !check.free {
+            out.ports_still_held.push(port);
+        }
+    }
+    out
+}

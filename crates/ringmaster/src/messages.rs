@@ -104,14 +104,38 @@ pub enum EventKind {
 }
 
 /// Supervisor → PortJanitor: make `port` free for `service`, stopping only
-/// holders that `allow` (or our tag) authorizes.
+/// holders that `allow` (or our tag) authorizes. A refusal is
+/// `Err(Error::Os(ringmaster_os::Error::Refused { .. }))`, whose text names each
+/// holder (pid, name, exe, user); nothing was touched then.
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "Result<ClearReport, Vec<Refusal>>")]
+#[rtype(result = "Result<ClearReport, crate::Error>")]
 pub struct ClearPort {
     pub port: u16,
     pub service: String,
     pub allow: Vec<String>,
     pub grace: Duration,
+}
+
+/// Supervisor → PortJanitor: after `service` stopped, check that `port` is free;
+/// stop authorized leftovers (our tag or `allow`) when it is not.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "PortCheck")]
+pub struct CheckPort {
+    pub port: u16,
+    pub service: String,
+    pub allow: Vec<String>,
+    pub grace: Duration,
+}
+
+/// The PortJanitor's reply to [`CheckPort`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PortCheck {
+    /// True when nothing listens on the port any more.
+    pub free: bool,
+    /// The leftovers that were stopped (empty when the port was free at once).
+    pub stopped: Vec<ringmaster_os::ProcessBrief>,
+    /// Holders that may not be stopped.
+    pub refused: Vec<Refusal>,
 }
 
 /// Supervisor → HealthChecker: probe `name` fast from now until its first success,
@@ -192,6 +216,16 @@ pub struct ServiceStopReport {
     pub report: StopReport,
     /// True when its port is free after the stop (None when it has no port).
     pub port_free: Option<bool>,
+    /// True when its stop signal's grace was cut short by the shutdown deadline.
+    #[serde(default)]
+    pub deadline_cut: bool,
+}
+
+impl ServiceStopReport {
+    /// True when every process went on the stop signal alone (nothing killed, no survivor).
+    pub fn graceful(&self) -> bool {
+        self.report.killed.is_empty() && self.report.survivors.is_empty()
+    }
 }
 
 impl ShutdownReport {
@@ -200,6 +234,20 @@ impl ShutdownReport {
         self.services
             .iter()
             .all(|s| s.report.clean() && s.port_free != Some(false))
+    }
+
+    /// Every process still alive after the cascade, with its service: who blocks
+    /// a hung shutdown.
+    pub fn survivors(&self) -> Vec<(String, ringmaster_os::ProcessBrief)> {
+        self.services
+            .iter()
+            .flat_map(|s| {
+                s.report
+                    .survivors
+                    .iter()
+                    .map(|p| (s.name.clone(), p.clone()))
+            })
+            .collect()
     }
 }
 

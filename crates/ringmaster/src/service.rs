@@ -1,1 +1,489 @@
-//! service (to be written).
+//! The ServiceActor: one per process service. It prepares a start ([`Prepare`]:
+//! stop what an earlier run left behind — the process its PID file names, when that
+//! one is live and carries our tag, and every process carrying the service's tag —
+//! then run the `install` step when `unless_exists` is missing), spawns the command
+//! through `ringmaster_os::spawn`, writes the PID file, streams stdout/stderr
+//! ([`crate::logs`]), reports [`EventKind::Spawned`] and, when the root process ends
+//! on its own, [`EventKind::Exited`] — only after its pipes were read to EOF (or a
+//! short grace passed) and its log lines are on disk. On [`Stop`] it stops every
+//! member (descendants, process group, tag) on a blocking thread and removes the PID
+//! file. Restarts and readiness are the Supervisor's and HealthChecker's business.
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use ringmaster_os::{PidFileState, PidRecord, SpawnSpec, StopReport, StopTarget, Tag};
+
+use crate::config::{Probe, ServiceConfig};
+use crate::janitor::blocking;
+use crate::logs::{LogSubscribers, LogWriter, OutputSink};
+use crate::messages::{EventKind, LogLine, ServiceEvent, Start, Stop, Stream};
+
+/// How long a service's pipes may stay open after its root process exited
+/// (children that inherited them) before the exit is reported anyway. Lines that
+/// come later still reach the log.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// Supervisor → ServiceActor: get ready to spawn (leftovers of an earlier run
+/// stopped, install step run). Replies with the failure's text.
+#[derive(Message, Debug, Clone, Copy, Default)]
+#[rtype(result = "Result<(), String>")]
+pub struct Prepare;
+
+/// The wait task → its ServiceActor: the root process of run `run` ended.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct ChildExited {
+    run: u64,
+    code: Option<i32>,
+    detail: String,
+}
+
+/// What a ServiceActor shares with the rest of the orchestrator.
+#[derive(Clone)]
+pub struct ServiceContext {
+    /// The state directory (PID files default there, logs live there).
+    pub state_dir: PathBuf,
+    /// The project id ([`ringmaster_os::project_id`] of the state directory).
+    pub project: String,
+    /// The log file writer.
+    pub logs: LogWriter,
+    /// The HealthChecker, which gets the output lines of services with a log probe.
+    pub health: Option<Recipient<LogLine>>,
+    pub(crate) log_subscribers: LogSubscribers,
+}
+
+struct Running {
+    pid: u32,
+    pgid: Option<u32>,
+}
+
+/// Runs one process service.
+pub struct ServiceActor {
+    cfg: ServiceConfig,
+    tag: Tag,
+    shared: ServiceContext,
+    events: Option<Recipient<ServiceEvent>>,
+    /// Bumped by every spawn and every stop: a wait task of an older run is ignored.
+    run: u64,
+    child: Option<Running>,
+    starting: Option<SpawnHandle>,
+    prepared: bool,
+}
+
+impl ServiceActor {
+    /// An actor for `cfg`.
+    pub fn new(cfg: ServiceConfig, shared: ServiceContext) -> Self {
+        let tag = Tag::new(shared.project.clone(), cfg.name.clone());
+        ServiceActor {
+            cfg,
+            tag,
+            shared,
+            events: None,
+            run: 0,
+            child: None,
+            starting: None,
+            prepared: false,
+        }
+    }
+
+    fn sink(&self, tail: bool) -> OutputSink {
+        let probe = match self.cfg.health.as_ref().map(|h| &h.probe) {
+            Some(Probe::Log { .. }) => self.shared.health.clone(),
+            _ => None,
+        };
+        OutputSink {
+            service: Arc::from(self.cfg.name.as_str()),
+            writer: self.shared.logs.clone(),
+            subscribers: self.shared.log_subscribers.clone(),
+            probe,
+            tail: tail.then(Default::default),
+        }
+    }
+
+    fn report(&self, kind: EventKind) {
+        if let Some(events) = &self.events {
+            events.do_send(ServiceEvent {
+                name: self.cfg.name.clone(),
+                kind,
+            });
+        }
+    }
+
+    /// The preparation as a future that does not touch the actor.
+    fn prepare_future(&self) -> impl std::future::Future<Output = Result<(), String>> + 'static {
+        let cfg = self.cfg.clone();
+        let tag = self.tag.clone();
+        let sink = self.sink(true);
+        async move {
+            let (pid_file, signal, timeout, t) = (
+                cfg.pid_file.clone(),
+                cfg.stop.signal,
+                cfg.stop.timeout,
+                tag.clone(),
+            );
+            let name = cfg.name.clone();
+            let leftovers = blocking(move || stop_leftovers(&name, &pid_file, &t, signal, timeout))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("stopping what an earlier run left: {e}"))?;
+            if let Some(report) = leftovers {
+                tracing::info!(service = %cfg.name, "stopped {} process(es) left by an earlier run: {}",
+                    report.signalled.len() + report.killed.len(),
+                    report.signalled.iter().chain(&report.killed).map(|p| p.to_string()).collect::<Vec<_>>().join(", "));
+            }
+            if let Some(install) = &cfg.install {
+                let needed = match &install.unless_exists {
+                    Some(path) => !cfg.workdir.join(path).exists(),
+                    None => true,
+                };
+                if needed {
+                    run_install(&cfg, &install.command, &tag, sink).await?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    fn spawn_now(&mut self, ctx: &mut Context<Self>) {
+        if self.child.is_some() {
+            return;
+        }
+        self.prepared = false;
+        let spec = SpawnSpec {
+            command: self.cfg.command.clone(),
+            workdir: Some(self.cfg.workdir.clone()),
+            env: self.cfg.env.clone(),
+            tag: self.tag.clone(),
+        };
+        let spawned = match ringmaster_os::spawn(&spec) {
+            Ok(s) => s,
+            Err(e) => {
+                self.report(EventKind::Failed {
+                    reason: e.to_string(),
+                });
+                return;
+            }
+        };
+        let guard = OwnChild::register(spawned.pid);
+        self.run += 1;
+        let run = self.run;
+        let (pid, pgid) = (spawned.pid, spawned.pgid);
+        self.child = Some(Running { pid, pgid });
+        tracing::info!(service = %self.cfg.name, pid, "spawned `{}`", self.cfg.command);
+        self.report(EventKind::Spawned { pid: Some(pid) });
+
+        let sink = self.sink(false);
+        let mut pumps = Vec::new();
+        if let Some(out) = spawned.stdout {
+            pumps.push(sink.clone().pump(out, Stream::Stdout));
+        }
+        if let Some(err) = spawned.stderr {
+            pumps.push(sink.pump(err, Stream::Stderr));
+        }
+        let logs = self.shared.logs.clone();
+        let addr = ctx.address();
+        let mut child = spawned.child;
+        actix_rt::spawn(async move {
+            let (code, detail) = match child.wait().await {
+                Ok(status) => (status.code(), status.to_string()),
+                Err(e) => (None, format!("waiting for it failed: {e}")),
+            };
+            drop(guard);
+            let _ = tokio::time::timeout(DRAIN_GRACE, futures::future::join_all(pumps)).await;
+            logs.flush().await;
+            addr.do_send(ChildExited { run, code, detail });
+        });
+
+        // The PID file records identity; written off the actor's thread.
+        let (name, tag, path) = (
+            self.cfg.name.clone(),
+            self.tag.clone(),
+            self.cfg.pid_file.clone(),
+        );
+        actix_rt::spawn(async move {
+            let res = blocking(move || -> ringmaster_os::Result<()> {
+                if let Some(info) = ringmaster_os::process::process(pid)? {
+                    ringmaster_os::write_pid_file(&path, &PidRecord::new(&info, name, &tag))?;
+                }
+                Ok(())
+            })
+            .await;
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!("PID file: {e}"),
+                Err(e) => tracing::warn!("PID file: {e}"),
+            }
+        });
+    }
+}
+
+/// Stops the process a PID file names when it is live and ours, and every process
+/// carrying `tag`. Blocking.
+fn stop_leftovers(
+    service: &str,
+    pid_file: &std::path::Path,
+    tag: &Tag,
+    signal: ringmaster_os::Signal,
+    timeout: Duration,
+) -> ringmaster_os::Result<Option<StopReport>> {
+    let mut target = StopTarget {
+        root: None,
+        pgid: None,
+        tag: Some(tag.clone()),
+    };
+    match ringmaster_os::read_pid_file(pid_file) {
+        Ok(PidFileState::Live(record, info)) => {
+            if record.tag == tag.env_value() {
+                target.root = Some(record.pid);
+                target.pgid = info.pgid.filter(|&g| g == record.pid);
+            } else {
+                tracing::warn!(
+                    service,
+                    "PID file {} names pid {} of another project ({}); left alone",
+                    pid_file.display(),
+                    record.pid,
+                    record.tag
+                );
+            }
+        }
+        Ok(PidFileState::Stale(reason)) => {
+            tracing::info!(
+                service,
+                "removed stale PID file {}: {reason}",
+                pid_file.display()
+            )
+        }
+        Ok(PidFileState::Missing) => {}
+        Err(e) => tracing::warn!(service, "{e}"),
+    }
+    let report = ringmaster_os::stop(&target, signal, timeout)?;
+    if target.root.is_some() {
+        let _ = ringmaster_os::remove_pid_file(pid_file);
+    }
+    let touched = !(report.signalled.is_empty() && report.killed.is_empty());
+    Ok(touched.then_some(report))
+}
+
+/// Runs the install command to its end; a failure names the exit code and the
+/// last lines of its output.
+async fn run_install(
+    cfg: &ServiceConfig,
+    command: &str,
+    tag: &Tag,
+    sink: OutputSink,
+) -> Result<(), String> {
+    tracing::info!(service = %cfg.name, "installing: `{command}`");
+    let spec = SpawnSpec {
+        command: command.to_owned(),
+        workdir: Some(cfg.workdir.clone()),
+        env: cfg.env.clone(),
+        tag: tag.clone(),
+    };
+    let spawned = ringmaster_os::spawn(&spec).map_err(|e| format!("install: {e}"))?;
+    let _guard = OwnChild::register(spawned.pid);
+    let tail = sink.tail.clone();
+    let mut pumps = Vec::new();
+    if let Some(out) = spawned.stdout {
+        pumps.push(sink.clone().pump(out, Stream::Stdout));
+    }
+    if let Some(err) = spawned.stderr {
+        pumps.push(sink.pump(err, Stream::Stderr));
+    }
+    let mut child = spawned.child;
+    let status = child.wait().await;
+    let _ = tokio::time::timeout(DRAIN_GRACE, futures::future::join_all(pumps)).await;
+    let last = tail
+        .and_then(|t| t.lock().ok().map(|t| t.iter().cloned().collect::<Vec<_>>()))
+        .unwrap_or_default();
+    match status {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!(
+            "install `{command}` failed ({}){}",
+            match s.code() {
+                Some(c) => format!("exit code {c}"),
+                None => s.to_string(),
+            },
+            if last.is_empty() {
+                String::new()
+            } else {
+                format!("; last output:\n{}", last.join("\n"))
+            }
+        )),
+        Err(e) => Err(format!("install `{command}`: {e}")),
+    }
+}
+
+impl Actor for ServiceActor {
+    type Context = Context<Self>;
+}
+
+impl Handler<Prepare> for ServiceActor {
+    type Result = ResponseActFuture<Self, Result<(), String>>;
+
+    fn handle(&mut self, _: Prepare, _: &mut Context<Self>) -> Self::Result {
+        let run = self.run;
+        Box::pin(
+            self.prepare_future()
+                .into_actor(self)
+                .map(move |res, act, _| {
+                    if res.is_ok() && act.run == run && act.child.is_none() {
+                        act.prepared = true;
+                    }
+                    res
+                }),
+        )
+    }
+}
+
+impl Handler<Start> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Start, ctx: &mut Context<Self>) {
+        self.events = Some(msg.events);
+        if self.child.is_some() || self.starting.is_some() {
+            return;
+        }
+        if self.prepared {
+            self.spawn_now(ctx);
+            return;
+        }
+        let run = self.run;
+        let fut = self
+            .prepare_future()
+            .into_actor(self)
+            .map(move |res, act, ctx| {
+                act.starting = None;
+                if act.run != run {
+                    return;
+                }
+                match res {
+                    Ok(()) => act.spawn_now(ctx),
+                    Err(reason) => act.report(EventKind::Failed { reason }),
+                }
+            });
+        self.starting = Some(ctx.spawn(fut));
+    }
+}
+
+impl Handler<Stop> for ServiceActor {
+    type Result = ResponseActFuture<Self, StopReport>;
+
+    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
+        if let Some(h) = self.starting.take() {
+            ctx.cancel_future(h);
+        }
+        self.run += 1;
+        self.prepared = false;
+        let running = self.child.take();
+        let target = StopTarget {
+            root: running.as_ref().map(|r| r.pid),
+            pgid: running.as_ref().and_then(|r| r.pgid),
+            tag: Some(self.tag.clone()),
+        };
+        let (signal, grace, pid_file) =
+            (self.cfg.stop.signal, msg.grace, self.cfg.pid_file.clone());
+        let name = self.cfg.name.clone();
+        let started = Instant::now();
+        Box::pin(
+            async move {
+                let res = blocking(move || {
+                    let report = ringmaster_os::stop(&target, signal, grace);
+                    let _ = ringmaster_os::remove_pid_file(&pid_file);
+                    report
+                })
+                .await;
+                match res {
+                    Ok(Ok(report)) => report,
+                    Ok(Err(e)) | Err(crate::Error::Os(e)) => {
+                        tracing::warn!(service = %name, "stop: {e}");
+                        StopReport {
+                            elapsed: started.elapsed(),
+                            ..StopReport::default()
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(service = %name, "stop: {e}");
+                        StopReport {
+                            elapsed: started.elapsed(),
+                            ..StopReport::default()
+                        }
+                    }
+                }
+            }
+            .into_actor(self),
+        )
+    }
+}
+
+impl Handler<ChildExited> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: ChildExited, _: &mut Context<Self>) {
+        if msg.run != self.run || self.child.is_none() {
+            return;
+        }
+        self.child = None;
+        tracing::info!(service = %self.cfg.name, "exited: {}", msg.detail);
+        let pid_file = self.cfg.pid_file.clone();
+        actix_rt::spawn(async move {
+            let _ = blocking(move || ringmaster_os::remove_pid_file(&pid_file)).await;
+        });
+        self.report(EventKind::Exited { code: msg.code });
+    }
+}
+
+/// The platform shell running `command` (`sh -c` on Unix, `cmd /C` on Windows),
+/// for commands that are not services (exec probes).
+pub(crate) fn shell_command(command: &str) -> tokio::process::Command {
+    #[cfg(windows)]
+    {
+        let mut cmd = tokio::process::Command::new("cmd");
+        cmd.arg("/C").arg(command);
+        cmd
+    }
+    #[cfg(not(windows))]
+    {
+        let mut cmd = tokio::process::Command::new("/bin/sh");
+        cmd.arg("-c").arg(command);
+        cmd
+    }
+}
+
+/// Our own children that something in this process waits on (service roots,
+/// install steps, exec probes): the subreaper's periodic reaping leaves them alone.
+/// Registered for as long as the guard lives.
+pub(crate) struct OwnChild(u32);
+
+fn own_children() -> &'static Mutex<HashSet<u32>> {
+    static CHILDREN: OnceLock<Mutex<HashSet<u32>>> = OnceLock::new();
+    CHILDREN.get_or_init(Default::default)
+}
+
+impl OwnChild {
+    /// Registers `pid` until the guard drops.
+    pub(crate) fn register(pid: u32) -> OwnChild {
+        if let Ok(mut set) = own_children().lock() {
+            set.insert(pid);
+        }
+        OwnChild(pid)
+    }
+
+    /// Every registered pid.
+    pub(crate) fn all() -> Vec<u32> {
+        own_children()
+            .lock()
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for OwnChild {
+    fn drop(&mut self) {
+        if let Ok(mut set) = own_children().lock() {
+            set.remove(&self.0);
+        }
+    }
+}

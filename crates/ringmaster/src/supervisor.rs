@@ -1,9 +1,1479 @@
-//! The Supervisor actor (to be written).
-use actix::prelude::*;
+//! The Supervisor: owns the dependency graph and drives every service through its
+//! life — prepare (leftovers, install, port), wait for dependencies, start, ready,
+//! restart with backoff or fail, stop — and runs the shutdown cascade.
+//!
+//! # How a start goes
+//! On [`Up`], every needed service (the named ones and what they depend on) that is
+//! not running becomes `waiting` and is *prepared* at once, all in parallel: its
+//! ServiceActor stops what an earlier run left behind and runs the install step,
+//! then the PortJanitor clears its port (a refusal fails the service). A prepared
+//! service is *launched* — `Watch` to the HealthChecker, then `Start` — the moment
+//! every dependency reached its condition, so gating costs one message hop after
+//! the dependency's first healthy probe. A service without a probe is ready when
+//! spawned (a plugin: when it reports `Ready`).
+//!
+//! # Failures and restarts
+//! An exit (or `failures` failed probes in a row) is restarted when the policy says
+//! so, after `backoff × 2^(n-1)` (capped at [`MAX_BACKOFF`]); the count resets once
+//! the service stayed ready for [`RESET_AFTER`]. Past `max_attempts` restarts, or on
+//! a refusal, an install or spawn failure, the service is `failed`: its running
+//! dependents are stopped and wait again (with the reason), and a pending [`Up`]
+//! answers with the failure once what it started is stopped again. Dependents that
+//! wait keep waiting through a dependency's restart.
+//!
+//! # Stopping
+//! Stops run as a cascade: the services to stop are grouped by depth in the graph
+//! and stopped deepest first, each level in parallel, each service with its stop
+//! timeout cut to what is left of the deadline; past the deadline, everything left
+//! is stopped at once with no grace. After each stop the PortJanitor checks the
+//! port. [`Shutdown`] runs the cascade as an atomic response (no other message
+//! interleaves), then releases the instance lock, and replies only when everything
+//! is done.
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Owns the dependency graph.
-pub struct Supervisor;
+use actix::prelude::*;
+use ringmaster_os::{InstanceLock, ProcessBrief, Signal, StopReport, StopTarget, Tag};
+use tokio::sync::oneshot;
+
+use crate::config::{
+    Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig,
+};
+use crate::health::HealthChecker;
+use crate::janitor::{blocking, PortJanitor, SweepItem};
+use crate::logs::LogSubscribers;
+use crate::messages::{
+    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, Restart, ServiceEvent,
+    ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe, SubscribeLogs, Sweep,
+    SweepReport, Unwatch, Up, Watch,
+};
+use crate::plugin::PluginService;
+use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext};
+use crate::status::{ServiceState, ServiceStatus};
+use crate::{Error, Result};
+
+/// Restart delays never grow beyond this.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// A service that stayed ready this long starts counting its restarts afresh.
+pub const RESET_AFTER: Duration = Duration::from_secs(60);
+/// How long past its grace a [`Stop`] may take before the Supervisor gives up on
+/// the answer (and kills what carries the service's tag itself).
+pub const STOP_MARGIN: Duration = Duration::from_secs(5);
+/// How often adopted orphans are reaped when we are a subreaper.
+pub const REAP_EVERY: Duration = Duration::from_secs(1);
+
+/// How the Supervisor reaches one service.
+#[derive(Clone)]
+enum Runner {
+    Process(Addr<ServiceActor>),
+    Plugin {
+        start: Recipient<Start>,
+        stop: Recipient<Stop>,
+    },
+}
+
+/// Where a service is in its start/stop cycle (finer than [`ServiceState`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Nothing in flight, no process.
+    Idle,
+    /// Leftovers, install and port in flight.
+    Preparing,
+    /// Ready to launch once its dependencies are met.
+    Prepared,
+    /// `Start` sent, not spawned yet.
+    Starting,
+    /// Spawned (state starting, ready or unhealthy).
+    Running,
+    /// A stop in flight.
+    Stopping,
+}
+
+struct Entry {
+    name: String,
+    runner: Runner,
+    deps: Vec<Dependency>,
+    port: Option<u16>,
+    allow: Vec<String>,
+    health: Option<HealthConfig>,
+    restart: RestartConfig,
+    stop_timeout: Duration,
+    stop_signal: Signal,
+    workdir: PathBuf,
+    depth: usize,
+
+    state: ServiceState,
+    reason: Option<String>,
+    pid: Option<u32>,
+    restarts: u32,
+    last_exit: Option<i32>,
+    since_ms: u64,
+    health_text: Option<String>,
+    health_latency_ms: Option<u64>,
+
+    needed: bool,
+    phase: Phase,
+    /// Bumped whenever what is in flight for this service is superseded.
+    op: u64,
+    ready: bool,
+    started: bool,
+    completed: bool,
+    ever_started: bool,
+    attempts: u32,
+    ready_since: Option<Instant>,
+    restart_timer: Option<SpawnHandle>,
+}
+
+impl Entry {
+    fn set_state(&mut self, state: ServiceState, reason: Option<String>) {
+        if self.state != state {
+            self.since_ms = now_ms();
+        }
+        self.state = state;
+        self.reason = reason;
+    }
+
+    fn in_flight(&self) -> bool {
+        self.phase != Phase::Idle || self.restart_timer.is_some()
+    }
+
+    fn is_plugin(&self) -> bool {
+        matches!(self.runner, Runner::Plugin { .. })
+    }
+}
+
+/// A pending [`Up`] or [`Restart`]: answered once all `names` are ready (or
+/// completed), or with the first failure among them.
+struct Waiter {
+    names: Vec<String>,
+    /// What this request started (stopped again when it fails).
+    started_here: Vec<String>,
+    tx: oneshot::Sender<Result<()>>,
+}
+
+/// Everything the Supervisor is built from.
+pub struct SupervisorSetup {
+    pub(crate) services: Vec<ServiceConfig>,
+    pub(crate) plugins: Vec<PluginService>,
+    pub(crate) shared: ServiceContext,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) lock: Option<InstanceLock>,
+    pub(crate) subreaper: bool,
+    pub(crate) janitor: Addr<PortJanitor>,
+    pub(crate) health: Addr<HealthChecker>,
+}
+
+/// Owns the dependency graph; see the module documentation.
+pub struct Supervisor {
+    project: String,
+    entries: BTreeMap<String, Entry>,
+    order: Vec<String>,
+    janitor: Addr<PortJanitor>,
+    health: Addr<HealthChecker>,
+    subscribers: Vec<Recipient<ServiceEvent>>,
+    log_subscribers: LogSubscribers,
+    shutdown_timeout: Duration,
+    lock: Option<InstanceLock>,
+    waiters: Vec<Waiter>,
+    shutting_down: bool,
+    closed: bool,
+    subreaper: bool,
+    reaping: bool,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn exit_text(code: Option<i32>) -> String {
+    match code {
+        Some(c) => format!("exited with code {c}"),
+        None => "was killed by a signal".to_owned(),
+    }
+}
+
+/// The restart delay before attempt `attempt` (1-based).
+pub fn backoff_delay(base: Duration, attempt: u32) -> Duration {
+    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+    base.saturating_mul(factor).min(MAX_BACKOFF)
+}
+
+/// Services in a start order: dependencies first, ties by name. `Err` names a
+/// cycle. Dependencies on unknown names are ignored here (checked elsewhere).
+pub(crate) fn topo_order(
+    graph: &BTreeMap<String, Vec<String>>,
+) -> std::result::Result<Vec<String>, Vec<String>> {
+    let mut order = Vec::with_capacity(graph.len());
+    let mut done: BTreeSet<&str> = BTreeSet::new();
+    while order.len() < graph.len() {
+        let next = graph.iter().find(|(name, deps)| {
+            !done.contains(name.as_str())
+                && deps
+                    .iter()
+                    .all(|d| done.contains(d.as_str()) || !graph.contains_key(d))
+        });
+        match next {
+            Some((name, _)) => {
+                done.insert(name);
+                order.push(name.clone());
+            }
+            None => return Err(find_cycle(graph, &done)),
+        }
+    }
+    Ok(order)
+}
+
+fn find_cycle(graph: &BTreeMap<String, Vec<String>>, done: &BTreeSet<&str>) -> Vec<String> {
+    // Walk from any unfinished node along unfinished dependencies until a repeat.
+    let Some(start) = graph.keys().find(|k| !done.contains(k.as_str())) else {
+        return Vec::new();
+    };
+    let mut path: Vec<String> = vec![start.clone()];
+    loop {
+        let last = path.last().cloned().unwrap_or_default();
+        let next = graph
+            .get(&last)
+            .and_then(|deps| {
+                deps.iter()
+                    .find(|d| graph.contains_key(*d) && !done.contains(d.as_str()))
+            })
+            .cloned();
+        let Some(next) = next else {
+            return path;
+        };
+        if let Some(i) = path.iter().position(|p| *p == next) {
+            let mut cycle = path[i..].to_vec();
+            cycle.push(next);
+            return cycle;
+        }
+        path.push(next);
+    }
+}
+
+impl Supervisor {
+    /// Builds the Supervisor and one ServiceActor per process service (started on
+    /// the current arbiter). The graph must be valid (see
+    /// [`crate::Orchestrator::start_with`]).
+    pub fn new(setup: SupervisorSetup) -> Result<Supervisor> {
+        let SupervisorSetup {
+            services,
+            plugins,
+            shared,
+            shutdown_timeout,
+            lock,
+            subreaper,
+            janitor,
+            health,
+        } = setup;
+        let mut entries = BTreeMap::new();
+        let entry = |name: String,
+                     runner: Runner,
+                     deps: Vec<Dependency>,
+                     port: Option<u16>,
+                     allow: Vec<String>,
+                     health: Option<HealthConfig>,
+                     restart: RestartConfig,
+                     stop_timeout: Duration,
+                     stop_signal: Signal,
+                     workdir: PathBuf| Entry {
+            name,
+            runner,
+            deps,
+            port,
+            allow,
+            health,
+            restart,
+            stop_timeout,
+            stop_signal,
+            workdir,
+            depth: 0,
+            state: ServiceState::Stopped,
+            reason: None,
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            since_ms: now_ms(),
+            health_text: None,
+            health_latency_ms: None,
+            needed: false,
+            phase: Phase::Idle,
+            op: 0,
+            ready: false,
+            started: false,
+            completed: false,
+            ever_started: false,
+            attempts: 0,
+            ready_since: None,
+            restart_timer: None,
+        };
+        for cfg in services {
+            let addr = ServiceActor::new(cfg.clone(), shared.clone()).start();
+            let e = entry(
+                cfg.name.clone(),
+                Runner::Process(addr),
+                cfg.depends_on.clone(),
+                cfg.port,
+                cfg.allow.clone(),
+                cfg.health.clone(),
+                cfg.restart.clone(),
+                cfg.stop.timeout,
+                cfg.stop.signal,
+                cfg.workdir.clone(),
+            );
+            entries.insert(cfg.name.clone(), e);
+        }
+        for p in plugins {
+            let e = entry(
+                p.name.clone(),
+                Runner::Plugin {
+                    start: p.start.clone(),
+                    stop: p.stop.clone(),
+                },
+                p.depends_on.clone(),
+                p.port,
+                p.allow.clone(),
+                p.health.clone(),
+                p.restart.clone(),
+                p.stop_timeout,
+                Signal::Term,
+                shared.state_dir.clone(),
+            );
+            entries.insert(p.name.clone(), e);
+        }
+        let graph: BTreeMap<String, Vec<String>> = entries
+            .iter()
+            .map(|(n, e)| {
+                (
+                    n.clone(),
+                    e.deps.iter().map(|d| d.service.clone()).collect(),
+                )
+            })
+            .collect();
+        let order = topo_order(&graph)
+            .map_err(|cycle| Error::Other(format!("dependency cycle: {}", cycle.join(" → "))))?;
+        for name in &order {
+            let depth = entries[name]
+                .deps
+                .iter()
+                .filter_map(|d| entries.get(&d.service).map(|e| e.depth + 1))
+                .max()
+                .unwrap_or(0);
+            if let Some(e) = entries.get_mut(name) {
+                e.depth = depth;
+            }
+        }
+        Ok(Supervisor {
+            project: shared.project.clone(),
+            entries,
+            order,
+            janitor,
+            health,
+            subscribers: Vec::new(),
+            log_subscribers: shared.log_subscribers.clone(),
+            shutdown_timeout,
+            lock,
+            waiters: Vec::new(),
+            shutting_down: false,
+            closed: false,
+            subreaper,
+            reaping: false,
+        })
+    }
+
+    fn broadcast(&self, name: &str, kind: EventKind) {
+        let ev = ServiceEvent {
+            name: name.to_owned(),
+            kind,
+        };
+        for s in &self.subscribers {
+            s.do_send(ev.clone());
+        }
+    }
+
+    /// The needed set of `only` (or all): the named services and, transitively,
+    /// what they depend on.
+    fn closure(&self, only: Option<&[String]>) -> Result<Vec<String>> {
+        let Some(only) = only else {
+            return Ok(self.order.clone());
+        };
+        let mut set = BTreeSet::new();
+        let mut stack: Vec<String> = Vec::new();
+        for n in only {
+            if !self.entries.contains_key(n) {
+                return Err(Error::UnknownService(n.clone()));
+            }
+            stack.push(n.clone());
+        }
+        while let Some(n) = stack.pop() {
+            if set.insert(n.clone()) {
+                if let Some(e) = self.entries.get(&n) {
+                    stack.extend(e.deps.iter().map(|d| d.service.clone()));
+                }
+            }
+        }
+        Ok(self
+            .order
+            .iter()
+            .filter(|n| set.contains(*n))
+            .cloned()
+            .collect())
+    }
+
+    /// Every service that depends on `name`, directly or not, in start order.
+    fn dependents(&self, name: &str) -> Vec<String> {
+        let mut set: BTreeSet<String> = BTreeSet::new();
+        set.insert(name.to_owned());
+        for n in &self.order {
+            let e = &self.entries[n];
+            if e.deps.iter().any(|d| set.contains(&d.service)) {
+                set.insert(n.clone());
+            }
+        }
+        set.remove(name);
+        self.order
+            .iter()
+            .filter(|n| set.contains(*n))
+            .cloned()
+            .collect()
+    }
+
+    /// The first dependency of `e` not at its condition, with the condition.
+    fn unmet(&self, e: &Entry) -> Option<(String, Condition)> {
+        e.deps.iter().find_map(|d| {
+            let dep = self.entries.get(&d.service)?;
+            let met = match d.condition {
+                Condition::Ready => dep.ready,
+                Condition::Started => dep.started || dep.ready,
+                Condition::Completed => dep.completed,
+            };
+            (!met).then(|| (d.service.clone(), d.condition))
+        })
+    }
+
+    fn failed_dependency(&self, e: &Entry) -> Option<String> {
+        e.deps
+            .iter()
+            .find(|d| {
+                self.entries
+                    .get(&d.service)
+                    .is_some_and(|dep| dep.state == ServiceState::Failed)
+            })
+            .map(|d| d.service.clone())
+    }
+
+    /// Moves every needed service as far as it can go now.
+    fn advance(&mut self, ctx: &mut Context<Self>) {
+        if self.shutting_down || self.closed {
+            return;
+        }
+        for name in self.order.clone() {
+            let e = &self.entries[&name];
+            if !e.needed || e.restart_timer.is_some() {
+                continue;
+            }
+            match e.phase {
+                Phase::Idle if e.state == ServiceState::Waiting => {
+                    if let Some(dep) = self.failed_dependency(e) {
+                        let reason = format!("dependency `{dep}` failed");
+                        if let Some(e) = self.entries.get_mut(&name) {
+                            e.reason = Some(reason);
+                        }
+                        continue;
+                    }
+                    self.begin_prepare(&name, ctx);
+                    self.note_waiting(&name);
+                }
+                Phase::Preparing => self.note_waiting(&name),
+                Phase::Prepared => {
+                    if self.unmet(e).is_none() {
+                        self.launch(&name, ctx);
+                    } else {
+                        self.note_waiting(&name);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn note_waiting(&mut self, name: &str) {
+        let Some(e) = self.entries.get(name) else {
+            return;
+        };
+        let reason = match self.unmet(e) {
+            Some((dep, cond)) => {
+                let cond = match cond {
+                    Condition::Ready => "ready",
+                    Condition::Started => "started",
+                    Condition::Completed => "completed",
+                };
+                let failed = self
+                    .entries
+                    .get(&dep)
+                    .is_some_and(|d| d.state == ServiceState::Failed);
+                if failed {
+                    format!("dependency `{dep}` failed")
+                } else {
+                    format!("waiting for `{dep}` ({cond})")
+                }
+            }
+            None => "preparing".to_owned(),
+        };
+        if let Some(e) = self.entries.get_mut(name) {
+            if e.state == ServiceState::Waiting
+                && !e.reason.as_deref().is_some_and(|r| r.contains("restart"))
+            {
+                e.reason = Some(reason);
+            }
+        }
+    }
+
+    fn begin_prepare(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let janitor = self.janitor.clone();
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.phase = Phase::Preparing;
+        e.op += 1;
+        let op = e.op;
+        let prepare = match &e.runner {
+            Runner::Process(addr) => Some(addr.send(Prepare)),
+            Runner::Plugin { .. } => None,
+        };
+        let clear = e.port.map(|port| ClearPort {
+            port,
+            service: e.name.clone(),
+            allow: e.allow.clone(),
+            grace: e.stop_timeout,
+        });
+        let name = name.to_owned();
+        async move {
+            if let Some(p) = prepare {
+                p.await
+                    .map_err(|e| format!("the service actor is gone: {e}"))??;
+            }
+            if let Some(msg) = clear {
+                janitor
+                    .send(msg)
+                    .await
+                    .map_err(|e| format!("the port janitor is gone: {e}"))?
+                    .map_err(|e| e.to_string())?;
+            }
+            Ok::<(), String>(())
+        }
+        .into_actor(self)
+        .map(move |res, act, ctx| {
+            let Some(e) = act.entries.get_mut(&name) else {
+                return;
+            };
+            if e.op != op || e.phase != Phase::Preparing || act.shutting_down {
+                return;
+            }
+            match res {
+                Ok(()) => {
+                    e.phase = Phase::Prepared;
+                    act.advance(ctx);
+                }
+                Err(reason) => {
+                    e.phase = Phase::Idle;
+                    act.fail(&name, reason, ctx);
+                }
+            }
+        })
+        .spawn(ctx);
+    }
+
+    fn launch(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let me = ctx.address();
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.phase = Phase::Starting;
+        e.op += 1;
+        e.set_state(ServiceState::Starting, None);
+        e.ready = false;
+        e.started = false;
+        e.completed = false;
+        if let Some(h) = &e.health {
+            self.health.do_send(Watch {
+                name: name.to_owned(),
+                probe: h.probe.clone(),
+                interval: h.interval,
+                timeout: h.timeout,
+                failures: h.failures,
+                workdir: e.workdir.clone(),
+                reply: me.clone().recipient(),
+            });
+        }
+        let start = Start {
+            events: me.recipient(),
+        };
+        tracing::debug!(service = %name, "launching");
+        match &e.runner {
+            Runner::Process(addr) => addr.do_send(start),
+            Runner::Plugin { start: to, .. } => to.do_send(start),
+        }
+    }
+
+    fn mark_ready(&mut self, name: &str, ctx: &mut Context<Self>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.ready {
+            return;
+        }
+        e.ready = true;
+        e.started = true;
+        e.ready_since = Some(Instant::now());
+        e.set_state(ServiceState::Ready, None);
+        tracing::info!(service = %name, "ready");
+        self.broadcast(name, EventKind::Ready);
+        self.advance(ctx);
+        self.check_waiters();
+    }
+
+    fn check_waiters(&mut self) {
+        let entries = &self.entries;
+        let done = |n: &String| {
+            entries
+                .get(n)
+                .is_some_and(|e| e.ready || (e.completed && e.phase == Phase::Idle))
+        };
+        let (finished, pending): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.names.iter().all(done));
+        self.waiters = pending;
+        for w in finished {
+            let _ = w.tx.send(Ok(()));
+        }
+    }
+
+    fn on_exit(&mut self, name: &str, code: Option<i32>, ctx: &mut Context<Self>) {
+        self.health.do_send(Unwatch {
+            name: name.to_owned(),
+        });
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.pid = None;
+        e.last_exit = code;
+        e.ready = false;
+        e.started = false;
+        e.phase = Phase::Idle;
+        e.op += 1;
+        if e.ready_since
+            .take()
+            .is_some_and(|t| t.elapsed() >= RESET_AFTER)
+        {
+            e.attempts = 0;
+        }
+        tracing::info!(service = %name, "{}", exit_text(code));
+        let restart = match e.restart.policy {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => code != Some(0),
+            RestartPolicy::Never => false,
+        };
+        self.broadcast(name, EventKind::Exited { code });
+        self.after_down(name, restart, exit_text(code), code == Some(0), ctx);
+    }
+
+    /// After a service went down on its own (exit, or stopped for being
+    /// unhealthy): restart it, or leave it completed, or fail it.
+    fn after_down(
+        &mut self,
+        name: &str,
+        restart: bool,
+        why: String,
+        success: bool,
+        ctx: &mut Context<Self>,
+    ) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if restart && !self.shutting_down {
+            if e.attempts >= e.restart.max_attempts {
+                let n = e.attempts;
+                let reason = format!("{why}; gave up after {n} restart(s)");
+                self.fail(name, reason, ctx);
+                return;
+            }
+            e.attempts += 1;
+            e.restarts += 1;
+            let delay = backoff_delay(e.restart.backoff, e.attempts);
+            e.set_state(
+                ServiceState::Waiting,
+                Some(format!(
+                    "{why}; restart {}/{} in {delay:?}",
+                    e.attempts, e.restart.max_attempts
+                )),
+            );
+            tracing::info!(service = %name, "{why}; restarting in {delay:?} (attempt {}/{})", e.attempts, e.restart.max_attempts);
+            let owned = name.to_owned();
+            let handle = ctx.run_later(delay, move |act, ctx| {
+                if let Some(e) = act.entries.get_mut(&owned) {
+                    e.restart_timer = None;
+                    if e.phase == Phase::Idle && e.state == ServiceState::Waiting {
+                        e.reason = None;
+                    }
+                }
+                act.advance(ctx);
+            });
+            if let Some(e) = self.entries.get_mut(name) {
+                e.restart_timer = Some(handle);
+            }
+        } else if success {
+            e.completed = true;
+            e.set_state(ServiceState::Stopped, Some(format!("{why} (completed)")));
+            self.check_waiters();
+            self.advance(ctx);
+        } else {
+            self.fail(name, why, ctx);
+        }
+    }
+
+    fn on_unhealthy(&mut self, name: &str, detail: String, ctx: &mut Context<Self>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.phase != Phase::Running || e.state == ServiceState::Unhealthy {
+            return;
+        }
+        e.set_state(ServiceState::Unhealthy, Some(detail.clone()));
+        tracing::warn!(service = %name, "unhealthy: {detail}");
+        let restart = e.restart.policy != RestartPolicy::Never;
+        self.broadcast(
+            name,
+            EventKind::Unhealthy {
+                reason: detail.clone(),
+            },
+        );
+        if !restart || self.shutting_down {
+            return;
+        }
+        let name_owned = name.to_owned();
+        let timeout = self.shutdown_timeout;
+        self.cascade(vec![name_owned.clone()], timeout)
+            .map(move |_, act, ctx| {
+                if let Some(e) = act.entries.get_mut(&name_owned) {
+                    if e.phase == Phase::Idle {
+                        e.ready_since = None;
+                        act.after_down(
+                            &name_owned,
+                            true,
+                            format!("unhealthy ({detail})"),
+                            false,
+                            ctx,
+                        );
+                    }
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Fails `name` for good: its running dependents are stopped and wait again,
+    /// and pending requests that need it answer with the failure once what they
+    /// started is stopped again.
+    fn fail(&mut self, name: &str, reason: String, ctx: &mut Context<Self>) {
+        self.health.do_send(Unwatch {
+            name: name.to_owned(),
+        });
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if let Some(t) = e.restart_timer.take() {
+            ctx.cancel_future(t);
+        }
+        if e.phase != Phase::Stopping {
+            e.phase = Phase::Idle;
+        }
+        e.op += 1;
+        e.ready = false;
+        e.started = false;
+        e.pid = None;
+        e.set_state(ServiceState::Failed, Some(reason.clone()));
+        tracing::error!(service = %name, "failed: {reason}");
+        self.broadcast(
+            name,
+            EventKind::Failed {
+                reason: reason.clone(),
+            },
+        );
+
+        let dependents = self.dependents(name);
+        let (affected, rest): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.names.iter().any(|n| n == name));
+        self.waiters = rest;
+        let waiting_reason = format!("dependency `{name}` failed");
+        for d in &dependents {
+            if let Some(de) = self.entries.get_mut(d) {
+                if !de.in_flight() && de.state != ServiceState::Failed && de.needed {
+                    de.set_state(ServiceState::Waiting, Some(waiting_reason.clone()));
+                }
+            }
+        }
+        let mut to_stop: Vec<String> = dependents
+            .iter()
+            .filter(|d| self.entries.get(*d).is_some_and(|e| e.in_flight()))
+            .cloned()
+            .collect();
+        let undo: BTreeSet<String> = affected
+            .iter()
+            .flat_map(|w| w.started_here.iter().cloned())
+            .filter(|n| n != name)
+            .collect();
+        for n in &undo {
+            if !to_stop.contains(n) && self.entries.get(n).is_some_and(|e| e.in_flight()) {
+                to_stop.push(n.clone());
+            }
+        }
+        if to_stop.is_empty() && affected.is_empty() {
+            return;
+        }
+        let failed = name.to_owned();
+        let timeout = self.shutdown_timeout;
+        self.cascade(to_stop, timeout)
+            .map(move |(reports, _), act, _| {
+                for r in &reports {
+                    let Some(e) = act.entries.get_mut(&r.name) else {
+                        continue;
+                    };
+                    if e.phase != Phase::Idle || e.state == ServiceState::Failed {
+                        continue;
+                    }
+                    if undo.contains(&r.name) {
+                        e.needed = false;
+                        e.set_state(
+                            ServiceState::Stopped,
+                            Some(format!("stopped again: `{failed}` failed to start")),
+                        );
+                    } else {
+                        e.set_state(
+                            ServiceState::Waiting,
+                            Some(format!("dependency `{failed}` failed")),
+                        );
+                    }
+                }
+                for n in &undo {
+                    if let Some(e) = act.entries.get_mut(n) {
+                        if e.state == ServiceState::Waiting {
+                            e.needed = false;
+                            e.set_state(
+                                ServiceState::Stopped,
+                                Some(format!("not started: `{failed}` failed")),
+                            );
+                        }
+                    }
+                }
+                for w in affected {
+                    let _ = w.tx.send(Err(Error::ServiceFailed {
+                        service: failed.clone(),
+                        reason: reason.clone(),
+                    }));
+                }
+            })
+            .spawn(ctx);
+    }
+
+    /// Stops `names` as a cascade (deepest first, each level in parallel) within
+    /// `deadline`. Marks them stopping at once and stopped (phase idle) at the end.
+    fn cascade(
+        &mut self,
+        names: Vec<String>,
+        deadline: Duration,
+    ) -> impl ActorFuture<Self, Output = (Vec<ServiceStopReport>, bool)> + 'static {
+        let mut items: Vec<(usize, StopItem)> = Vec::new();
+        let mut ops: Vec<(String, u64)> = Vec::new();
+        for n in &names {
+            let Some(e) = self.entries.get_mut(n) else {
+                continue;
+            };
+            self.health.do_send(Unwatch { name: n.clone() });
+            e.phase = Phase::Stopping;
+            e.op += 1;
+            ops.push((n.clone(), e.op));
+            e.ready = false;
+            e.started = false;
+            if e.state != ServiceState::Failed {
+                e.set_state(ServiceState::Stopping, None);
+            }
+            items.push((
+                e.depth,
+                StopItem {
+                    name: n.clone(),
+                    via: match &e.runner {
+                        Runner::Process(a) => StopVia::Process(a.clone()),
+                        Runner::Plugin { stop, .. } => StopVia::Plugin(stop.clone()),
+                    },
+                    timeout: e.stop_timeout,
+                    signal: e.stop_signal,
+                    port: e.port,
+                    allow: e.allow.clone(),
+                },
+            ));
+        }
+        let mut by_depth: BTreeMap<usize, Vec<StopItem>> = BTreeMap::new();
+        for (d, item) in items {
+            by_depth.entry(d).or_default().push(item);
+        }
+        let levels: VecDeque<Vec<StopItem>> = by_depth.into_values().rev().collect();
+        let ctx = CascadeCtx {
+            janitor: self.janitor.clone(),
+            subscribers: self.subscribers.clone(),
+            project: self.project.clone(),
+        };
+        run_cascade(levels, deadline, ctx)
+            .into_actor(self)
+            .map(move |(reports, hit), act, _| {
+                for (name, op) in &ops {
+                    if let Some(e) = act.entries.get_mut(name) {
+                        if e.op == *op {
+                            e.phase = Phase::Idle;
+                            e.pid = None;
+                            e.ready_since = None;
+                            if e.state != ServiceState::Failed {
+                                e.set_state(ServiceState::Stopped, None);
+                            }
+                        }
+                    }
+                }
+                (reports, hit)
+            })
+    }
+
+    fn status_of(e: &Entry) -> ServiceStatus {
+        ServiceStatus {
+            name: e.name.clone(),
+            state: e.state,
+            reason: e.reason.clone(),
+            pid: e.pid,
+            port: e.port,
+            restarts: e.restarts,
+            last_exit: e.last_exit,
+            since_ms: e.since_ms,
+            health: e.health_text.clone(),
+            health_latency_ms: e.health_latency_ms,
+            plugin: e.is_plugin(),
+        }
+    }
+
+    pub(crate) fn sweep_items(&self) -> Vec<SweepItem> {
+        self.entries
+            .values()
+            .map(|e| SweepItem {
+                service: e.name.clone(),
+                port: e.port,
+                allow: e.allow.clone(),
+                signal: e.stop_signal,
+                grace: e.stop_timeout.min(SWEEP_GRACE),
+                tag: !e.is_plugin(),
+            })
+            .collect()
+    }
+
+    /// Registers `names` as a request; returns its answer.
+    fn wait_for(
+        &mut self,
+        names: Vec<String>,
+        started_here: Vec<String>,
+    ) -> oneshot::Receiver<Result<()>> {
+        let (tx, rx) = oneshot::channel();
+        self.waiters.push(Waiter {
+            names,
+            started_here,
+            tx,
+        });
+        rx
+    }
+}
+
+/// The grace a [`Sweep`] gives each service's processes before killing them.
+pub const SWEEP_GRACE: Duration = Duration::from_secs(1);
+
+enum StopVia {
+    Process(Addr<ServiceActor>),
+    Plugin(Recipient<Stop>),
+}
+
+struct StopItem {
+    name: String,
+    via: StopVia,
+    timeout: Duration,
+    signal: Signal,
+    port: Option<u16>,
+    allow: Vec<String>,
+}
+
+struct CascadeCtx {
+    janitor: Addr<PortJanitor>,
+    subscribers: Vec<Recipient<ServiceEvent>>,
+    project: String,
+}
+
+async fn run_cascade(
+    mut levels: VecDeque<Vec<StopItem>>,
+    deadline: Duration,
+    ctx: CascadeCtx,
+) -> (Vec<ServiceStopReport>, bool) {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut hit = false;
+    while let Some(mut level) = levels.pop_front() {
+        let remaining = deadline.saturating_sub(start.elapsed());
+        let at_once = remaining.is_zero();
+        if at_once {
+            hit = true;
+            while let Some(more) = levels.pop_front() {
+                level.extend(more);
+            }
+        }
+        let stops = level.into_iter().map(|item| {
+            let grace = if at_once {
+                Duration::ZERO
+            } else {
+                item.timeout.min(remaining)
+            };
+            let cut = grace < item.timeout;
+            stop_item(item, grace, cut, &ctx)
+        });
+        let reports = futures::future::join_all(stops).await;
+        for r in &reports {
+            if r.deadline_cut && !r.report.killed.is_empty() {
+                hit = true;
+            }
+            let ev = ServiceEvent {
+                name: r.name.clone(),
+                kind: EventKind::Stopped {
+                    report: r.report.clone(),
+                },
+            };
+            for s in &ctx.subscribers {
+                s.do_send(ev.clone());
+            }
+        }
+        out.extend(reports);
+    }
+    (out, hit)
+}
+
+async fn stop_item(
+    item: StopItem,
+    grace: Duration,
+    cut: bool,
+    ctx: &CascadeCtx,
+) -> ServiceStopReport {
+    let started = Instant::now();
+    let answer = match &item.via {
+        StopVia::Process(a) => tokio::time::timeout(grace + STOP_MARGIN, a.send(Stop { grace }))
+            .await
+            .ok()
+            .and_then(|r| r.ok()),
+        StopVia::Plugin(r) => tokio::time::timeout(grace + STOP_MARGIN, r.send(Stop { grace }))
+            .await
+            .ok()
+            .and_then(|r| r.ok()),
+    };
+    let report = match answer {
+        Some(r) => r,
+        None => match &item.via {
+            StopVia::Process(_) => {
+                tracing::warn!(service = %item.name, "no answer to Stop; killing what carries its tag");
+                let target = StopTarget {
+                    root: None,
+                    pgid: None,
+                    tag: Some(Tag::new(ctx.project.clone(), item.name.clone())),
+                };
+                let mut r =
+                    blocking(move || ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO))
+                        .await
+                        .ok()
+                        .and_then(|r| r.ok())
+                        .unwrap_or_default();
+                r.elapsed = started.elapsed();
+                r
+            }
+            StopVia::Plugin(_) => StopReport {
+                elapsed: started.elapsed(),
+                survivors: vec![ProcessBrief {
+                    pid: std::process::id(),
+                    name: format!("plugin `{}` did not answer Stop", item.name),
+                }],
+                ..StopReport::default()
+            },
+        },
+    };
+    let _ = item.signal;
+    let port_free = match item.port {
+        Some(port) => {
+            let check = ctx
+                .janitor
+                .send(CheckPort {
+                    port,
+                    service: item.name.clone(),
+                    allow: item.allow.clone(),
+                    grace,
+                })
+                .await;
+            Some(check.map(|c| c.free).unwrap_or(false))
+        }
+        None => None,
+    };
+    ServiceStopReport {
+        name: item.name,
+        report,
+        port_free,
+        deadline_cut: cut,
+    }
+}
 
 impl Actor for Supervisor {
     type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        if self.subreaper {
+            ctx.run_interval(REAP_EVERY, |act, ctx| {
+                if act.reaping {
+                    return;
+                }
+                act.reaping = true;
+                let exclude = OwnChild::all();
+                blocking(move || ringmaster_os::reap_adopted(&exclude))
+                    .into_actor(act)
+                    .map(|_, act, _| act.reaping = false)
+                    .spawn(ctx);
+            });
+        }
+    }
+}
+
+impl Handler<Up> for Supervisor {
+    type Result = ResponseFuture<Result<()>>;
+
+    fn handle(&mut self, msg: Up, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closed || self.shutting_down {
+            return Box::pin(async {
+                Err(Error::Other("the orchestrator is shutting down".into()))
+            });
+        }
+        let names = match self.closure(msg.only.as_deref()) {
+            Ok(n) => n,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        let mut started_here = Vec::new();
+        for n in &names {
+            let Some(e) = self.entries.get_mut(n) else {
+                continue;
+            };
+            e.needed = true;
+            if !e.in_flight() && e.state != ServiceState::Waiting {
+                e.attempts = 0;
+                e.completed = false;
+                e.set_state(ServiceState::Waiting, None);
+            }
+            if !e.in_flight() {
+                started_here.push(n.clone());
+            }
+        }
+        let rx = self.wait_for(names, started_here);
+        self.advance(ctx);
+        self.check_waiters();
+        Box::pin(async move { rx.await.unwrap_or(Err(Error::SupervisorGone)) })
+    }
+}
+
+impl Handler<Restart> for Supervisor {
+    type Result = ResponseActFuture<Self, Result<()>>;
+
+    fn handle(&mut self, msg: Restart, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closed || self.shutting_down {
+            return Box::pin(actix::fut::ready(Err(Error::Other(
+                "the orchestrator is shutting down".into(),
+            ))));
+        }
+        if !self.entries.contains_key(&msg.name) {
+            return Box::pin(actix::fut::ready(Err(Error::UnknownService(msg.name))));
+        }
+        let dependents = self.dependents(&msg.name);
+        let mut to_stop: Vec<String> = dependents
+            .iter()
+            .filter(|d| self.entries.get(*d).is_some_and(|e| e.in_flight()))
+            .cloned()
+            .collect();
+        to_stop.push(msg.name.clone());
+        if let Some(e) = self.entries.get_mut(&msg.name) {
+            e.restarts += 1;
+            if let Some(t) = e.restart_timer.take() {
+                // A pending automatic restart is replaced by this one.
+                ctx.cancel_future(t);
+            }
+        }
+        let name = msg.name;
+        let timeout = self.shutdown_timeout;
+        Box::pin(
+            self.cascade(to_stop.clone(), timeout)
+                .then(move |_, act, ctx| {
+                    let mut names = Vec::new();
+                    for n in &to_stop {
+                        if let Some(e) = act.entries.get_mut(n) {
+                            e.needed = true;
+                            e.attempts = 0;
+                            e.completed = false;
+                            if e.phase == Phase::Idle {
+                                e.set_state(ServiceState::Waiting, None);
+                            }
+                            names.push(n.clone());
+                        }
+                    }
+                    // Dependents that were waiting for it come along.
+                    for d in act.dependents(&name) {
+                        if act.entries.get(&d).is_some_and(|e| e.needed) && !names.contains(&d) {
+                            names.push(d);
+                        }
+                    }
+                    let rx = act.wait_for(names, Vec::new());
+                    act.advance(ctx);
+                    act.check_waiters();
+                    actix::fut::wrap_future(async move {
+                        rx.await.unwrap_or(Err(Error::SupervisorGone))
+                    })
+                }),
+        )
+    }
+}
+
+impl Handler<Shutdown> for Supervisor {
+    type Result = AtomicResponse<Self, ShutdownReport>;
+
+    fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
+        if self.closed {
+            return AtomicResponse::new(Box::pin(actix::fut::ready(ShutdownReport::default())));
+        }
+        self.shutting_down = true;
+        let start = Instant::now();
+        for w in std::mem::take(&mut self.waiters) {
+            let _ = w.tx.send(Err(Error::Other(
+                "the orchestrator is shutting down".into(),
+            )));
+        }
+        let mut names = Vec::new();
+        for (n, e) in self.entries.iter_mut() {
+            let pending_restart = e.restart_timer.take();
+            if let Some(t) = &pending_restart {
+                ctx.cancel_future(*t);
+            }
+            if e.ever_started || e.phase != Phase::Idle || pending_restart.is_some() {
+                names.push(n.clone());
+            }
+        }
+        tracing::info!(
+            "shutting down {} service(s) within {:?}",
+            names.len(),
+            msg.deadline
+        );
+        AtomicResponse::new(Box::pin(self.cascade(names, msg.deadline).map(
+            move |(services, deadline_hit), act, _| {
+                act.closed = true;
+                act.lock.take();
+                let report = ShutdownReport {
+                    services,
+                    elapsed: start.elapsed(),
+                    deadline_hit,
+                };
+                tracing::info!("shutdown done in {:?}", report.elapsed);
+                report
+            },
+        )))
+    }
+}
+
+impl Handler<ServiceEvent> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, ev: ServiceEvent, ctx: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        let name = ev.name.clone();
+        let Some(e) = self.entries.get_mut(&name) else {
+            return;
+        };
+        match ev.kind {
+            EventKind::Spawned { pid } => {
+                if e.phase != Phase::Starting {
+                    return;
+                }
+                e.phase = Phase::Running;
+                e.started = true;
+                e.ever_started = true;
+                e.pid = pid;
+                let no_probe = e.health.is_none();
+                let plugin = e.is_plugin();
+                for s in &self.subscribers {
+                    s.do_send(ServiceEvent {
+                        name: name.clone(),
+                        kind: EventKind::Spawned { pid },
+                    });
+                }
+                if no_probe && !plugin {
+                    self.mark_ready(&name, ctx);
+                } else {
+                    self.advance(ctx);
+                }
+            }
+            EventKind::Ready => {
+                if !matches!(e.phase, Phase::Starting | Phase::Running) {
+                    return;
+                }
+                if e.phase == Phase::Starting {
+                    e.phase = Phase::Running;
+                    e.ever_started = true;
+                }
+                self.mark_ready(&name, ctx);
+            }
+            EventKind::Unhealthy { reason } => {
+                if e.phase == Phase::Running {
+                    self.on_unhealthy(&name, reason, ctx);
+                }
+            }
+            EventKind::Exited { code } => {
+                if matches!(e.phase, Phase::Starting | Phase::Running) {
+                    self.on_exit(&name, code, ctx);
+                }
+            }
+            EventKind::Stopped { .. } => {
+                if e.phase == Phase::Running {
+                    self.on_exit(&name, None, ctx);
+                }
+            }
+            EventKind::Failed { reason } => {
+                if matches!(
+                    e.phase,
+                    Phase::Preparing | Phase::Prepared | Phase::Starting | Phase::Running
+                ) {
+                    self.fail(&name, reason, ctx);
+                }
+            }
+        }
+    }
+}
+
+impl Handler<HealthChanged> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: HealthChanged, ctx: &mut Context<Self>) {
+        if self.closed || self.shutting_down {
+            return;
+        }
+        let Some(e) = self.entries.get_mut(&msg.name) else {
+            return;
+        };
+        if !matches!(e.phase, Phase::Starting | Phase::Running) {
+            return;
+        }
+        e.health_latency_ms = Some(msg.latency.as_millis() as u64);
+        e.health_text = Some(match msg.health {
+            Health::Ready | Health::Healthy => "ok".to_owned(),
+            Health::Unhealthy => format!("failing: {}", msg.detail),
+        });
+        match msg.health {
+            Health::Ready => {
+                if e.phase == Phase::Starting {
+                    // A plugin may be probed before it reports Spawned.
+                    e.phase = Phase::Running;
+                    e.ever_started = true;
+                }
+                self.mark_ready(&msg.name, ctx);
+            }
+            Health::Healthy => {
+                if e.state == ServiceState::Unhealthy {
+                    e.set_state(ServiceState::Ready, None);
+                    tracing::info!(service = %msg.name, "healthy again");
+                }
+            }
+            Health::Unhealthy => self.on_unhealthy(&msg.name, msg.detail, ctx),
+        }
+    }
+}
+
+impl Handler<GetStatus> for Supervisor {
+    type Result = MessageResult<GetStatus>;
+
+    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(
+            self.order
+                .iter()
+                .filter_map(|n| self.entries.get(n))
+                .map(Self::status_of)
+                .collect(),
+        )
+    }
+}
+
+impl Handler<Sweep> for Supervisor {
+    type Result = ResponseFuture<SweepReport>;
+
+    fn handle(&mut self, _: Sweep, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(crate::janitor::sweep(
+            self.project.clone(),
+            self.sweep_items(),
+        ))
+    }
+}
+
+impl Handler<Subscribe> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Subscribe, _: &mut Context<Self>) {
+        self.subscribers.push(msg.0);
+    }
+}
+
+impl Handler<SubscribeLogs> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, msg: SubscribeLogs, _: &mut Context<Self>) {
+        if let Ok(mut s) = self.log_subscribers.lock() {
+            s.push(msg.0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let b = Duration::from_millis(100);
+        assert_eq!(backoff_delay(b, 1), Duration::from_millis(100));
+        assert_eq!(backoff_delay(b, 2), Duration::from_millis(200));
+        assert_eq!(backoff_delay(b, 3), Duration::from_millis(400));
+        assert_eq!(backoff_delay(b, 40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn topo_order_puts_dependencies_first_and_names_cycles() {
+        let g: BTreeMap<String, Vec<String>> = [
+            ("web", vec!["api"]),
+            ("api", vec!["db"]),
+            ("db", vec![]),
+            ("cache", vec![]),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.into_iter().map(String::from).collect()))
+        .collect();
+        assert_eq!(
+            topo_order(&g).expect("no cycle"),
+            vec!["cache", "db", "api", "web"]
+        );
+        let c: BTreeMap<String, Vec<String>> = [("a", vec!["b"]), ("b", vec!["a"])]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.into_iter().map(String::from).collect()))
+            .collect();
+        assert_eq!(topo_order(&c).expect_err("a cycle"), vec!["a", "b", "a"]);
+    }
 }
