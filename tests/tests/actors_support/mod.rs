@@ -1,0 +1,192 @@
+//! Shared by the actor tests (`actors_*.rs`): a recorder of service events and
+//! output lines with their arrival instants, configuration helpers that run the
+//! fake-service program, and an async polling wait (a blocking wait would stall
+//! the actix arbiter the orchestrator runs on).
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use ringmaster::config::{Config, ServiceConfigBuilder};
+use ringmaster::messages::{EventKind, LogLine, ServiceEvent};
+use ringmaster_tests::fake_service;
+
+/// Generous: tests must not depend on a fast machine.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// One recorded event: when it arrived and what it was.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub at: Instant,
+    pub event: ServiceEvent,
+}
+
+/// What a [`Recorder`] saw, shared with the test.
+#[derive(Clone, Default)]
+pub struct Recording {
+    pub events: Arc<Mutex<Vec<Seen>>>,
+    pub lines: Arc<Mutex<Vec<LogLine>>>,
+    /// Whether `probe_port` answered at the moment the watched service spawned.
+    pub port_at_spawn: Arc<Mutex<Vec<(String, bool)>>>,
+}
+
+impl Recording {
+    /// Every event so far.
+    pub fn events(&self) -> Vec<Seen> {
+        self.events.lock().expect("events lock").clone()
+    }
+    /// The events of `service` whose kind matches `pred`.
+    pub fn of(&self, service: &str, pred: impl Fn(&EventKind) -> bool) -> Vec<Seen> {
+        self.events()
+            .into_iter()
+            .filter(|s| s.event.name == service && pred(&s.event.kind))
+            .collect()
+    }
+    /// The instant of the first event of `service` matching `pred`.
+    pub fn first(&self, service: &str, pred: impl Fn(&EventKind) -> bool) -> Option<Instant> {
+        self.of(service, pred).first().map(|s| s.at)
+    }
+    /// Index of the first event of `service` matching `pred` in arrival order.
+    pub fn index(&self, service: &str, pred: impl Fn(&EventKind) -> bool) -> Option<usize> {
+        self.events()
+            .iter()
+            .position(|s| s.event.name == service && pred(&s.event.kind))
+    }
+    /// Every output line so far.
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.lines.lock().expect("lines lock").clone()
+    }
+}
+
+/// An actor that records service events and output lines. When `spawn_probe` is
+/// set to `(service, port)`, it also checks at once, when `service` spawns,
+/// whether something answers on `port`.
+pub struct Recorder {
+    pub seen: Recording,
+    pub spawn_probe: Option<(String, u16)>,
+}
+
+impl Actor for Recorder {
+    type Context = Context<Self>;
+}
+
+impl Handler<ServiceEvent> for Recorder {
+    type Result = ();
+    fn handle(&mut self, event: ServiceEvent, _: &mut Context<Self>) {
+        let at = Instant::now();
+        if let (Some((svc, port)), EventKind::Spawned { .. }) = (&self.spawn_probe, &event.kind) {
+            if *svc == event.name {
+                let answers = ringmaster_tests::port_answers(*port);
+                self.seen
+                    .port_at_spawn
+                    .lock()
+                    .expect("lock")
+                    .push((event.name.clone(), answers));
+            }
+        }
+        self.seen
+            .events
+            .lock()
+            .expect("events lock")
+            .push(Seen { at, event });
+    }
+}
+
+impl Handler<LogLine> for Recorder {
+    type Result = ();
+    fn handle(&mut self, line: LogLine, _: &mut Context<Self>) {
+        self.seen.lines.lock().expect("lines lock").push(line);
+    }
+}
+
+/// Starts a recorder subscribed to `orch`'s events and lines.
+pub fn record(orch: &ringmaster::Orchestrator, spawn_probe: Option<(&str, u16)>) -> Recording {
+    let seen = Recording::default();
+    let addr = Recorder {
+        seen: seen.clone(),
+        spawn_probe: spawn_probe.map(|(s, p)| (s.to_owned(), p)),
+    }
+    .start();
+    orch.subscribe(addr.clone().recipient());
+    orch.subscribe_logs(addr.recipient());
+    seen
+}
+
+/// The shell command running fake-service with `args`.
+pub fn fake(args: &str) -> String {
+    format!("'{}' {args}", fake_service().display())
+}
+
+/// A service running fake-service with `args`; short stop timeout.
+pub fn svc(name: &str, args: &str) -> ServiceConfigBuilder {
+    ServiceConfigBuilder::new(name, fake(args)).stop_timeout(Duration::from_secs(5))
+}
+
+/// A configuration in `dir` (state in `dir/state`) with `services`.
+pub fn config(dir: &Path, services: Vec<ServiceConfigBuilder>) -> Config {
+    let mut b = Config::builder(dir)
+        .state_dir(dir.join("state"))
+        .shutdown_timeout(Duration::from_secs(20));
+    for s in services {
+        b = b.service(s);
+    }
+    b.build().expect("a valid test configuration")
+}
+
+/// Polls `cond` every 10 ms without blocking the arbiter; panics with `what`
+/// after `timeout`.
+pub async fn until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Like [`until`], for an async condition.
+pub async fn until_async<F, Fut>(what: &str, timeout: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !cond().await {
+        if start.elapsed() > timeout {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        actix_rt::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The start time of `pid` in clock ticks since boot (Linux /proc).
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// True when nothing listens on `port` (connect refused).
+pub fn port_free(port: u16) -> bool {
+    !ringmaster_tests::port_answers(port)
+}
+
+pub fn is_spawned(k: &EventKind) -> bool {
+    matches!(k, EventKind::Spawned { .. })
+}
+pub fn is_ready(k: &EventKind) -> bool {
+    matches!(k, EventKind::Ready)
+}
+pub fn is_stopped(k: &EventKind) -> bool {
+    matches!(k, EventKind::Stopped { .. })
+}
+pub fn is_exited(k: &EventKind) -> bool {
+    matches!(k, EventKind::Exited { .. })
+}
+pub fn is_failed(k: &EventKind) -> bool {
+    matches!(k, EventKind::Failed { .. })
+}
