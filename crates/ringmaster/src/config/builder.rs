@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use ringmaster_os::Signal;
 
-use super::parse::{absolute, read_env_file, resolve};
+use super::parse::{absolute, read_env_file, resolve, EnvFileFailure};
 use super::validate::{validate, Spot};
 use super::{
     defaults, Condition, Config, ConfigError, ConfigErrors, Dependency, HealthConfig,
@@ -356,8 +356,10 @@ impl ServiceConfigBuilder {
         if let Some(path) = self.env_file {
             match read_env_file(&resolve(base_dir, path)) {
                 Ok(pairs) => env = pairs,
-                Err(Ok(errs)) => errors.extend(errs),
-                Err(Err(message)) => errors.push(here(format!("service `{name}`: {message}"))),
+                Err(EnvFileFailure::Invalid(errs)) => errors.extend(errs),
+                Err(EnvFileFailure::Unreadable(message)) => {
+                    errors.push(here(format!("service `{name}`: {message}")))
+                }
             }
         }
         for (k, v) in self.env {

@@ -19,17 +19,16 @@ pub(crate) fn expand(
     while let Some(i) = rest.find('$') {
         out.push_str(&rest[..i]);
         let after = &rest[i..];
-        if after.starts_with("$${") {
+        if let Some(escaped) = after.strip_prefix("$${") {
             out.push_str("${");
-            rest = &after[3..];
+            rest = escaped;
             continue;
         }
-        if !after.starts_with("${") {
+        let Some(body_and_more) = after.strip_prefix("${") else {
             out.push('$');
             rest = &after[1..];
             continue;
-        }
-        let body_and_more = &after[2..];
+        };
         let Some(end) = body_and_more.find('}') else {
             return Err(format!(
                 "unterminated `${{` in \"{text}\" (expected `${{NAME}}` or `${{NAME:-default}}`)"

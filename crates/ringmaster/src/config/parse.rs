@@ -81,14 +81,20 @@ trait RawTable: DeserializeOwned + Default {
             Self::KEYS.join(", ")
         )
     }
-    /// All errors of a nested table value of `key`, when it has one.
-    fn nested_errors(
+    /// Notes a key that had errors (reported already; its field stays empty).
+    fn bad_key(&mut self, key: &str);
+    /// For a key whose value is a nested table that failed as a whole: collects
+    /// that table key by key (every error, the good keys kept). False when `key`
+    /// is not a nested table.
+    fn nested(
+        &mut self,
         _key: &str,
         _value: &Spanned<DeValue<'_>>,
         _ctx: &str,
         _src: &Source<'_>,
-    ) -> Option<Vec<ConfigError>> {
-        None
+        _errors: &mut Vec<ConfigError>,
+    ) -> bool {
+        false
     }
 }
 
@@ -97,7 +103,12 @@ macro_rules! raw_table {
         $(#[doc = $doc])*
         #[derive(Debug, Default, Deserialize)]
         #[serde(deny_unknown_fields)]
-        struct $name { $($field: Option<$ty>),* }
+        struct $name {
+            $($field: Option<$ty>,)*
+            /// The keys that had errors (reported already; their fields are empty).
+            #[serde(skip)]
+            bad_keys: Vec<String>,
+        }
         impl $name {
             const FIELD_NAMES: &'static [&'static str] = &[$(stringify!($field)),*];
             fn merge_fields(&mut self, other: Self) {
@@ -181,6 +192,9 @@ macro_rules! plain_raw_table {
             fn merge(&mut self, other: Self) {
                 self.merge_fields(other)
             }
+            fn bad_key(&mut self, key: &str) {
+                self.bad_keys.push(key.to_string());
+            }
         }
     )*};
 }
@@ -191,22 +205,39 @@ impl RawTable for RawService {
     fn merge(&mut self, other: Self) {
         self.merge_fields(other)
     }
-    fn nested_errors(
+    fn bad_key(&mut self, key: &str) {
+        self.bad_keys.push(key.to_string());
+    }
+    fn nested(
+        &mut self,
         key: &str,
         value: &Spanned<DeValue<'_>>,
         ctx: &str,
         src: &Source<'_>,
-    ) -> Option<Vec<ConfigError>> {
-        let mut errors = Vec::new();
+        errors: &mut Vec<ConfigError>,
+    ) -> bool {
         let ctx = format!("{ctx} {key}");
+        let span = value.span();
         match key {
-            "health" => drop(collect::<RawHealth>(value, &ctx, src, &mut errors)),
-            "restart" => drop(collect::<RawRestart>(value, &ctx, src, &mut errors)),
-            "stop" => drop(collect::<RawStop>(value, &ctx, src, &mut errors)),
-            "install" => drop(collect::<RawInstall>(value, &ctx, src, &mut errors)),
-            _ => return None,
+            "health" => {
+                self.health =
+                    collect::<RawHealth>(value, &ctx, src, errors).map(|v| Spanned::new(span, v))
+            }
+            "restart" => {
+                self.restart =
+                    collect::<RawRestart>(value, &ctx, src, errors).map(|v| Spanned::new(span, v))
+            }
+            "stop" => {
+                self.stop =
+                    collect::<RawStop>(value, &ctx, src, errors).map(|v| Spanned::new(span, v))
+            }
+            "install" => {
+                self.install =
+                    collect::<RawInstall>(value, &ctx, src, errors).map(|v| Spanned::new(span, v))
+            }
+            _ => return false,
         }
-        Some(errors)
+        true
     }
 }
 
@@ -214,6 +245,9 @@ impl RawTable for RawHealth {
     const KEYS: &'static [&'static str] = RawHealth::FIELD_NAMES;
     fn merge(&mut self, other: Self) {
         self.merge_fields(other)
+    }
+    fn bad_key(&mut self, key: &str) {
+        self.bad_keys.push(key.to_string());
     }
     fn unknown_key(ctx: &str, key: &str) -> String {
         format!("{ctx}: unknown probe kind `{key}`; expected one of http, tcp, exec, log (besides interval, timeout, failures)")
@@ -281,16 +315,16 @@ fn collect<T: RawTable>(
             Ok(part) => out.merge(part),
             Err(e) => {
                 let name: &str = key.get_ref();
+                out.bad_key(name);
                 if !T::KEYS.contains(&name) {
                     errors.push(src.error(key.span(), T::unknown_key(ctx, name)));
                     continue;
                 }
-                if let Some(nested) = T::nested_errors(name, item, ctx, src) {
-                    if !nested.is_empty() {
-                        errors.extend(nested);
-                        continue;
-                    }
+                let before = errors.len();
+                if out.nested(name, item, ctx, src, errors) && errors.len() > before {
+                    continue;
                 }
+                errors.truncate(before);
                 let message = e.message().replace("expected i64", "expected an integer");
                 let span = e.span().unwrap_or_else(|| item.span());
                 errors.push(src.error(span, format!("{ctx}: `{name}`: {message}")));
@@ -349,22 +383,30 @@ pub(crate) fn resolve(base: &Path, path: impl AsRef<Path>) -> PathBuf {
     absolute(&base.join(path))
 }
 
+/// Why an env file gave no variables.
+pub(crate) enum EnvFileFailure {
+    /// It cannot be read: the message names the file.
+    Unreadable(String),
+    /// Errors inside it, pointing into it.
+    Invalid(Vec<ConfigError>),
+}
+
 /// Reads an env file; its errors point into it.
-pub(crate) fn read_env_file(
-    path: &Path,
-) -> Result<Vec<(String, String)>, Result<Vec<ConfigError>, String>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Err(format!("cannot read env_file {}: {e}", path.display())))?;
+pub(crate) fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFileFailure> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        EnvFileFailure::Unreadable(format!("cannot read env_file {}: {e}", path.display()))
+    })?;
     parse_env_file(&text).map_err(|errs| {
-        Ok(errs
-            .into_iter()
-            .map(|e| ConfigError {
-                file: path.to_path_buf(),
-                line: e.line,
-                col: e.col,
-                message: format!("env_file: {}", e.message),
-            })
-            .collect())
+        EnvFileFailure::Invalid(
+            errs.into_iter()
+                .map(|e| ConfigError {
+                    file: path.to_path_buf(),
+                    line: e.line,
+                    col: e.col,
+                    message: format!("env_file: {}", e.message),
+                })
+                .collect(),
+        )
     })
 }
 
@@ -634,8 +676,10 @@ fn convert_service(
         let path = resolve(base_dir, v.get_ref());
         match read_env_file(&path) {
             Ok(pairs) => file_env = pairs,
-            Err(Ok(errs)) => errors.extend(errs),
-            Err(Err(message)) => errors.push(src.error(v.span(), format!("{ctx}: {message}"))),
+            Err(EnvFileFailure::Invalid(errs)) => errors.extend(errs),
+            Err(EnvFileFailure::Unreadable(message)) => {
+                errors.push(src.error(v.span(), format!("{ctx}: {message}")))
+            }
         }
     }
     let lookup = |var: &str| -> Option<String> {
@@ -662,6 +706,7 @@ fn convert_service(
             spans.command = Some(v.span());
             expanded(v, "command", errors).unwrap_or_else(|| "<invalid>".into())
         }
+        None if raw.bad_keys.iter().any(|k| k == "command") => "<invalid>".into(),
         None => {
             errors.push(src.error(name_span.clone(), format!("{ctx} has no `command`")));
             // Not empty, so the "empty command" check does not report it twice.
@@ -777,6 +822,10 @@ fn convert_service(
             return None;
         }
         let Some((_, probe_span)) = kinds.first() else {
+            if !raw.bad_keys.is_empty() {
+                // A bad key (such as an unknown probe kind) was already reported.
+                return None;
+            }
             errors.push(src.error(
                 h.span(),
                 format!("{hctx}: no probe kind; expected one of http, tcp, exec or log"),
@@ -853,10 +902,7 @@ fn convert_service(
         if let Some(v) = &s.signal {
             match v.get_ref().parse::<Signal>() {
                 Ok(sig) => stop.signal = sig,
-                Err(e) => errors.push(src.error(
-                    v.span(),
-                    format!("{ctx} stop: unknown signal \"{}\": {e}", v.get_ref()),
-                )),
+                Err(e) => errors.push(src.error(v.span(), format!("{ctx} stop: {e}"))),
             }
         }
         if let Some(d) = s
@@ -881,6 +927,7 @@ fn convert_service(
                 spans.install_command = Some(v.span());
                 expanded(v, "install command", errors).unwrap_or_else(|| "<invalid>".into())
             }
+            None if raw.bad_keys.iter().any(|k| k == "command") => "<invalid>".into(),
             None => {
                 errors.push(src.error(i.span(), format!("{ctx} install: no `command`")));
                 "<missing>".into()

@@ -97,26 +97,40 @@ pub(crate) fn validate(config: &Config, locate: &Locate<'_>) -> Vec<ConfigError>
     }
 
     for (from, index, cycle) in find_cycles(&config.services) {
-        err(
-            &from,
-            Spot::Dependency(index),
-            format!("dependency cycle: {}", cycle.join(" -> ")),
-        );
+        let message = if cycle.len() == 2 {
+            format!(
+                "service `{from}` depends on itself (dependency cycle: {})",
+                cycle.join(" -> ")
+            )
+        } else {
+            format!("dependency cycle: {}", cycle.join(" -> "))
+        };
+        err(&from, Spot::Dependency(index), message);
     }
 
-    // Two services on one port.
-    let mut owners: BTreeMap<u16, &str> = BTreeMap::new();
+    // Two services on one port: the error goes to the later one in the file.
+    let mut by_port: BTreeMap<u16, Vec<&str>> = BTreeMap::new();
     for (name, svc) in &config.services {
         if let Some(port) = svc.port.filter(|p| *p != 0) {
-            if let Some(first) = owners.get(&port) {
-                err(
-                    name,
-                    Spot::Port,
-                    format!("port {port} is used by both `{first}` and `{name}`"),
-                );
-            } else {
-                owners.insert(port, name);
-            }
+            by_port.entry(port).or_default().push(name);
+        }
+    }
+    for (port, names) in by_port.into_iter().filter(|(_, n)| n.len() > 1) {
+        let mut placed: Vec<((usize, usize), &str)> = names
+            .into_iter()
+            .map(|n| {
+                let (_, line, col) = locate(n, Spot::Port);
+                ((line, col), n)
+            })
+            .collect();
+        placed.sort_by_key(|(place, _)| *place);
+        let first = placed[0].1;
+        for (_, name) in &placed[1..] {
+            err(
+                name,
+                Spot::Port,
+                format!("port {port} is used by both `{first}` and `{name}`"),
+            );
         }
     }
     errors
@@ -177,7 +191,9 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
             Probe::Exec { .. } => {}
             Probe::Log { regex } => {
                 if let Err(e) = regex::Regex::new(regex) {
-                    let first = e.to_string().lines().last().unwrap_or_default().to_string();
+                    let text = e.to_string();
+                    let last = text.lines().last().unwrap_or_default();
+                    let first = last.strip_prefix("error: ").unwrap_or(last);
                     err(
                         name,
                         Spot::HealthProbe,
