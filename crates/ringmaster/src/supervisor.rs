@@ -22,8 +22,9 @@
 //! wait keep waiting through a dependency's restart.
 //!
 //! # Stopping
-//! Stops run as a cascade: the services to stop are grouped by depth in the graph
-//! and stopped deepest first, each level in parallel, each service with its stop
+//! Stops run as a cascade: the services to stop are grouped by height in the graph
+//! (0: nothing depends on it; else one more than its highest dependent) and
+//! stopped lowest first, each level in parallel, each service with its stop
 //! timeout cut to what is left of the deadline; past the deadline, everything left
 //! is stopped at once with no grace. After each stop the PortJanitor checks the
 //! port. [`Shutdown`] runs the cascade as an atomic response (no other message
@@ -101,7 +102,8 @@ struct Entry {
     stop_timeout: Duration,
     stop_signal: Signal,
     workdir: PathBuf,
-    depth: usize,
+    /// 0 when nothing depends on it; else one more than its highest dependent.
+    height: usize,
 
     state: ServiceState,
     reason: Option<String>,
@@ -290,7 +292,7 @@ impl Supervisor {
             stop_timeout,
             stop_signal,
             workdir,
-            depth: 0,
+            height: 0,
             state: ServiceState::Stopped,
             reason: None,
             pid: None,
@@ -355,15 +357,20 @@ impl Supervisor {
             .collect();
         let order = topo_order(&graph)
             .map_err(|cycle| Error::Other(format!("dependency cycle: {}", cycle.join(" → "))))?;
-        for name in &order {
-            let depth = entries[name]
-                .deps
-                .iter()
-                .filter_map(|d| entries.get(&d.service).map(|e| e.depth + 1))
-                .max()
-                .unwrap_or(0);
-            if let Some(e) = entries.get_mut(name) {
-                e.depth = depth;
+        // Height: 0 for a service nothing depends on, else one more than its
+        // highest dependent. Dependents first (reverse start order).
+        for name in order.iter().rev() {
+            let (height, deps) = {
+                let e = &entries[name];
+                (
+                    e.height,
+                    e.deps.iter().map(|d| d.service.clone()).collect::<Vec<_>>(),
+                )
+            };
+            for d in deps {
+                if let Some(dep) = entries.get_mut(&d) {
+                    dep.height = dep.height.max(height + 1);
+                }
             }
         }
         Ok(Supervisor {
@@ -879,7 +886,7 @@ impl Supervisor {
             .spawn(ctx);
     }
 
-    /// Stops `names` as a cascade (deepest first, each level in parallel) within
+    /// Stops `names` as a cascade (dependents first, each level in parallel) within
     /// `deadline`. Marks them stopping at once and stopped (phase idle) at the end.
     fn cascade(
         &mut self,
@@ -902,7 +909,7 @@ impl Supervisor {
                 e.set_state(ServiceState::Stopping, None);
             }
             items.push((
-                e.depth,
+                e.height,
                 StopItem {
                     name: n.clone(),
                     via: match &e.runner {
@@ -916,11 +923,11 @@ impl Supervisor {
                 },
             ));
         }
-        let mut by_depth: BTreeMap<usize, Vec<StopItem>> = BTreeMap::new();
-        for (d, item) in items {
-            by_depth.entry(d).or_default().push(item);
+        let mut by_height: BTreeMap<usize, Vec<StopItem>> = BTreeMap::new();
+        for (h, item) in items {
+            by_height.entry(h).or_default().push(item);
         }
-        let levels: VecDeque<Vec<StopItem>> = by_depth.into_values().rev().collect();
+        let levels: VecDeque<Vec<StopItem>> = by_height.into_values().collect();
         let ctx = CascadeCtx {
             janitor: self.janitor.clone(),
             subscribers: self.subscribers.clone(),
