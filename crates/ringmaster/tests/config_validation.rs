@@ -906,3 +906,44 @@ fn builder_reads_env_files() {
         ]
     );
 }
+
+#[test]
+fn dependency_listed_twice() {
+    assert_errors(
+        "duplicate_dependency.toml",
+        &[(6, 21, "service `api` lists dependency `db` twice")],
+    );
+}
+
+#[test]
+fn service_that_is_not_a_table() {
+    // No "unknown service" for web's dependency and no "no command" for api:
+    // only the error that explains it. Env values may be numbers and booleans,
+    // not arrays.
+    assert_errors(
+        "service_not_a_table.toml",
+        &[
+            (2, 7, "service `api`: expected a table, found a string"),
+            (
+                3,
+                107,
+                "service `web`: `env`: invalid type: sequence, expected a string, number or boolean",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn env_values_may_be_numbers_and_booleans() {
+    let config = Config::parse(
+        "[services.web]\ncommand = \"run\"\nenv = { PORT = 3000, DEBUG = true, RATIO = 0.5 }\n",
+        Path::new("/srv/ringmaster.toml"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let env: Vec<(&str, &str)> = config.services["web"]
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    assert_eq!(env, [("DEBUG", "true"), ("PORT", "3000"), ("RATIO", "0.5")]);
+}

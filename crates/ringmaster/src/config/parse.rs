@@ -134,7 +134,7 @@ raw_table!(
     RawService {
         command: Spanned<String>,
         workdir: Spanned<String>,
-        env: BTreeMap<Spanned<String>, Spanned<String>>,
+        env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
         env_file: Spanned<String>,
         port: Spanned<i64>,
         allow: Vec<Spanned<String>>,
@@ -285,6 +285,38 @@ impl<'de> Deserialize<'de> for RawDepends {
             }
         }
         deserializer.deserialize_any(DependsVisitor)
+    }
+}
+
+/// An `env` value: a string, or a number or boolean taken as written (`PORT = 8000`).
+#[derive(Debug)]
+struct EnvValue(String);
+
+impl<'de> Deserialize<'de> for EnvValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct EnvVisitor;
+        impl Visitor<'_> for EnvVisitor {
+            type Value = EnvValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<EnvValue, E> {
+                Ok(EnvValue(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(EnvVisitor)
     }
 }
 
@@ -467,7 +499,11 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
                 let (svc, svc_spans) = convert_service(
                     &name,
                     key.span(),
-                    raw.unwrap_or_default(),
+                    // Not a table (reported): no further errors about its keys.
+                    raw.unwrap_or_else(|| RawService {
+                        bad_keys: vec!["command".into()],
+                        ..Default::default()
+                    }),
                     &settings,
                     &base_dir,
                     &src,
@@ -732,7 +768,8 @@ fn convert_service(
             ));
             continue;
         }
-        if let Some(v) = expanded(value, &format!("env {k}"), errors) {
+        let value = Spanned::new(value.span(), value.get_ref().0.clone());
+        if let Some(v) = expanded(&value, &format!("env {k}"), errors) {
             env.retain(|(existing, _)| existing != k);
             env.push((k.clone(), v));
         }
