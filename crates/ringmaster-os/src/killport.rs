@@ -71,7 +71,7 @@ pub fn clear_port(
         return Ok(report);
     }
 
-    let table = process::snapshot()?;
+    let table = process::snapshot_brief()?;
     for holder in &holders {
         let inside_another = holders.iter().any(|other| {
             other.pid != holder.pid
@@ -84,7 +84,7 @@ pub fn clear_port(
         }
         let target = StopTarget {
             root: Some(holder.pid),
-            pgid: authorized_group(holder, &table, &policy),
+            pgid: authorized_group(holder, &policy),
             tag: None,
         };
         tracing::debug!(port, pid = holder.pid, name = %holder.name, pgid = ?target.pgid, "stopping port holder");
@@ -133,8 +133,11 @@ fn holders_briefs(port: u16) -> Result<Vec<ProcessBrief>> {
 /// The holder's process group, when its leader is alive and itself authorized (so
 /// a holder started in our own group, or in a stranger's, never takes the group
 /// down with it).
-fn authorized_group(holder: &ProcessInfo, table: &[ProcessInfo], policy: &Policy) -> Option<u32> {
+fn authorized_group(holder: &ProcessInfo, policy: &Policy) -> Option<u32> {
     let pgid = holder.pgid.filter(|&g| g > 1)?;
-    let leader = table.iter().find(|p| p.pid == pgid && !p.zombie)?;
-    may_stop(leader, policy).ok().map(|()| pgid)
+    let leader = process::process(pgid)
+        .ok()
+        .flatten()
+        .filter(|p| !p.zombie)?;
+    may_stop(&leader, policy).ok().map(|()| pgid)
 }

@@ -1,0 +1,312 @@
+//! The LISTEN TCP sockets of our network namespace through netlink `sock_diag`
+//! (what `ss` uses). With a LISTEN-only state filter the kernel walks just its
+//! listening hash, while reading `/proc/net/tcp` walks every bucket of the whole
+//! connection table: on machines with much memory that table is large, and one
+//! read of `/proc/net/tcp` costs ~10 ms even when it holds two lines.
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use super::ListenSocket;
+
+/// `SOCK_DIAG_BY_FAMILY` (linux/sock_diag.h).
+const SOCK_DIAG_BY_FAMILY: u16 = 20;
+const NLM_F_REQUEST: u16 = 0x1;
+const NLM_F_DUMP: u16 = 0x300;
+const NLMSG_ERROR: u16 = 0x2;
+const NLMSG_DONE: u16 = 0x3;
+/// `TCP_LISTEN` in the kernel's TCP state numbering.
+const TCP_LISTEN: u32 = 10;
+const NETLINK_SOCK_DIAG: libc::c_int = 4;
+
+/// `struct nlmsghdr`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct NlMsgHdr {
+    len: u32,
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    pid: u32,
+}
+
+/// `struct inet_diag_sockid`: ports and addresses in network byte order.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct InetDiagSockId {
+    sport: [u8; 2],
+    dport: [u8; 2],
+    src: [u8; 16],
+    dst: [u8; 16],
+    interface: u32,
+    cookie: [u32; 2],
+}
+
+/// `struct inet_diag_req_v2`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct InetDiagReqV2 {
+    family: u8,
+    protocol: u8,
+    ext: u8,
+    pad: u8,
+    states: u32,
+    id: InetDiagSockId,
+}
+
+/// `struct inet_diag_msg`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct InetDiagMsg {
+    family: u8,
+    state: u8,
+    timer: u8,
+    retrans: u8,
+    id: InetDiagSockId,
+    expires: u32,
+    rqueue: u32,
+    wqueue: u32,
+    uid: u32,
+    inode: u32,
+}
+
+/// A request for every LISTEN TCP socket of `family`.
+#[repr(C)]
+struct Request {
+    header: NlMsgHdr,
+    body: InetDiagReqV2,
+}
+
+/// Every LISTEN TCP socket (IPv4 and IPv6), or `None` when netlink `sock_diag`
+/// is not available here (the caller then reads `/proc/net/tcp{,6}`).
+pub(super) fn listen_sockets() -> Option<Vec<ListenSocket>> {
+    // SAFETY: plain socket(2); the result is checked before use and owned at once.
+    let raw = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_DGRAM | libc::SOCK_CLOEXEC,
+            NETLINK_SOCK_DIAG,
+        )
+    };
+    if raw < 0 {
+        return None;
+    }
+    // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
+    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
+    let mut all = Vec::new();
+    for (seq, family) in [(1u32, libc::AF_INET), (2u32, libc::AF_INET6)] {
+        all.extend(dump(&sock, seq, family as u8)?);
+    }
+    Some(all)
+}
+
+/// Sends one dump request for `family` and collects the answers.
+fn dump(sock: &OwnedFd, seq: u32, family: u8) -> Option<Vec<ListenSocket>> {
+    let request = Request {
+        header: NlMsgHdr {
+            len: std::mem::size_of::<Request>() as u32,
+            kind: SOCK_DIAG_BY_FAMILY,
+            flags: NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            pid: 0,
+        },
+        body: InetDiagReqV2 {
+            family,
+            protocol: libc::IPPROTO_TCP as u8,
+            ext: 0,
+            pad: 0,
+            states: 1 << TCP_LISTEN,
+            id: InetDiagSockId {
+                sport: [0; 2],
+                dport: [0; 2],
+                src: [0; 16],
+                dst: [0; 16],
+                interface: 0,
+                cookie: [0; 2],
+            },
+        },
+    };
+    // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: the buffer is `request`, alive and of the given size; the address is
+    // a sockaddr_nl of the given size.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            (&request as *const Request).cast(),
+            std::mem::size_of::<Request>(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if sent < 0 {
+        return None;
+    }
+    let mut found = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        // SAFETY: `buf` is a live, writable buffer of the given length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return None;
+        }
+        if n == 0 {
+            return None;
+        }
+        match parse_messages(&buf[..n as usize], seq, &mut found) {
+            Batch::More => {}
+            Batch::Done => return Some(found),
+            Batch::Failed => return None,
+        }
+    }
+}
+
+/// What one received batch said.
+#[derive(Debug, PartialEq, Eq)]
+enum Batch {
+    More,
+    Done,
+    Failed,
+}
+
+/// Parses the netlink messages in `data`, appending the LISTEN sockets found.
+fn parse_messages(data: &[u8], seq: u32, found: &mut Vec<ListenSocket>) -> Batch {
+    const HDR: usize = std::mem::size_of::<NlMsgHdr>();
+    let mut at = 0;
+    while at + HDR <= data.len() {
+        // SAFETY: HDR bytes are in bounds; read_unaligned copes with any alignment,
+        // and NlMsgHdr is plain integers (any bit pattern is valid).
+        let header: NlMsgHdr = unsafe { std::ptr::read_unaligned(data[at..].as_ptr().cast()) };
+        let len = header.len as usize;
+        if len < HDR || at + len > data.len() {
+            return Batch::Failed;
+        }
+        if header.seq == seq {
+            match header.kind {
+                NLMSG_DONE => return Batch::Done,
+                NLMSG_ERROR => return Batch::Failed,
+                SOCK_DIAG_BY_FAMILY => {
+                    if let Some(s) = parse_socket(&data[at + HDR..at + len]) {
+                        found.push(s);
+                    }
+                }
+                _ => {}
+            }
+        }
+        at += (len + 3) & !3;
+    }
+    Batch::More
+}
+
+/// One `inet_diag_msg`, when it is a LISTEN socket.
+fn parse_socket(payload: &[u8]) -> Option<ListenSocket> {
+    if payload.len() < std::mem::size_of::<InetDiagMsg>() {
+        return None;
+    }
+    // SAFETY: the payload holds a whole InetDiagMsg (checked above); it is plain
+    // integers and byte arrays, valid for any bit pattern.
+    let msg: InetDiagMsg = unsafe { std::ptr::read_unaligned(payload.as_ptr().cast()) };
+    if u32::from(msg.state) != TCP_LISTEN {
+        return None;
+    }
+    let addr = match i32::from(msg.family) {
+        libc::AF_INET => {
+            let b = msg.id.src;
+            IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+        }
+        libc::AF_INET6 => {
+            let v6 = Ipv6Addr::from(msg.id.src);
+            match v6.to_ipv4_mapped() {
+                Some(v4) => IpAddr::V4(v4),
+                None => IpAddr::V6(v6),
+            }
+        }
+        _ => return None,
+    };
+    Some(ListenSocket {
+        addr,
+        port: u16::from_be_bytes(msg.id.sport),
+        inode: u64::from(msg.inode),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn struct_sizes_match_the_kernel_abi() {
+        assert_eq!(std::mem::size_of::<NlMsgHdr>(), 16);
+        assert_eq!(std::mem::size_of::<InetDiagSockId>(), 48);
+        assert_eq!(std::mem::size_of::<InetDiagReqV2>(), 56);
+        assert_eq!(std::mem::size_of::<InetDiagMsg>(), 72);
+    }
+
+    /// A netlink message carrying one inet_diag_msg.
+    fn message(seq: u32, family: u8, state: u8, src: [u8; 16], port: u16, inode: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        let len = 16 + 72;
+        out.extend_from_slice(&(len as u32).to_ne_bytes());
+        out.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
+        out.extend_from_slice(&0u16.to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        out.extend_from_slice(&[family, state, 0, 0]);
+        out.extend_from_slice(&port.to_be_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&src);
+        out.extend_from_slice(&[0; 16]);
+        out.extend_from_slice(&[0; 4 + 8]);
+        out.extend_from_slice(&[0; 16]); // expires, rqueue, wqueue, uid
+        out.extend_from_slice(&inode.to_ne_bytes());
+        out
+    }
+
+    fn done(seq: u32) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&20u32.to_ne_bytes());
+        out.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        out.extend_from_slice(&0u16.to_ne_bytes());
+        out.extend_from_slice(&seq.to_ne_bytes());
+        out.extend_from_slice(&0u32.to_ne_bytes());
+        out.extend_from_slice(&0i32.to_ne_bytes());
+        out
+    }
+
+    #[test]
+    fn parses_a_dump_batch() {
+        let mut v4 = [0u8; 16];
+        v4[..4].copy_from_slice(&[127, 0, 0, 1]);
+        let mut mapped = [0u8; 16];
+        mapped[10] = 0xff;
+        mapped[11] = 0xff;
+        mapped[12..].copy_from_slice(&[10, 0, 0, 7]);
+        let mut one = [0u8; 16];
+        one[15] = 1;
+        let mut data = message(7, libc::AF_INET as u8, 10, v4, 8000, 11);
+        data.extend(message(7, libc::AF_INET6 as u8, 10, mapped, 8001, 12));
+        data.extend(message(7, libc::AF_INET6 as u8, 10, one, 8002, 13));
+        data.extend(message(7, libc::AF_INET as u8, 1, v4, 8003, 14)); // not LISTEN
+        data.extend(message(6, libc::AF_INET as u8, 10, v4, 8004, 15)); // other request
+        let mut found = Vec::new();
+        assert_eq!(parse_messages(&data, 7, &mut found), Batch::More);
+        let got: Vec<(String, u16, u64)> = found
+            .iter()
+            .map(|s| (s.addr.to_string(), s.port, s.inode))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("127.0.0.1".to_string(), 8000, 11),
+                ("10.0.0.7".to_string(), 8001, 12),
+                ("::1".to_string(), 8002, 13),
+            ]
+        );
+        assert_eq!(parse_messages(&done(7), 7, &mut found), Batch::Done);
+        assert_eq!(parse_messages(&data[..50], 7, &mut found), Batch::Failed);
+    }
+}
