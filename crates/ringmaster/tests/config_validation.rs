@@ -947,3 +947,34 @@ fn env_values_may_be_numbers_and_booleans() {
         .collect();
     assert_eq!(env, [("DEBUG", "true"), ("PORT", "3000"), ("RATIO", "0.5")]);
 }
+
+#[test]
+fn dependencies_on_external_services_such_as_plugins() {
+    let text = "[services.web]\ncommand = \"run\"\ndepends_on = [\"gateway\"]\n";
+    let path = Path::new("/srv/ringmaster.toml");
+    let err = Config::parse(text, path).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/srv/ringmaster.toml:3:15: service `web` depends on unknown service `gateway`"
+    );
+    let config =
+        Config::parse_with_external(text, path, &["gateway"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.services["web"].depends_on[0].service, "gateway");
+    assert_eq!(config.start_order(), ["web"]);
+
+    let built = Config::builder("/srv")
+        .external("gateway")
+        .service(ServiceConfigBuilder::new("web", "run").depends_on("gateway"))
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(built.services["web"].depends_on[0].service, "gateway");
+    let err = Config::builder("/srv")
+        .external("gateway")
+        .service(ServiceConfigBuilder::new("web", "run").depends_on("gatewya"))
+        .build()
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "<builder>: service `web` depends on unknown service `gatewya` (did you mean `gateway`?)"
+    );
+}

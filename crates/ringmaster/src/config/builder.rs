@@ -25,7 +25,7 @@
 //! assert_eq!(config.start_order(), ["api", "frontend"]);
 //! # Ok::<(), ringmaster::config::ConfigErrors>(())
 //! ```
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,6 +53,7 @@ pub struct ConfigBuilder {
     metrics: Option<SocketAddr>,
     log_max_bytes: Option<u64>,
     services: Vec<ServiceConfigBuilder>,
+    external: BTreeSet<String>,
 }
 
 impl Config {
@@ -94,6 +95,13 @@ impl ConfigBuilder {
     /// `settings.log_max_bytes` (default 10 MiB).
     pub fn log_max_bytes(mut self, n: u64) -> Self {
         self.log_max_bytes = Some(n);
+        self
+    }
+    /// Declares a service provided outside this configuration, such as a plugin
+    /// registered with [`crate::Orchestrator::start_with`]: services may depend on
+    /// it. (The orchestrator checks the combined graph.)
+    pub fn external(mut self, name: impl Into<String>) -> Self {
+        self.external.insert(name.into());
         self
     }
     /// Adds a service.
@@ -143,7 +151,7 @@ impl ConfigBuilder {
             services,
         };
         let locate = |_: &str, _: Spot| (PathBuf::from(BUILDER_FILE), 0, 0);
-        errors.extend(validate(&config, &locate));
+        errors.extend(validate(&config, &self.external, &locate));
         if errors.is_empty() {
             Ok(config)
         } else {

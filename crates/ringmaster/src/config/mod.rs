@@ -18,7 +18,7 @@ mod validate;
 pub use builder::{ConfigBuilder, ServiceConfigBuilder, BUILDER_FILE};
 pub use duration::parse_duration;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -217,9 +217,18 @@ impl Config {
     ///
     /// A file that cannot be read gives one error at `path:0:0`.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigErrors> {
+        Config::load_with_external(path, &[] as &[&str])
+    }
+    /// Like [`Config::load`], where services may also depend on `external` names:
+    /// services provided outside the file, such as plugins registered with
+    /// [`crate::Orchestrator::start_with`] (which checks the combined graph).
+    pub fn load_with_external<S: AsRef<str>>(
+        path: impl AsRef<Path>,
+        external: &[S],
+    ) -> Result<Config, ConfigErrors> {
         let path = path.as_ref();
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(&text, path),
+            Ok(text) => Config::parse_with_external(&text, path, external),
             Err(e) => Err(ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line: 0,
@@ -233,7 +242,17 @@ impl Config {
     /// Relative paths resolve against `path`'s folder (made absolute against the
     /// current directory). `${VAR}` reads the process environment and `env_file`s.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
-        parse::parse(text, path)
+        parse::parse(text, path, &BTreeSet::new())
+    }
+    /// Like [`Config::parse`], where services may also depend on `external` names
+    /// (see [`Config::load_with_external`]).
+    pub fn parse_with_external<S: AsRef<str>>(
+        text: &str,
+        path: &Path,
+        external: &[S],
+    ) -> Result<Config, ConfigErrors> {
+        let external = external.iter().map(|s| s.as_ref().to_string()).collect();
+        parse::parse(text, path, &external)
     }
     /// The services in a start order (dependencies first; ties by name).
     pub fn start_order(&self) -> Vec<String> {
@@ -248,7 +267,7 @@ impl Config {
     /// The named services plus everything they depend on (transitively), in start
     /// order. An unknown name is an error naming it.
     pub fn start_order_for<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<String>, String> {
-        let mut wanted = std::collections::BTreeSet::new();
+        let mut wanted = BTreeSet::new();
         let mut todo: Vec<&str> = Vec::new();
         for n in names {
             let n = n.as_ref();

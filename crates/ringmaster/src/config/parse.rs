@@ -6,7 +6,7 @@
 //! To report every error at once, each table is deserialized one key at a time (a
 //! one-entry table per key, into a raw struct whose fields are all optional) and
 //! the parts are merged: a bad key costs only itself.
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
@@ -443,7 +443,11 @@ pub(crate) fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, EnvFil
 }
 
 /// Parses and validates `text` read from `path`.
-pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
+pub(crate) fn parse(
+    text: &str,
+    path: &Path,
+    external: &BTreeSet<String>,
+) -> Result<Config, ConfigErrors> {
     let file = absolute(path);
     let base_dir = file
         .parent()
@@ -557,7 +561,7 @@ pub(crate) fn parse(text: &str, path: &Path) -> Result<Config, ConfigErrors> {
             None => (file.clone(), 1, 1),
         }
     };
-    errors.extend(validate(&config, &locate));
+    errors.extend(validate(&config, external, &locate));
 
     if errors.is_empty() {
         Ok(config)

@@ -32,8 +32,13 @@ pub(crate) type Place = (PathBuf, usize, usize);
 /// Answers where a part of a service (or a setting, with an empty service name) is.
 pub(crate) type Locate<'a> = dyn Fn(&str, Spot) -> Place + 'a;
 
-/// Runs every semantic check and returns all errors found.
-pub(crate) fn validate(config: &Config, locate: &Locate<'_>) -> Vec<ConfigError> {
+/// Runs every semantic check and returns all errors found. Dependencies on
+/// `external` names (services provided elsewhere, such as plugins) are accepted.
+pub(crate) fn validate(
+    config: &Config,
+    external: &BTreeSet<String>,
+    locate: &Locate<'_>,
+) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     let mut err = |service: &str, spot: Spot, message: String| {
         let (file, line, col) = locate(service, spot);
@@ -82,14 +87,16 @@ pub(crate) fn validate(config: &Config, locate: &Locate<'_>) -> Vec<ConfigError>
                     Spot::Dependency(i),
                     format!("service `{name}` lists dependency `{}` twice", dep.service),
                 );
-            } else if !config.services.contains_key(&dep.service) {
+            } else if !config.services.contains_key(&dep.service)
+                && !external.contains(&dep.service)
+            {
                 err(
                     name,
                     Spot::Dependency(i),
                     format!(
                         "service `{name}` depends on unknown service `{}`{}",
                         dep.service,
-                        did_you_mean(&dep.service, config.services.keys())
+                        did_you_mean(&dep.service, config.services.keys().chain(external))
                     ),
                 );
             }
