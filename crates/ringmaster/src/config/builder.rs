@@ -236,7 +236,7 @@ impl ServiceConfigBuilder {
         self
     }
     /// Who the port janitor may stop when it holds the port (process name, exe
-    /// file name or argv[0] basename). Adds to the list.
+    /// file name or `argv[0]` basename). Adds to the list.
     pub fn allow<I, S>(mut self, names: I) -> Self
     where
         I: IntoIterator<Item = S>,

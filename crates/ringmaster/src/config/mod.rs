@@ -1,14 +1,56 @@
 //! Configuration: the validated model ([`Config`]), loaded from `ringmaster.toml`
 //! ([`Config::load`], [`Config::parse`]) or built in code ([`ConfigBuilder`]).
-//! Every error found is reported at once, each with `file:line:col`.
+//! Every error found is reported at once, each with `file:line:col`; nothing is
+//! returned (so nothing can start) when any error exists.
 //!
-//! - [`parse`](self::parse): TOML with spans, raw serde structs refusing unknown
-//!   keys, conversion into the model (defaults, paths, `${VAR}`, `env_file`).
-//! - [`validate`](self::validate): checks shared by the file and the builder
-//!   (dependencies, cycles, ports, probes) and the start order.
-//! - [`builder`](self::builder): [`ConfigBuilder`] and [`ServiceConfigBuilder`].
-//! - [`duration`](self::duration): `"500ms"`, `"30s"`, `"1m30s"`.
-//! - [`expand`](self::expand): `${VAR}` / `${VAR:-default}` and env files.
+//! # The file
+//!
+//! ```toml
+//! [settings]                       # every key optional
+//! state_dir = ".ringmaster"        # lock, PID files, logs, control socket
+//! shutdown_timeout = "15s"         # deadline of the whole shutdown cascade
+//! health_interval = "30s"          # default interval of every probe
+//! metrics = "127.0.0.1:9464"       # opt-in Prometheus endpoint (default off)
+//! log_max_bytes = 10485760         # per-service log size before rotation (10 MiB)
+//!
+//! [services.api]
+//! command = "uvicorn main:app --port ${API_PORT:-8000}"   # required, platform shell
+//! workdir = "api"                  # default: the file's folder
+//! env_file = "api/.env"            # KEY=VALUE lines; `env` wins over it
+//! env = { PYTHONUNBUFFERED = "1", WORKERS = 2 }           # numbers/booleans as written
+//! port = 8000                      # 1-65535, one service per port
+//! allow = ["python", "uvicorn"]
+//! depends_on = ["db"]              # or { db = "ready", migrate = "completed", cache = "started" }
+//! health = { http = "http://127.0.0.1:8000/health", interval = "30s", timeout = "2s", failures = 3 }
+//!                                  # exactly one of http, tcp (a port), exec (a command), log (a regex)
+//! restart = { policy = "on-failure", max_attempts = 3, backoff = "1s" }  # never | on-failure | always
+//! stop = { signal = "TERM", timeout = "10s" }
+//! pid_file = ".api.pid"            # default: <state_dir>/<name>.pid
+//! install = { command = "pip install -r requirements.txt", unless_exists = ".venv" }
+//! ```
+//!
+//! - Durations: `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"1m30s"`, `"1.5s"` ([`parse_duration`]).
+//! - Relative paths (`state_dir`, `workdir`, `pid_file`, `env_file`) resolve against
+//!   the file's folder; `install.unless_exists` against the service's workdir.
+//! - `${VAR}` and `${VAR:-default}` expand in `command`, `env` values, `workdir`,
+//!   `install.command` and the `http`/`exec` probes, from the service's `env_file`
+//!   first, then the process environment. An unset `${VAR}` without default is an
+//!   error; `$${` writes a literal `${`; `$VAR` and `$$` are left to the shell.
+//! - Unknown keys are errors at every level. Service names are letters, digits,
+//!   `-`, `_`, `.` (they become file names).
+//! - Beyond the DESIGN contract: `settings.metrics`, `settings.log_max_bytes`,
+//!   `env_file`, the table form of `depends_on`, and numbers/booleans as `env` values.
+//!
+//! # Where things live
+//!
+//! - `parse.rs`: TOML with spans, raw serde structs refusing unknown keys
+//!   (deserialized key by key, so each bad key is one error and the rest is
+//!   still checked), conversion into the model (defaults, paths, `${VAR}`, `env_file`).
+//! - `validate.rs`: checks shared by the file and the builder (names, commands,
+//!   ports, probes, unknown and duplicate dependencies, cycles) and the start order.
+//! - `builder.rs`: [`ConfigBuilder`] and [`ServiceConfigBuilder`].
+//! - `duration.rs`: the duration parser.
+//! - `expand.rs`: `${VAR}` expansion and env files.
 mod builder;
 mod duration;
 mod expand;
