@@ -142,6 +142,14 @@ pub fn stop(target: &StopTarget, signal: Signal, grace: Duration) -> Result<Stop
     }
     run.report.survivors = run.alive.values().map(|t| t.brief.clone()).collect();
     run.report.elapsed = start.elapsed();
+    tracing::debug!(
+        %signal,
+        signalled = run.report.signalled.len(),
+        killed = run.report.killed.len(),
+        survivors = run.report.survivors.len(),
+        elapsed_ms = run.report.elapsed.as_millis() as u64,
+        "stop finished"
+    );
     Ok(run.report)
 }
 
