@@ -1,1 +1,89 @@
-fn main() {}
+//! `ringmaster`: the command-line tool. A thin layer over the `ringmaster` library
+//! and the `ringmaster-os` layer: clap parses ([`cli`]), one module per command
+//! does the work ([`cmd`]), the control socket connects `status`/`down`/`restart`/
+//! `logs` to a running `up` ([`control`]), and [`output`] decides colours, live
+//! lines and tables. Exit codes: 0 success, 1 failed, 2 usage or configuration,
+//! 3 refused ([`exit`]). The reference is `docs/cli.md`.
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+mod cleanup;
+mod cli;
+mod cmd;
+mod control;
+mod exit;
+mod logfiles;
+mod metrics;
+mod output;
+mod platform;
+
+use cli::{Cli, Command, LogFormat};
+use cmd::up::{Mode, Passthrough};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    let style = output::Style::detect();
+    let result = match &cli.command {
+        Command::Up(args) => cmd::up::run(args, style, Mode::Foreground, &passthrough(&cli)),
+        Command::Serve(args) => cmd::up::run(args, style, Mode::Detached, &passthrough(&cli)),
+        Command::Down(args) => cmd::down::run(args, &style),
+        Command::Status(args) => cmd::status::run(args, &style),
+        Command::Restart(args) => cmd::restart::run(args),
+        Command::Logs(args) => cmd::logs::run(args, &style),
+        Command::Ports(args) => cmd::ports::run(args, &style),
+        Command::KillPort(args) => cmd::kill_port::run(args, &style),
+        Command::Validate(args) => cmd::validate::run(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            if !failure.message.is_empty() {
+                eprintln!("{}", failure.message);
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// Log levels: warnings by default, `-v` info, `-vv` debug, `-vvv` trace, `-q`
+/// errors only; `RUST_LOG` wins when set. Logs go to stderr, as text or JSON.
+fn init_logging(cli: &Cli) {
+    let level = if cli.quiet {
+        "error"
+    } else {
+        match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            2 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(output::Style::detect_stderr());
+    let _ = match cli.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The global flags, for the detached instance.
+fn passthrough(cli: &Cli) -> Passthrough {
+    let mut args = Vec::new();
+    for _ in 0..cli.verbose {
+        args.push("-v".to_string());
+    }
+    if cli.quiet {
+        args.push("-q".to_string());
+    }
+    if cli.log_format == LogFormat::Json {
+        args.push("--log-format".to_string());
+        args.push("json".to_string());
+    }
+    Passthrough { args }
+}

@@ -1,0 +1,181 @@
+//! Cleaning up without a running instance (what a crashed `up` left), and the
+//! check that nothing is left. Used by `down` when no instance answers, and by
+//! `up` when a second Ctrl-C forces the shutdown (kill at once).
+//!
+//! Per service, dependents first: its PID file (identity checked: a live process
+//! of ours is stopped, a stale file is removed and its pid never signalled), every
+//! process carrying its tag, and the holders of its port that its allow list or
+//! our tag authorizes. Blocking: call it off actor threads.
+use std::time::Duration;
+
+use ringmaster::Config;
+use ringmaster_os::{
+    clear_port, read_pid_file, remove_pid_file, stop, PidFileState, Policy, Signal, StopTarget, Tag,
+};
+
+/// What a cleanup did, and what is still there.
+#[derive(Debug, Default)]
+pub struct Cleanup {
+    /// One line per action taken.
+    pub actions: Vec<String>,
+    /// One line per process or port that is still there.
+    pub leftovers: Vec<String>,
+}
+
+/// The services dependents first (the reverse of the start order).
+fn stop_order(config: &Config) -> Vec<String> {
+    let mut order = config.start_order();
+    order.reverse();
+    order
+}
+
+/// Stops everything of `config`'s project that is still running: with each
+/// service's stop signal and timeout, or with kill at once when `force`.
+pub fn sweep(config: &Config, force: bool) -> Cleanup {
+    let project = ringmaster_os::project_id(&config.settings.state_dir);
+    let mut out = Cleanup::default();
+    for name in stop_order(config) {
+        let Some(svc) = config.services.get(&name) else {
+            continue;
+        };
+        let (signal, grace) = if force {
+            (Signal::Kill, Duration::ZERO)
+        } else {
+            (svc.stop.signal, svc.stop.timeout)
+        };
+        let tag = Tag::new(project.clone(), name.clone());
+        let mut root = None;
+        match read_pid_file(&svc.pid_file) {
+            Ok(PidFileState::Live(record, info)) => {
+                out.actions.push(format!(
+                    "{name}: PID file {} names live pid {} ({})",
+                    svc.pid_file.display(),
+                    record.pid,
+                    info.name
+                ));
+                root = Some(record.pid);
+            }
+            Ok(PidFileState::Stale(reason)) => out.actions.push(format!(
+                "{name}: removed stale PID file {} ({reason}); its pid was not signalled",
+                svc.pid_file.display()
+            )),
+            Ok(PidFileState::Missing) => {}
+            Err(e) => out.leftovers.push(format!("{name}: {e}")),
+        }
+        let target = StopTarget {
+            root,
+            pgid: None,
+            tag: Some(tag),
+        };
+        match stop(&target, signal, grace) {
+            Ok(report) => {
+                if !report.signalled.is_empty() {
+                    let names = report
+                        .signalled
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    let killed = if report.killed.is_empty() || force {
+                        String::new()
+                    } else {
+                        format!(
+                            " (needed kill: {})",
+                            report
+                                .killed
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    };
+                    out.actions.push(format!("{name}: stopped {names}{killed}"));
+                }
+                for p in &report.survivors {
+                    out.leftovers
+                        .push(format!("{name}: pid {p} is still alive after kill"));
+                }
+                if report.survivors.is_empty() && root.is_some() {
+                    let _ = remove_pid_file(&svc.pid_file);
+                }
+            }
+            Err(e) => out.leftovers.push(format!("{name}: stopping failed: {e}")),
+        }
+        if let Some(port) = svc.port {
+            match Policy::current(Some(project.clone()), svc.allow.clone()) {
+                Ok(mut policy) => {
+                    policy.service = Some(name.clone());
+                    policy.port = Some(port);
+                    match clear_port(port, &policy, signal, grace, false) {
+                        Ok(report) => {
+                            if !report.holders.is_empty() {
+                                out.actions.push(format!(
+                                    "{name}: cleared port {port} (held by {})",
+                                    report
+                                        .holders
+                                        .iter()
+                                        .map(|p| p.to_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ));
+                            }
+                        }
+                        Err(e) => out.leftovers.push(format!("{name}: {e}")),
+                    }
+                }
+                Err(e) => out.leftovers.push(format!("{name}: {e}")),
+            }
+        }
+    }
+    let mut check = verify(config);
+    for line in check.drain(..) {
+        if !out.leftovers.contains(&line) {
+            out.leftovers.push(line);
+        }
+    }
+    out
+}
+
+/// What is still there: live processes carrying a tag of this project, and
+/// configured ports that are held.
+pub fn verify(config: &Config) -> Vec<String> {
+    let project = ringmaster_os::project_id(&config.settings.state_dir);
+    let mut left = Vec::new();
+    match ringmaster_os::process::snapshot() {
+        Ok(table) => {
+            for p in table.iter().filter(|p| !p.zombie) {
+                if let Some(tag) = &p.tag {
+                    if tag.project == project {
+                        left.push(format!(
+                            "{}: pid {} ({}) is still alive",
+                            tag.service, p.pid, p.name
+                        ));
+                    }
+                }
+            }
+        }
+        Err(e) => left.push(format!("cannot scan processes: {e}")),
+    }
+    for (name, svc) in &config.services {
+        let Some(port) = svc.port else { continue };
+        match ringmaster_os::listeners(port) {
+            Ok(holders) if holders.is_empty() => {}
+            Ok(holders) => {
+                let mut pids: Vec<String> = holders
+                    .iter()
+                    .map(|l| match &l.process {
+                        Some(p) => format!("{} ({})", l.pid, p.name),
+                        None => l.pid.to_string(),
+                    })
+                    .collect();
+                pids.dedup();
+                left.push(format!(
+                    "{name}: port {port} is still held by {}",
+                    pids.join(", ")
+                ));
+            }
+            Err(e) => left.push(format!("{name}: cannot check port {port}: {e}")),
+        }
+    }
+    left
+}

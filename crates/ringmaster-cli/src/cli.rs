@@ -1,0 +1,202 @@
+//! The command line, as clap derive types: every command, option and its help text
+//! with an example. Exit codes are documented in `docs/cli.md`.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// The default configuration file.
+pub const DEFAULT_CONFIG: &str = "ringmaster.toml";
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed (startup failed, something is left running, no instance runs)
+  2  usage or configuration error
+  3  kill-port refused: a holder of the port is not allowed (nothing was touched)";
+
+/// ringmaster: start a set of local services in dependency order, watch them, and
+/// stop them leaving no process behind and every port free.
+#[derive(Debug, Parser)]
+#[command(name = "ringmaster", version, about = "Start local services in dependency order, watch them, and stop them leaving no process behind and every port free.", after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Format of ringmaster's own log lines on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// Format of log lines.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// `-f FILE`, shared by the commands that read a configuration.
+#[derive(Clone, Debug, Args)]
+pub struct ConfigArg {
+    /// The configuration file.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub file: PathBuf,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the services in dependency order and stay in the foreground.
+    #[command(after_help = "\
+Examples:
+  ringmaster up                       start every service, Ctrl-C stops them all
+  ringmaster up frontend              start frontend and what it depends on
+  ringmaster up -d -f dev.toml        start in the background, return once all are ready
+
+Exit: 0 after a clean stop (or, with -d, once every service is ready); 1 when startup
+failed (what was started is stopped again) or another instance runs; 2 config error.")]
+    Up(UpArgs),
+    /// Stop a running `up`; with none running, clean up what a crashed one left.
+    #[command(after_help = "\
+Example:
+  ringmaster down -f ringmaster.toml
+
+Exit: 0 when every service's processes are gone and every port is free; 1 otherwise,
+naming what is left.")]
+    Down(ConfigArg),
+    /// Show each service's state, pid, port, health, restarts and uptime.
+    #[command(after_help = "\
+Examples:
+  ringmaster status
+  ringmaster status --json | jq '.[] | select(.state != \"ready\")'
+
+Exit: 0; 1 when no instance runs.")]
+    Status(StatusArgs),
+    /// Stop and start one service of the running instance.
+    #[command(after_help = "\
+Example:
+  ringmaster restart api
+
+Exit: 0 once it is running again; 1 when it failed or no instance runs.")]
+    Restart(RestartArgs),
+    /// Show the output of the services (from the running instance, or the log files).
+    #[command(after_help = "\
+Examples:
+  ringmaster logs                     the last 100 lines of every service
+  ringmaster logs api -f -n 20        the last 20 lines of api, then follow
+
+Exit: 0; 1 when there is nothing to show.")]
+    Logs(LogsArgs),
+    /// List who listens on which port: pid, name, exe, user.
+    #[command(after_help = "\
+Examples:
+  ringmaster ports                    every listening socket
+  ringmaster ports 3000 8000 --json
+
+Exit: 0.")]
+    Ports(PortsArgs),
+    /// Stop the process trees holding a port; only authorized holders.
+    #[command(after_help = "\
+Examples:
+  ringmaster kill-port 3000 --dry-run
+  ringmaster kill-port 8000 --allow python --allow uvicorn --grace 5s
+
+By default only processes tagged with this project (the state directory of
+./ringmaster.toml, else ./.ringmaster) are allowed. Also never: another user's
+processes, PID 1, ringmaster itself or its ancestors.
+
+Exit: 0 when the port is free; 1 when it is still held; 3 when a holder is not
+allowed (nothing was touched).")]
+    KillPort(KillPortArgs),
+    /// Check a configuration; report every error with file:line:col.
+    #[command(after_help = "\
+Example:
+  ringmaster validate -f ringmaster.toml
+
+Exit: 0 when valid (prints `ok: N services`); 2 with the errors.")]
+    Validate(ConfigArg),
+    /// Internal: the detached instance behind `up -d`.
+    #[command(name = "__serve", hide = true)]
+    Serve(UpArgs),
+}
+
+/// `up`.
+#[derive(Clone, Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Detach: run in the background, return once every service is ready.
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Start only these services (and what they depend on).
+    #[arg(value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+/// `status`.
+#[derive(Clone, Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print the status as JSON (schema in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `restart`.
+#[derive(Clone, Debug, Args)]
+pub struct RestartArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The service to restart.
+    pub service: String,
+}
+
+/// `logs`.
+#[derive(Clone, Debug, Args)]
+pub struct LogsArgs {
+    /// The configuration file (here without `-f`, which means follow).
+    #[arg(long = "file", value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub file: PathBuf,
+    /// Only this service.
+    pub service: Option<String>,
+    /// Keep printing new lines as they come.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// How many past lines to show per service.
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 100)]
+    pub lines: usize,
+}
+
+/// `ports`.
+#[derive(Clone, Debug, Args)]
+pub struct PortsArgs {
+    /// Only these ports.
+    #[arg(value_name = "PORT")]
+    pub ports: Vec<u16>,
+    /// Print JSON (schema in docs/cli.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `kill-port`.
+#[derive(Clone, Debug, Args)]
+pub struct KillPortArgs {
+    /// The port to free.
+    pub port: u16,
+    /// Also allow holders with this process name, exe file name or argv[0] basename.
+    #[arg(long, value_name = "NAME")]
+    pub allow: Vec<String>,
+    /// How long to wait after the stop signal before killing.
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = crate::output::parse_duration)]
+    pub grace: std::time::Duration,
+    /// Only show who would be stopped, or who is refused.
+    #[arg(long)]
+    pub dry_run: bool,
+}

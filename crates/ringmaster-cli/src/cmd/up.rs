@@ -1,0 +1,639 @@
+//! `ringmaster up`: start the services in dependency order and stay in the
+//! foreground. While starting, one live line per service (a spinner on a
+//! terminal, plain lines otherwise); then each service's output prefixed with its
+//! name. SIGINT/SIGTERM (or `down` through the control socket) runs the shutdown
+//! cascade and prints its report; a second signal kills everything at once.
+//!
+//! `up -d` re-executes this program as a hidden `__serve` command in a new session,
+//! with its output going to `<state_dir>/ringmaster.log`, and returns once the
+//! control socket says every service is ready.
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use ringmaster::messages::{EventKind, LogLine, ServiceEvent, ShutdownReport};
+use ringmaster::{Config, Options, Orchestrator, ServiceStatus};
+use ringmaster_os::InstanceLock;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::cli::UpArgs;
+use crate::control::client::Client;
+use crate::control::server::Shared;
+use crate::control::Startup;
+use crate::exit::{load_config, CmdResult, Failure, FAILED, OK};
+use crate::output::{human_duration, shutdown_report, state_color, Prefixer, Style};
+use crate::{cleanup, control, metrics, platform};
+
+/// The file the detached instance writes its output to, in the state directory.
+pub const DETACHED_LOG: &str = "ringmaster.log";
+
+/// How the running instance reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// In a terminal or a pipe: progress and the services' output on stdout.
+    Foreground,
+    /// The detached instance (`__serve`): events only (service output is in the
+    /// log files already).
+    Detached,
+}
+
+/// Global flags passed on to the detached instance.
+#[derive(Clone, Debug, Default)]
+pub struct Passthrough {
+    pub args: Vec<String>,
+}
+
+/// Runs `up` (or `__serve` when `mode` is [`Mode::Detached`]).
+pub fn run(args: &UpArgs, style: Style, mode: Mode, pass: &Passthrough) -> CmdResult {
+    let config = load_config(&args.config.file)?;
+    for name in &args.services {
+        if !config.services.contains_key(name) {
+            return Err(Failure::usage(format!(
+                "unknown service `{name}` (configured: {})",
+                config
+                    .services
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        }
+    }
+    let state_dir = config.settings.state_dir.clone();
+    if let Some(pid) = InstanceLock::owner(&state_dir) {
+        return Err(Failure::failed(format!(
+            "another ringmaster (pid {pid}) is running with state directory {}",
+            state_dir.display()
+        )));
+    }
+    if args.detach && mode == Mode::Foreground {
+        return detach(args, &config, &style, pass);
+    }
+    let style = if mode == Mode::Detached {
+        Style::plain()
+    } else {
+        style
+    };
+    actix_rt::System::new().block_on(serve(config, args.services.clone(), style, mode))
+}
+
+/// The named services plus everything they depend on, in start order (all when
+/// none are named).
+pub fn selected(config: &Config, only: &[String]) -> Vec<String> {
+    let order = config.start_order();
+    if only.is_empty() {
+        return order;
+    }
+    let mut want: BTreeSet<String> = BTreeSet::new();
+    let mut stack: Vec<String> = only.to_vec();
+    while let Some(name) = stack.pop() {
+        if want.insert(name.clone()) {
+            if let Some(svc) = config.services.get(&name) {
+                stack.extend(svc.depends_on.iter().map(|d| d.service.clone()));
+            }
+        }
+    }
+    order.into_iter().filter(|n| want.contains(n)).collect()
+}
+
+/// Forwards actix messages into a tokio channel.
+struct Forward<M: Send + 'static>(mpsc::UnboundedSender<M>);
+
+impl<M: Send + Unpin + 'static> Actor for Forward<M> {
+    type Context = Context<Self>;
+}
+
+impl<M> Handler<M> for Forward<M>
+where
+    M: Message<Result = ()> + Send + Unpin + 'static,
+{
+    type Result = ();
+    fn handle(&mut self, msg: M, _: &mut Context<Self>) {
+        let _ = self.0.send(msg);
+    }
+}
+
+/// Writes to stdout, ignoring a closed pipe.
+fn out(text: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes());
+    let _ = o.flush();
+}
+
+/// How startup ended.
+enum Outcome {
+    Ready,
+    Failed(String),
+    Interrupted(&'static str),
+    Requested,
+}
+
+async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> CmdResult {
+    let state_dir = config.settings.state_dir.clone();
+    let names = selected(&config, &only);
+    let all: Vec<String> = config.start_order();
+    let prefix = Prefixer::new(style, all.clone());
+    let mut view = Progress::new(style, mode, prefix, names.clone());
+
+    // Signals first: a Ctrl-C from here on runs the cascade instead of killing us.
+    let mut signals = platform::signals()
+        .map_err(|e| Failure::failed(format!("cannot install signal handlers: {e}")))?;
+
+    let orch = match Orchestrator::start(config.clone(), Options::default()) {
+        Ok(o) => o,
+        Err(ringmaster::Error::Os(e @ ringmaster_os::Error::AlreadyRunning { .. })) => {
+            return Err(Failure::failed(e.to_string()))
+        }
+        Err(e) => return Err(Failure::failed(format!("cannot start: {e}"))),
+    };
+    let (ev_tx, mut events) = mpsc::unbounded_channel::<ServiceEvent>();
+    orch.subscribe(Forward(ev_tx).start().recipient());
+    let (log_tx, mut logs) = mpsc::unbounded_channel::<LogLine>();
+    orch.subscribe_logs(Forward(log_tx).start().recipient());
+    let (followers, _) = broadcast::channel::<LogLine>(1024);
+
+    let pid = std::process::id();
+    let (startup_tx, startup_rx) = watch::channel(Startup {
+        state: "starting".into(),
+        reason: None,
+        pid,
+    });
+    let (report_tx, report_rx) = watch::channel::<Option<ShutdownReport>>(None);
+    let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<()>();
+
+    let control = control::listen(&state_dir).and_then(|listening| {
+        tracing::info!(endpoint = %listening.describe(), "control socket");
+        control::server::start(
+            listening,
+            Shared {
+                orch: orch.clone(),
+                log_dir: crate::logfiles::dir(&state_dir),
+                services: all.clone(),
+                startup: startup_rx.clone(),
+                report: report_rx.clone(),
+                shutdown: shutdown_tx.clone(),
+                logs: followers.clone(),
+            },
+        )
+    });
+    let control = match control {
+        Ok(server) => {
+            let handle = server.handle();
+            actix_rt::spawn(server);
+            Some(handle)
+        }
+        Err(e) => {
+            view.own(&format!(
+                "cannot open the control socket in {}: {e}",
+                state_dir.display()
+            ));
+            let _ = orch.shutdown(config.settings.shutdown_timeout).await;
+            return Err(Failure::failed(format!("control socket: {e}")));
+        }
+    };
+    let metrics = match config.settings.metrics {
+        Some(addr) => match metrics::start(addr, orch.clone(), config.clone()) {
+            Ok(server) => {
+                let handle = server.handle();
+                actix_rt::spawn(server);
+                view.own(&format!("metrics on http://{addr}/metrics"));
+                Some(handle)
+            }
+            Err(e) => {
+                view.own(&format!("cannot serve metrics on {addr}: {e}"));
+                None
+            }
+        },
+        None => None,
+    };
+
+    // Startup.
+    let outcome = {
+        let up = orch.up(if only.is_empty() {
+            None
+        } else {
+            Some(only.clone())
+        });
+        tokio::pin!(up);
+        let mut tick = tokio::time::interval(Duration::from_millis(80));
+        loop {
+            tokio::select! {
+                r = &mut up => break match r {
+                    Ok(()) => Outcome::Ready,
+                    Err(e) => Outcome::Failed(e.to_string()),
+                },
+                Some(sig) = signals.recv() => break Outcome::Interrupted(sig),
+                Some(()) = shutdown_rx.recv() => break Outcome::Requested,
+                Some(ev) = events.recv() => view.event(&ev),
+                Some(line) = logs.recv() => {
+                    let _ = followers.send(line.clone());
+                    view.log(&line);
+                }
+                _ = tick.tick() => view.tick(),
+            }
+        }
+    };
+    view.end_startup();
+    let mut failed = None;
+    match &outcome {
+        Outcome::Ready => {
+            let _ = startup_tx.send(Startup {
+                state: "ready".into(),
+                reason: None,
+                pid,
+            });
+            view.own(&format!(
+                "{} ready in {}; Ctrl-C stops {}",
+                plural(names.len(), "service"),
+                human_duration(view.started.elapsed()),
+                if names.len() == 1 { "it" } else { "them all" }
+            ));
+            loop {
+                tokio::select! {
+                    Some(sig) = signals.recv() => {
+                        view.own(&format!("{sig}: stopping"));
+                        break;
+                    }
+                    Some(()) = shutdown_rx.recv() => {
+                        view.own("stop requested through the control socket");
+                        break;
+                    }
+                    Some(ev) = events.recv() => view.event(&ev),
+                    Some(line) = logs.recv() => {
+                        let _ = followers.send(line.clone());
+                        view.log(&line);
+                    }
+                }
+            }
+        }
+        Outcome::Failed(reason) => {
+            view.own(&format!(
+                "startup failed: {reason}; stopping what was started"
+            ));
+            let _ = startup_tx.send(Startup {
+                state: "failed".into(),
+                reason: Some(reason.clone()),
+                pid,
+            });
+            failed = Some(reason.clone());
+        }
+        Outcome::Interrupted(sig) => view.own(&format!("{sig} during startup: stopping")),
+        Outcome::Requested => view.own("stop requested through the control socket"),
+    }
+    if failed.is_none() {
+        let _ = startup_tx.send(Startup {
+            state: "stopping".into(),
+            reason: None,
+            pid,
+        });
+    }
+
+    // The cascade; a second signal kills what is left at once.
+    let deadline = config.settings.shutdown_timeout;
+    let started = Instant::now();
+    let report = {
+        let cascade = orch.shutdown(deadline);
+        tokio::pin!(cascade);
+        loop {
+            tokio::select! {
+                r = &mut cascade => break r.ok(),
+                Some(sig) = signals.recv() => {
+                    view.own(&format!("{sig} again: killing everything at once"));
+                    let cfg = config.clone();
+                    let swept = actix_web::rt::task::spawn_blocking(move || cleanup::sweep(&cfg, true)).await;
+                    if let Ok(swept) = swept {
+                        for line in &swept.leftovers {
+                            view.own(&format!("still there: {line}"));
+                        }
+                    }
+                    // The cascade finds nothing left to wait for; give it a moment to report.
+                    match tokio::time::timeout(Duration::from_secs(5), &mut cascade).await {
+                        Ok(r) => break r.ok(),
+                        Err(_) => break None,
+                    }
+                }
+                Some(ev) = events.recv() => view.event(&ev),
+                Some(line) = logs.recv() => {
+                    let _ = followers.send(line.clone());
+                    view.log(&line);
+                }
+                Some(()) = shutdown_rx.recv() => {}
+            }
+        }
+    };
+    let clean = match &report {
+        Some(r) => r.clean(),
+        None => {
+            let cfg = config.clone();
+            actix_web::rt::task::spawn_blocking(move || cleanup::verify(&cfg))
+                .await
+                .map(|left| left.is_empty())
+                .unwrap_or(false)
+        }
+    };
+    let report = report.unwrap_or(ShutdownReport {
+        services: Vec::new(),
+        elapsed: started.elapsed(),
+        deadline_hit: true,
+    });
+    let _ = report_tx.send(Some(report.clone()));
+    view.report(&report);
+    if let Some(handle) = control {
+        handle.stop(true).await;
+    }
+    if let Some(handle) = metrics {
+        handle.stop(false).await;
+    }
+    control::remove(&state_dir);
+    drop(orch);
+    match failed {
+        Some(reason) => Err(Failure::failed(format!("startup failed: {reason}"))),
+        None if clean => Ok(OK),
+        None => Err(Failure::code(
+            FAILED,
+            "the shutdown left processes or ports behind",
+        )),
+    }
+}
+
+fn plural(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+/// The progress view of the running instance.
+struct Progress {
+    style: Style,
+    mode: Mode,
+    prefix: Prefixer,
+    names: Vec<String>,
+    /// Per service (same order as `names`): state and detail.
+    states: Vec<(String, String)>,
+    width: usize,
+    /// Lines of the live block currently on screen (0: none drawn).
+    drawn: usize,
+    live: bool,
+    frame: usize,
+    started: Instant,
+}
+
+const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
+
+impl Progress {
+    fn new(style: Style, mode: Mode, prefix: Prefixer, names: Vec<String>) -> Progress {
+        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let states = names
+            .iter()
+            .map(|_| ("waiting".to_string(), String::new()))
+            .collect();
+        Progress {
+            live: style.live && mode == Mode::Foreground,
+            style,
+            mode,
+            prefix,
+            names,
+            states,
+            width,
+            drawn: 0,
+            frame: 0,
+            started: Instant::now(),
+        }
+    }
+
+    fn clear_block(&mut self) {
+        if self.drawn > 0 {
+            out(&format!("\x1b[{}A\x1b[J", self.drawn));
+            self.drawn = 0;
+        }
+    }
+
+    fn draw_block(&mut self) {
+        if !self.live {
+            return;
+        }
+        let mut text = String::new();
+        for (name, (state, detail)) in self.names.iter().zip(&self.states) {
+            let mark = match state.as_str() {
+                "ready" => self.style.paint("32", "✓"),
+                "failed" => self.style.paint("31", "✗"),
+                _ => self.style.paint("36", SPINNER[self.frame % SPINNER.len()]),
+            };
+            let state_text = self.style.paint(state_color(state), state);
+            text.push_str(&format!("{mark} {name:w$}  {state_text}", w = self.width));
+            if !detail.is_empty() {
+                text.push_str(&format!(" {detail}"));
+            }
+            text.push('\n');
+        }
+        out(&text);
+        self.drawn = self.names.len();
+    }
+
+    fn redraw(&mut self) {
+        if self.live {
+            self.clear_block();
+            self.draw_block();
+        }
+    }
+
+    fn tick(&mut self) {
+        self.frame += 1;
+        self.redraw();
+    }
+
+    /// A line of ringmaster's own.
+    fn own(&mut self, line: &str) {
+        let had = self.drawn > 0;
+        self.clear_block();
+        out(&format!("{}\n", self.prefix.own(line)));
+        if had {
+            self.draw_block();
+        }
+    }
+
+    fn log(&mut self, line: &LogLine) {
+        if self.mode == Mode::Detached {
+            return;
+        }
+        let had = self.drawn > 0;
+        self.clear_block();
+        out(&format!(
+            "{}\n",
+            self.prefix.line(&line.service, &line.line)
+        ));
+        if had {
+            self.draw_block();
+        }
+    }
+
+    fn event(&mut self, ev: &ServiceEvent) {
+        let (state, detail) = match &ev.kind {
+            EventKind::Spawned { pid } => (
+                "starting",
+                pid.map(|p| format!("(pid {p})")).unwrap_or_default(),
+            ),
+            EventKind::Ready => (
+                "ready",
+                format!("in {}", human_duration(self.started.elapsed())),
+            ),
+            EventKind::Unhealthy { reason } => ("unhealthy", reason.clone()),
+            EventKind::Exited { code } => (
+                "exited",
+                match code {
+                    Some(c) => format!("with code {c}"),
+                    None => "on a signal".to_string(),
+                },
+            ),
+            EventKind::Failed { reason } => ("failed", reason.clone()),
+            EventKind::Stopped { report } => (
+                "stopped",
+                if report.killed.is_empty() {
+                    String::new()
+                } else {
+                    format!("(needed kill: {})", report.killed.len())
+                },
+            ),
+        };
+        if let Some(i) = self.names.iter().position(|n| n == &ev.name) {
+            self.states[i] = (state.to_string(), detail.clone());
+        }
+        if self.live {
+            self.redraw();
+        } else {
+            let mut text = format!("{}: {}", ev.name, state);
+            if !detail.is_empty() {
+                text.push(' ');
+                text.push_str(&detail);
+            }
+            self.own(&text);
+        }
+    }
+
+    /// Startup is over: leave the final block on screen and print lines from now on.
+    fn end_startup(&mut self) {
+        if self.live {
+            self.redraw();
+        }
+        self.drawn = 0;
+        self.live = false;
+    }
+
+    fn report(&mut self, report: &ShutdownReport) {
+        self.clear_block();
+        out(&shutdown_report(&self.style, report));
+    }
+}
+
+/// `up -d`: starts the detached instance and waits until every service is ready.
+fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> CmdResult {
+    let state_dir = config.settings.state_dir.clone();
+    ringmaster_os::pidfile::ensure_state_dir(&state_dir)
+        .map_err(|e| Failure::failed(format!("cannot create {}: {e}", state_dir.display())))?;
+    let log_path = state_dir.join(DETACHED_LOG);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(|e| Failure::failed(format!("cannot open {}: {e}", log_path.display())))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| Failure::failed(format!("cannot open {}: {e}", log_path.display())))?;
+    let start_len = log.metadata().map(|m| m.len()).unwrap_or(0);
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::failed(format!("cannot find this program's path: {e}")))?;
+    let file = absolute(&args.config.file);
+    let mut cmd = Command::new(exe);
+    cmd.args(&pass.args)
+        .arg("__serve")
+        .arg("-f")
+        .arg(&file)
+        .args(&args.services)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    platform::detach(&mut cmd);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::failed(format!("cannot start the background instance: {e}")))?;
+    let pid = child.id();
+    let names = selected(config, &args.services);
+    let client = Client::new(&state_dir).with_timeout(Some(Duration::from_secs(5)));
+    let mut last: Vec<(String, String)> = Vec::new();
+    let started = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(Failure::failed(format!(
+                "the background instance exited during startup ({status}); from {}:\n{}",
+                log_path.display(),
+                log_since(&log_path, start_len, 30)
+            )));
+        }
+        if let Ok(startup) = client.get_json::<Startup>("/startup") {
+            let statuses: Vec<ServiceStatus> = client.get_json("/status").unwrap_or_default();
+            for s in statuses.iter().filter(|s| names.contains(&s.name)) {
+                let state = crate::output::state_name(s);
+                let entry = (s.name.clone(), state.clone());
+                if !last.contains(&entry) {
+                    last.retain(|(n, _)| n != &s.name);
+                    last.push(entry);
+                    let mut line =
+                        format!("{}: {}", s.name, style.paint(state_color(&state), &state));
+                    if let Some(reason) = &s.reason {
+                        line.push_str(&format!(" ({reason})"));
+                    }
+                    println!("{line}");
+                }
+            }
+            match startup.state.as_str() {
+                "ready" => {
+                    println!(
+                        "{} ready in {}; ringmaster runs in the background (pid {pid}, log {}); `ringmaster down` stops it",
+                        plural(names.len(), "service"),
+                        human_duration(started.elapsed()),
+                        log_path.display()
+                    );
+                    return Ok(OK);
+                }
+                "failed" => {
+                    let reason = startup.reason.unwrap_or_default();
+                    // It stops what it started, then exits.
+                    let wait = config.settings.shutdown_timeout + Duration::from_secs(10);
+                    let t = Instant::now();
+                    while t.elapsed() < wait {
+                        if let Ok(Some(_)) = child.try_wait() {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    return Err(Failure::failed(format!("startup failed: {reason}")));
+                }
+                "stopping" => {
+                    return Err(Failure::failed(
+                        "the background instance was stopped during startup",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(path))
+            .unwrap_or_else(|_| path.to_path_buf())
+    }
+}
+
+/// The last `n` lines written to `path` after `offset`.
+fn log_since(path: &Path, offset: u64, n: usize) -> String {
+    let (lines, _) = crate::logfiles::read_new(path, offset);
+    let skip = lines.len().saturating_sub(n);
+    lines[skip..].join("\n")
+}

@@ -1,0 +1,234 @@
+//! The opt-in Prometheus endpoint (`[settings] metrics = "127.0.0.1:9464"`):
+//! `GET /metrics` in the text exposition format. Binds exactly the configured
+//! address and nothing else. Per service: up, ready, restarts, the last health
+//! probe's latency, and over the service's members (its process tree, group and
+//! tagged processes, from one process-table scan): process count, resident memory
+//! and accumulated CPU time (a counter; Prometheus' `rate()` makes it a usage).
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+
+use actix_web::web;
+use actix_web::{App, HttpResponse, HttpServer};
+use ringmaster::{Config, Orchestrator, ServiceState, ServiceStatus};
+use ringmaster_os::Tag;
+
+struct State {
+    orch: Orchestrator,
+    project: String,
+}
+
+/// Starts the endpoint on `addr`; the returned server must be spawned.
+pub fn start(
+    addr: SocketAddr,
+    orch: Orchestrator,
+    config: Config,
+) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(State {
+        orch,
+        project: ringmaster_os::project_id(&config.settings.state_dir),
+    });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .route("/metrics", web::get().to(metrics))
+    })
+    .workers(1)
+    .disable_signals()
+    .shutdown_timeout(1)
+    .bind(addr)?;
+    Ok(server.run())
+}
+
+/// Resources of one service's members.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    pub processes: usize,
+    pub rss_bytes: u64,
+    pub cpu_seconds: f64,
+}
+
+async fn metrics(state: web::Data<State>) -> HttpResponse {
+    let statuses = match state.orch.status().await {
+        Ok(s) => s,
+        Err(e) => return HttpResponse::InternalServerError().body(e.to_string()),
+    };
+    let project = state.project.clone();
+    let services: Vec<(String, Option<u32>)> =
+        statuses.iter().map(|s| (s.name.clone(), s.pid)).collect();
+    let usage = actix_web::rt::task::spawn_blocking(move || usage(&project, &services))
+        .await
+        .unwrap_or_default();
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(render(&statuses, &usage))
+}
+
+/// Reads the members' usage: one process-table scan, then memory and CPU of the
+/// members only.
+pub fn usage(project: &str, services: &[(String, Option<u32>)]) -> Vec<Usage> {
+    let table = ringmaster_os::process::snapshot().unwrap_or_default();
+    let groups: Vec<Vec<u32>> = services
+        .iter()
+        .map(|(name, pid)| {
+            let tag = Tag::new(project.to_string(), name.clone());
+            ringmaster_os::process::members(&table, *pid, None, Some(&tag))
+                .iter()
+                .map(|p| p.pid)
+                .collect()
+        })
+        .collect();
+    let all: Vec<sysinfo::Pid> = groups
+        .iter()
+        .flatten()
+        .map(|&p| sysinfo::Pid::from_u32(p))
+        .collect();
+    let mut sys = match sysinfo::System::new() {
+        Ok(s) => s,
+        Err(_) => {
+            return groups
+                .iter()
+                .map(|g| Usage {
+                    processes: g.len(),
+                    ..Usage::default()
+                })
+                .collect()
+        }
+    };
+    if !all.is_empty() {
+        sys.refresh_processes_specifics(
+            sysinfo::ProcessesToUpdate::Some(&all),
+            true,
+            sysinfo::ProcessRefreshKind::nothing()
+                .with_memory()
+                .with_cpu(),
+        );
+    }
+    groups
+        .iter()
+        .map(|g| {
+            let mut u = Usage {
+                processes: g.len(),
+                ..Usage::default()
+            };
+            for &pid in g {
+                if let Some(p) = sys.process(sysinfo::Pid::from_u32(pid)) {
+                    u.rss_bytes += p.memory();
+                    u.cpu_seconds += p.accumulated_cpu_time() as f64 / 1000.0;
+                }
+            }
+            u
+        })
+        .collect()
+}
+
+/// The exposition text.
+pub fn render(statuses: &[ServiceStatus], usage: &[Usage]) -> String {
+    let mut out = String::new();
+    let mut family =
+        |name: &str, kind: &str, help: &str, value: &dyn Fn(usize) -> Option<String>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for (i, s) in statuses.iter().enumerate() {
+                if let Some(v) = value(i) {
+                    let _ = writeln!(out, "{name}{{service=\"{}\"}} {v}", escape(&s.name));
+                }
+            }
+        };
+    let running = |s: &ServiceStatus| {
+        matches!(
+            s.state,
+            ServiceState::Starting | ServiceState::Ready | ServiceState::Unhealthy
+        )
+    };
+    family(
+        "ringmaster_service_up",
+        "gauge",
+        "1 when the service is running (starting, ready or unhealthy).",
+        &|i| Some(u8::from(running(&statuses[i])).to_string()),
+    );
+    family(
+        "ringmaster_service_ready",
+        "gauge",
+        "1 when the service is ready.",
+        &|i| Some(u8::from(statuses[i].state == ServiceState::Ready).to_string()),
+    );
+    family(
+        "ringmaster_service_restarts_total",
+        "counter",
+        "Restarts of the service since ringmaster started.",
+        &|i| Some(statuses[i].restarts.to_string()),
+    );
+    family(
+        "ringmaster_service_health_latency_seconds",
+        "gauge",
+        "Duration of the last health probe.",
+        &|i| {
+            statuses[i]
+                .health_latency_ms
+                .map(|ms| format!("{}", ms as f64 / 1000.0))
+        },
+    );
+    family(
+        "ringmaster_service_processes",
+        "gauge",
+        "Live processes of the service (tree, group and tagged).",
+        &|i| usage.get(i).map(|u| u.processes.to_string()),
+    );
+    family(
+        "ringmaster_service_resident_memory_bytes",
+        "gauge",
+        "Sum of the resident memory of the service's processes.",
+        &|i| usage.get(i).map(|u| u.rss_bytes.to_string()),
+    );
+    family(
+        "ringmaster_service_cpu_seconds_total",
+        "counter",
+        "CPU time used by the service's live processes.",
+        &|i| usage.get(i).map(|u| format!("{}", u.cpu_seconds)),
+    );
+    out
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_family() {
+        let s = ServiceStatus {
+            name: "api".into(),
+            state: ServiceState::Ready,
+            reason: None,
+            pid: Some(42),
+            port: Some(8000),
+            restarts: 2,
+            last_exit: None,
+            since_ms: 0,
+            health: Some("ok".into()),
+            health_latency_ms: Some(12),
+            plugin: false,
+        };
+        let text = render(
+            &[s],
+            &[Usage {
+                processes: 3,
+                rss_bytes: 1024,
+                cpu_seconds: 1.5,
+            }],
+        );
+        assert!(text.contains("ringmaster_service_up{service=\"api\"} 1\n"));
+        assert!(text.contains("ringmaster_service_ready{service=\"api\"} 1\n"));
+        assert!(text.contains("ringmaster_service_restarts_total{service=\"api\"} 2\n"));
+        assert!(text.contains("ringmaster_service_health_latency_seconds{service=\"api\"} 0.012\n"));
+        assert!(text.contains("ringmaster_service_processes{service=\"api\"} 3\n"));
+        assert!(text.contains("ringmaster_service_resident_memory_bytes{service=\"api\"} 1024\n"));
+        assert!(text.contains("ringmaster_service_cpu_seconds_total{service=\"api\"} 1.5\n"));
+    }
+}

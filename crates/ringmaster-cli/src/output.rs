@@ -1,0 +1,332 @@
+//! Human output: whether to use colour and live lines (a terminal, and no
+//! `NO_COLOR`), one colour per service, tables, durations, and the shutdown report.
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use ringmaster::messages::ShutdownReport;
+use ringmaster::ServiceStatus;
+
+/// How to write to stdout.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    /// ANSI colours (stdout is a terminal and `NO_COLOR` is unset or empty).
+    pub color: bool,
+    /// Live redrawn lines (stdout is a terminal).
+    pub live: bool,
+}
+
+impl Style {
+    /// Decides from stdout and the environment.
+    pub fn detect() -> Style {
+        let tty = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        Style {
+            color: tty && !no_color,
+            live: tty,
+        }
+    }
+
+    /// Whether stderr takes colour (a terminal, and no `NO_COLOR`).
+    pub fn detect_stderr() -> bool {
+        std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    }
+
+    /// Plain output: no colour, no live lines.
+    pub fn plain() -> Style {
+        Style {
+            color: false,
+            live: false,
+        }
+    }
+
+    /// `text` in colour `code` (an SGR parameter such as `"32"`), or plain.
+    pub fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+/// Colours given to services in turn (cyan, yellow, green, magenta, blue, and the bright ones).
+const SERVICE_COLORS: [&str; 10] = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
+
+/// The colour of the `index`-th service.
+pub fn service_color(index: usize) -> &'static str {
+    SERVICE_COLORS[index % SERVICE_COLORS.len()]
+}
+
+/// The SGR colour of a state name.
+pub fn state_color(state: &str) -> &'static str {
+    match state {
+        "ready" => "32",
+        "starting" | "waiting" | "stopping" => "33",
+        "failed" | "unhealthy" => "31",
+        _ => "2",
+    }
+}
+
+/// Parses `"500ms"`, `"5s"`, `"2m"`, `"1h"`, or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 5s, 2m)"))?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "" | "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        other => return Err(format!("`{other}` is not a duration unit (ms, s, m, h)")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("`{text}` is not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// A short human duration: `850ms`, `12.3s`, `5m12s`, `3h04m`, `2d03h`.
+pub fn human_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = d.as_secs();
+    if s < 60 {
+        return format!("{:.1}s", d.as_secs_f64());
+    }
+    if s < 3600 {
+        return format!("{}m{:02}s", s / 60, s % 60);
+    }
+    if s < 86400 {
+        return format!("{}h{:02}m", s / 3600, (s % 3600) / 60);
+    }
+    format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// A table with left-aligned columns separated by two spaces; the header is bold
+/// when colour is on.
+pub fn table(style: &Style, header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(cell.chars().count());
+            }
+        }
+    }
+    let line = |cells: Vec<String>| -> String {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            out.push_str(cell);
+            if i < last {
+                let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
+                out.extend(std::iter::repeat_n(' ', pad));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = String::new();
+    let head = line(header.iter().map(|h| h.to_string()).collect());
+    out.push_str(&style.paint("1", &head));
+    out.push('\n');
+    for row in rows {
+        out.push_str(&line(row.clone()));
+        out.push('\n');
+    }
+    out
+}
+
+/// The `status` table: service, state, pid, port, health, restarts, uptime.
+pub fn status_table(style: &Style, statuses: &[ServiceStatus], now_ms: u64) -> String {
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|s| {
+            let state = state_name(s);
+            let mut state_cell = state.clone();
+            if let Some(reason) = &s.reason {
+                state_cell = format!("{state} ({reason})");
+            }
+            let running = matches!(
+                s.state,
+                ringmaster::ServiceState::Starting
+                    | ringmaster::ServiceState::Ready
+                    | ringmaster::ServiceState::Unhealthy
+            );
+            vec![
+                s.name.clone(),
+                state_cell,
+                s.pid.map_or("-".into(), |p| p.to_string()),
+                s.port.map_or("-".into(), |p| p.to_string()),
+                s.health.clone().unwrap_or_else(|| "-".into()),
+                s.restarts.to_string(),
+                if running && s.since_ms > 0 {
+                    human_duration(Duration::from_millis(now_ms.saturating_sub(s.since_ms)))
+                } else {
+                    "-".into()
+                },
+            ]
+        })
+        .collect();
+    table(
+        style,
+        &[
+            "SERVICE", "STATE", "PID", "PORT", "HEALTH", "RESTARTS", "UPTIME",
+        ],
+        &rows,
+    )
+}
+
+/// The `status --json` state name of a service (`ready`, `failed`, ...).
+pub fn state_name(s: &ServiceStatus) -> String {
+    serde_json::to_value(s.state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{:?}", s.state).to_lowercase())
+}
+
+/// The shutdown report, one line per service: stopped gracefully, needed kill
+/// (naming who), survivors, and whether its port is free.
+pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
+    let mut out = String::new();
+    let width = report
+        .services
+        .iter()
+        .map(|s| s.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let verdict = if report.clean() {
+        style.paint("32", "stopped")
+    } else {
+        style.paint("31", "stopped with leftovers")
+    };
+    out.push_str(&format!(
+        "{verdict} in {}{}\n",
+        human_duration(report.elapsed),
+        if report.deadline_hit {
+            " (deadline passed: what was left was killed)"
+        } else {
+            ""
+        }
+    ));
+    for s in &report.services {
+        let r = &s.report;
+        let list = |v: &[ringmaster_os::ProcessBrief]| {
+            v.iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut what = if !r.survivors.is_empty() {
+            style.paint("31", &format!("still alive: {}", list(&r.survivors)))
+        } else if !r.killed.is_empty() {
+            style.paint("33", &format!("needed kill: {}", list(&r.killed)))
+        } else if r.signalled.is_empty() {
+            "was not running".to_string()
+        } else {
+            format!(
+                "stopped gracefully ({} process{})",
+                r.signalled.len(),
+                if r.signalled.len() == 1 { "" } else { "es" }
+            )
+        };
+        if !r.signalled.is_empty() {
+            what.push_str(&format!(" in {}", human_duration(r.elapsed)));
+        }
+        match s.port_free {
+            Some(true) => what.push_str("; port free"),
+            Some(false) => what.push_str(&format!("; {}", style.paint("31", "port still held"))),
+            None => {}
+        }
+        out.push_str(&format!("  {:width$}  {what}\n", s.name));
+    }
+    out
+}
+
+/// Prefixes service output with the service's name, padded to the longest name,
+/// in the service's colour.
+#[derive(Clone, Debug)]
+pub struct Prefixer {
+    style: Style,
+    names: Vec<String>,
+    width: usize,
+}
+
+impl Prefixer {
+    /// For these services (their order fixes their colours).
+    pub fn new(style: Style, names: Vec<String>) -> Prefixer {
+        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        Prefixer {
+            style,
+            names,
+            width,
+        }
+    }
+
+    /// `name | line`, coloured.
+    pub fn line(&self, name: &str, line: &str) -> String {
+        let index = self
+            .names
+            .iter()
+            .position(|n| n == name)
+            .unwrap_or(self.names.len());
+        let label = format!("{name:width$} |", width = self.width);
+        format!("{} {line}", self.style.paint(service_color(index), &label))
+    }
+
+    /// A line from ringmaster itself, aligned with the services' lines.
+    pub fn own(&self, line: &str) -> String {
+        let width = self.width.max("ringmaster".len());
+        let label = format!("{:width$} |", "ringmaster");
+        format!("{} {line}", self.style.paint("1", &label))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
+    }
+
+    #[test]
+    fn durations_print() {
+        assert_eq!(human_duration(Duration::from_millis(850)), "850ms");
+        assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(human_duration(Duration::from_secs(312)), "5m12s");
+        assert_eq!(human_duration(Duration::from_secs(3 * 3600 + 240)), "3h04m");
+    }
+
+    #[test]
+    fn plain_style_has_no_escapes() {
+        let t = table(
+            &Style::plain(),
+            &["A", "BB"],
+            &[vec!["x".into(), "y".into()]],
+        );
+        assert!(!t.contains('\x1b'));
+        assert_eq!(t, "A  BB\nx  y\n");
+    }
+}
