@@ -87,6 +87,14 @@ impl Service {
     }
 }
 
+impl Drop for Service {
+    /// Whatever carries this test's tag dies with the test, even when an
+    /// assertion failed before every pid was known.
+    fn drop(&mut self) {
+        let _ = stop(&self.target(), Signal::Kill, Duration::ZERO);
+    }
+}
+
 fn spec(command: String, service: &str) -> SpawnSpec {
     SpawnSpec {
         command,

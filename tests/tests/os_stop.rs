@@ -100,6 +100,14 @@ impl Service {
     }
 }
 
+impl Drop for Service {
+    /// Whatever carries this test's tag dies with the test, even when an
+    /// assertion failed before every pid was known.
+    fn drop(&mut self) {
+        let _ = stop(&self.target(), Signal::Kill, Duration::ZERO);
+    }
+}
+
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .unwrap_or_default()
