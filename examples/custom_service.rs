@@ -71,8 +71,9 @@ async fn accept_loop(listener: TcpListener, target: u16, connections: Arc<Atomic
                     match TcpStream::connect(("127.0.0.1", target)).await {
                         Ok(mut outbound) => {
                             let moved = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                            if let Ok((up, down)) = moved {
-                                println!("gateway: connection #{n} from {peer} → :{target} ({up} bytes up, {down} down)");
+                            match moved {
+                                Ok((up, down)) => println!("gateway: connection #{n} from {peer} → :{target} ({up} bytes up, {down} down)"),
+                                Err(e) => println!("gateway: connection #{n} from {peer} → :{target} ended: {e}"),
                             }
                         }
                         Err(e) => println!("gateway: connection #{n}: cannot reach :{target}: {e}"),
@@ -186,6 +187,8 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     };
     let config = Config::builder(&root)
         .state_dir("target/custom-service-state")
+        // Provided by the plugin below, not by this configuration.
+        .external("gateway")
         .service(
             ServiceConfigBuilder::new("api", demo("demo-api", format!("--port {api}")))
                 .port(api)

@@ -49,6 +49,7 @@ fn start_api(port: u16, groups: &GroupGuard) -> std::process::Child {
         .args(["--port", &port.to_string()])
         .process_group(0)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .spawn()
         .expect("demo-api starts");
     groups.add(child.id());
@@ -148,6 +149,7 @@ fn demo_frontend_serves_the_api_data_from_a_renamed_server_behind_a_shell() {
         ])
         .process_group(0)
         .stdin(Stdio::null())
+        .stdout(Stdio::null())
         .spawn()
         .expect("demo-frontend starts");
     groups.add(launcher.id());
