@@ -6,7 +6,8 @@
 //! # Where things live
 //! - [`tag`]: the environment tag every spawned process inherits.
 //! - [`process`]: process identity, one-scan snapshots, service membership
-//!   (platform code in `process/{linux,macos,windows}.rs`).
+//!   (platform code in `process/linux.rs`, reading /proc, and
+//!   `process/other.rs`, sysinfo for macOS and Windows).
 //! - [`spawn`]: spawning through the platform shell; the Linux child subreaper.
 //! - [`stop`]: signal a service's members, wait for all of them, escalate to kill.
 //! - [`ports`]: every process holding a LISTEN socket on a port
