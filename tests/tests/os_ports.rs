@@ -1,0 +1,207 @@
+//! Who holds a port, as the OS shows it: both holders of a shared socket, IPv6
+//! listeners, and a port that is free again once its holder died.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::Duration;
+
+use ringmaster_os::ports::{all_listeners, listeners, port_is_free};
+use ringmaster_tests::{fake_service, pid_alive, wait_for, PidGuard};
+
+const TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running fake-service and its stdout lines.
+struct Svc {
+    child: Child,
+    lines: Receiver<String>,
+    /// Lines read but not yet asked for.
+    seen: std::cell::RefCell<Vec<String>>,
+}
+
+impl Svc {
+    fn start(args: &[&str], guard: &PidGuard) -> Svc {
+        let mut child = Command::new(fake_service())
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("fake-service starts");
+        guard.add(child.id());
+        let out = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Svc {
+            child,
+            lines,
+            seen: Default::default(),
+        }
+    }
+
+    /// The rest of the first line starting with `prefix` (e.g. `listening `).
+    fn expect(&self, prefix: &str) -> String {
+        let mut seen = self.seen.borrow_mut();
+        loop {
+            if let Some(i) = seen.iter().position(|l| l.starts_with(prefix)) {
+                let line = seen.remove(i);
+                return line[prefix.len()..].trim().to_string();
+            }
+            let line = self
+                .lines
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|_| panic!("fake-service never printed `{prefix}...`"));
+            seen.push(line);
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.expect("listening ").parse().expect("a port number")
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pids_on(port: u16) -> Vec<u32> {
+    let mut pids: Vec<u32> = listeners(port)
+        .expect("listeners")
+        .iter()
+        .map(|l| l.pid)
+        .collect();
+    pids.dedup();
+    pids
+}
+
+#[test]
+fn both_holders_of_a_shared_socket_are_reported() {
+    let guard = PidGuard::new();
+    let mut svc = Svc::start(&["--listen", "0", "--share"], &guard);
+    let root = svc.child.id();
+    let port = svc.port();
+    let worker: u32 = svc.expect("pid worker ").parse().expect("worker pid");
+    guard.add(worker);
+    assert_ne!(root, worker);
+
+    let mut expected = vec![root, worker];
+    expected.sort_unstable();
+    wait_for("both holders to be listed", TIMEOUT, || {
+        pids_on(port) == expected
+    });
+
+    let found = listeners(port).expect("listeners");
+    assert_eq!(found.len(), 2, "{found:?}");
+    for l in &found {
+        assert_eq!(l.port, port);
+        assert_eq!(l.addr.to_string(), "127.0.0.1");
+        let info = l.process.as_ref().expect("our own children can be read");
+        assert_eq!(info.pid, l.pid);
+        assert_eq!(info.exe_name().as_deref(), Some("fake-service"));
+    }
+
+    // Killing the root alone leaves the worker holding the socket.
+    svc.kill();
+    wait_for("only the worker to hold the port", TIMEOUT, || {
+        pids_on(port) == vec![worker]
+    });
+    assert!(!port_is_free(port).expect("port_is_free"));
+    ringmaster_tests::kill_pid(worker);
+    wait_for("the port to be free", TIMEOUT, || {
+        port_is_free(port).expect("port_is_free")
+    });
+    assert!(listeners(port).expect("listeners").is_empty());
+}
+
+#[test]
+fn an_ipv6_listener_is_found() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this machine has no IPv6 loopback");
+        return;
+    }
+    let guard = PidGuard::new();
+    let mut svc = Svc::start(&["--listen", "0", "--listen6"], &guard);
+    let port = svc.port();
+    let found = listeners(port).expect("listeners");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].pid, svc.child.id());
+    assert_eq!(found[0].addr.to_string(), "::1");
+    assert!(!port_is_free(port).expect("port_is_free"));
+    svc.kill();
+    wait_for("the IPv6 port to be free", TIMEOUT, || {
+        port_is_free(port).expect("port_is_free")
+    });
+}
+
+#[test]
+fn a_dual_stack_wildcard_listener_is_found() {
+    // `[::]` without IPV6_V6ONLY takes IPv4 too; it lives in /proc/net/tcp6 only.
+    let Ok(l) = std::net::TcpListener::bind("[::]:0") else {
+        eprintln!("skipped: this machine has no IPv6");
+        return;
+    };
+    let port = l.local_addr().expect("local addr").port();
+    let found = listeners(port).expect("listeners");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].pid, std::process::id());
+    assert_eq!(found[0].addr.to_string(), "::");
+    drop(l);
+    assert!(port_is_free(port).expect("port_is_free"));
+}
+
+#[test]
+fn the_port_is_free_once_its_holder_died() {
+    let guard = PidGuard::new();
+    let mut svc = Svc::start(&["--listen", "0"], &guard);
+    let pid = svc.child.id();
+    let port = svc.port();
+    assert!(!port_is_free(port).expect("port_is_free"));
+    assert_eq!(pids_on(port), vec![pid]);
+    svc.kill();
+    assert!(!pid_alive(pid));
+    wait_for("the port to be free", TIMEOUT, || {
+        port_is_free(port).expect("port_is_free")
+    });
+    assert!(listeners(port).expect("listeners").is_empty());
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn all_listeners_includes_a_renamed_holder_with_its_identity() {
+    let guard = PidGuard::new();
+    let mut svc = Svc::start(
+        &["--listen", "0", "--rename", "next-server (v16.0.1)"],
+        &guard,
+    );
+    let port = svc.port();
+    let pid = svc.child.id();
+    let found = all_listeners().expect("all_listeners");
+    let ours: Vec<_> = found.iter().filter(|l| l.port == port).collect();
+    assert_eq!(ours.len(), 1, "{ours:?}");
+    let info = ours[0].process.as_ref().expect("readable");
+    assert_eq!(info.pid, pid);
+    assert!(info.name.starts_with("next-server"), "{}", info.name);
+    assert_eq!(info.exe_name().as_deref(), Some("fake-service"));
+    // Sorted by port.
+    assert!(found.windows(2).all(|w| w[0].port <= w[1].port));
+    svc.kill();
+}
+
+#[test]
+fn a_port_nobody_listens_on_is_free_and_has_no_holders() {
+    let port = ringmaster_tests::free_port();
+    assert!(port_is_free(port).expect("port_is_free"));
+    assert!(listeners(port).expect("listeners").is_empty());
+    // A connected (not listening) socket does not count as a holder.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let server_port = server.local_addr().expect("addr").port();
+    let client = std::net::TcpStream::connect(("127.0.0.1", server_port)).expect("connect");
+    let client_port = client.local_addr().expect("addr").port();
+    assert!(listeners(client_port).expect("listeners").is_empty());
+    assert!(port_is_free(client_port).expect("port_is_free"));
+    assert_eq!(pids_on(server_port), vec![std::process::id()]);
+}
