@@ -15,6 +15,8 @@
 //! ```
 //! It starts the stack on free ports, fetches the frontend's page once (its data
 //! flows frontend → gateway → API), prints the status, and shuts everything down.
+//! With `DEMO_BIN_DIR=target/debug` it runs the demo programs from there instead
+//! of through `cargo run` (Unix shell quoting).
 use std::net::TcpListener as StdListener;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -124,23 +126,29 @@ impl Handler<Start> for Gateway {
 }
 
 impl Handler<Stop> for Gateway {
-    type Result = MessageResult<Stop>;
+    type Result = ResponseFuture<StopReport>;
 
     fn handle(&mut self, _: Stop, _: &mut Context<Self>) -> Self::Result {
         let started = Instant::now();
-        if let Some(task) = self.accept.take() {
-            task.abort();
-        }
-        println!(
-            "gateway: stopped after {} connections",
-            self.connections.load(Ordering::Relaxed)
-        );
-        // No process, so nobody was signalled or killed. The port is checked free
-        // by the supervisor after this reply (the listener closes as the aborted
-        // task is dropped).
-        MessageResult(StopReport {
-            elapsed: started.elapsed(),
-            ..StopReport::default()
+        let task = self.accept.take();
+        let connections = self.connections.clone();
+        Box::pin(async move {
+            if let Some(task) = task {
+                task.abort();
+                // Resolves once the task is dropped: the listener and every open
+                // connection are closed before the reply, so the port is free when
+                // the supervisor checks it.
+                let _ = task.await;
+            }
+            println!(
+                "gateway: stopped after {} connections",
+                connections.load(Ordering::Relaxed)
+            );
+            // No process, so nobody was signalled or killed.
+            StopReport {
+                elapsed: started.elapsed(),
+                ..StopReport::default()
+            }
         })
     }
 }
@@ -181,9 +189,12 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     println!("ports: api {api}, gateway {gateway}, frontend {web}");
 
     // The process services, built in code. Their commands build the demo
-    // programs on first use, as examples/dashboard/ringmaster.toml does.
-    let demo = |bin: &str, args: String| {
-        format!("cargo run -q -p ringmaster-examples --bin {bin} -- {args}")
+    // programs on first use, as examples/dashboard/ringmaster.toml does; with
+    // DEMO_BIN_DIR set (e.g. target/debug) they run the built programs directly.
+    let bin_dir = std::env::var_os("DEMO_BIN_DIR").map(PathBuf::from);
+    let demo = |bin: &str, args: String| match &bin_dir {
+        Some(dir) => format!("'{}' {args}", dir.join(bin).display()),
+        None => format!("cargo run -q -p ringmaster-examples --bin {bin} -- {args}"),
     };
     let config = Config::builder(&root)
         .state_dir("target/custom-service-state")
