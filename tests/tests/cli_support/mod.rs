@@ -1,0 +1,238 @@
+//! Shared by the CLI tests (`cli_*.rs`): a project folder in a `TempDir` with a
+//! `ringmaster.toml` that runs the fake-service program on free ports, the
+//! `ringmaster` command run inside it, and reads of what the OS shows (who holds
+//! a port, who carries the project's tag).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as StdCommand, Stdio};
+use std::time::Duration;
+
+use assert_cmd::Command;
+use ringmaster_tests::{bin_path, fake_service, pid_alive, port_answers, wait_for, PidGuard};
+use serde_json::Value;
+
+/// Generous: tests must not depend on a fast machine.
+pub const LONG: Duration = Duration::from_secs(30);
+
+/// A project folder with a configuration; kills (by pid) what it saw when dropped.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub guard: PidGuard,
+}
+
+impl Project {
+    /// An empty project folder.
+    pub fn new() -> Project {
+        Project {
+            dir: tempfile::tempdir().expect("a temp dir"),
+            guard: PidGuard::new(),
+        }
+    }
+
+    /// A project with `toml` as its `ringmaster.toml`.
+    pub fn with_config(toml: &str) -> Project {
+        let p = Project::new();
+        p.write("ringmaster.toml", toml);
+        p
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The state directory (the default `.ringmaster`).
+    pub fn state_dir(&self) -> PathBuf {
+        self.path().join(".ringmaster")
+    }
+
+    /// Writes a file in the project folder.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write a project file");
+        path
+    }
+
+    /// `ringmaster ARGS` in the project folder (no terminal: output is piped).
+    pub fn rm(&self) -> Command {
+        let mut cmd = Command::new(bin_path("ringmaster"));
+        cmd.current_dir(self.path())
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// Starts `ringmaster up ARGS` in the foreground as a child, its output going to
+    /// `up.out` in the project folder (read it with [`Project::up_output`]).
+    pub fn spawn_up(&self, args: &[&str]) -> Child {
+        let out = std::fs::File::create(self.path().join("up.out")).expect("create up.out");
+        let err = out.try_clone().expect("clone up.out");
+        let child = StdCommand::new(bin_path("ringmaster"))
+            .arg("up")
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .expect("spawn ringmaster up");
+        self.guard.add(child.id());
+        child
+    }
+
+    /// What the foreground `up` wrote so far.
+    pub fn up_output(&self) -> String {
+        std::fs::read_to_string(self.path().join("up.out")).unwrap_or_default()
+    }
+
+    /// `status --json`, or `None` when it fails (no instance).
+    pub fn status(&self) -> Option<Vec<Value>> {
+        let out = self.rm().args(["status", "--json"]).output().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// Waits until `status --json` shows every service in `names` as `ready`;
+    /// returns the status.
+    pub fn wait_ready(&self, names: &[&str]) -> Vec<Value> {
+        let mut last = Vec::new();
+        wait_for(
+            "every service ready in `status --json`",
+            LONG,
+            || match self.status() {
+                Some(list) => {
+                    let ready = names.iter().all(|n| {
+                        list.iter()
+                            .any(|s| s["name"] == *n && s["state"] == "ready")
+                    });
+                    last = list;
+                    ready
+                }
+                None => false,
+            },
+        );
+        last
+    }
+
+    /// The pid of the running instance (from the lock).
+    pub fn instance_pid(&self) -> Option<u32> {
+        ringmaster_os::InstanceLock::owner(&self.state_dir())
+    }
+
+    /// Every live process carrying this project's tag (the OS's view).
+    pub fn tagged_pids(&self) -> Vec<u32> {
+        let project = ringmaster_os::project_id(&self.state_dir());
+        ringmaster_os::process::snapshot()
+            .expect("a process snapshot")
+            .into_iter()
+            .filter(|p| !p.zombie && p.tag.as_ref().is_some_and(|t| t.project == project))
+            .map(|p| p.pid)
+            .collect()
+    }
+
+    /// Registers every tagged process with the guard (so a failing test leaves none).
+    pub fn guard_tagged(&self) -> Vec<u32> {
+        let pids = self.tagged_pids();
+        for &p in &pids {
+            self.guard.add(p);
+        }
+        pids
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        // Stop what a failed test may have left: the instance, then tagged processes.
+        if let Some(pid) = self.instance_pid() {
+            self.guard.add(pid);
+        }
+        for pid in self.tagged_pids() {
+            self.guard.add(pid);
+        }
+    }
+}
+
+/// Pids of the processes listening on `port` (the OS's view).
+pub fn holders(port: u16) -> Vec<u32> {
+    let mut pids: Vec<u32> = ringmaster_os::listeners(port)
+        .expect("listeners of a port")
+        .into_iter()
+        .map(|l| l.pid)
+        .collect();
+    pids.sort_unstable();
+    pids.dedup();
+    pids
+}
+
+/// Waits until nobody listens on `port`.
+pub fn wait_port_free(port: u16) {
+    wait_for(&format!("port {port} to be free"), LONG, || {
+        holders(port).is_empty() && !port_answers(port)
+    });
+}
+
+/// Waits until `pid` is gone.
+pub fn wait_gone(pid: u32) {
+    wait_for(&format!("pid {pid} to be gone"), LONG, || !pid_alive(pid));
+}
+
+/// A two-service configuration: `api` (HTTP, with a worker sharing its socket,
+/// like `uvicorn --reload`) and `web` (children, depends on api).
+pub fn two_services(api: u16, web: u16) -> String {
+    let fake = fake_service();
+    let fake = fake.display();
+    format!(
+        r#"[settings]
+shutdown_timeout = "20s"
+
+[services.api]
+command = "{fake} --listen {api} --http --share"
+port = {api}
+allow = ["fake-service"]
+health = {{ http = "http://127.0.0.1:{api}/health" }}
+stop = {{ timeout = "5s" }}
+
+[services.web]
+command = "{fake} --listen {web} --http --children 2"
+port = {web}
+allow = ["fake-service"]
+depends_on = ["api"]
+health = {{ tcp = {web} }}
+stop = {{ timeout = "5s" }}
+"#
+    )
+}
+
+/// Starts the fake service directly (not through ringmaster: untagged, foreign to
+/// the project) listening on `port`; returns the child once the port answers.
+pub fn foreign_holder(guard: &PidGuard, port: u16, extra: &[&str]) -> Child {
+    let child = StdCommand::new(fake_service())
+        .args(["--listen", &port.to_string()])
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn fake-service");
+    guard.add(child.id());
+    wait_for(&format!("fake-service on port {port}"), LONG, || {
+        port_answers(port)
+    });
+    child
+}
+
+/// True when `text` contains an ANSI escape sequence.
+pub fn has_escape(text: &str) -> bool {
+    text.contains('\x1b')
+}
+
+/// Text of a captured stream.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
