@@ -52,7 +52,14 @@ pub type CmdResult = Result<u8, Failure>;
 /// Loads and validates a configuration; configuration errors exit 2, one per line
 /// with `file:line:col`.
 pub fn load_config(file: &Path) -> Result<Config, Failure> {
-    Config::load(file).map_err(config_failure)
+    let config = Config::load(file).map_err(config_failure)?;
+    tracing::info!(
+        file = %file.display(),
+        services = config.services.len(),
+        state_dir = %config.settings.state_dir.display(),
+        "configuration loaded"
+    );
+    Ok(config)
 }
 
 /// Exit 2 listing every configuration error.

@@ -236,6 +236,16 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
             }
         }
     };
+    if matches!(outcome, Outcome::Ready) {
+        // The last Ready events may still be on their way; show them first.
+        let until = tokio::time::Instant::now() + Duration::from_millis(200);
+        while !view.all_ready() {
+            match tokio::time::timeout_at(until, events.recv()).await {
+                Ok(Some(ev)) => view.event(&ev),
+                _ => break,
+            }
+        }
+    }
     view.end_startup();
     let mut failed = None;
     match &outcome {
@@ -509,6 +519,10 @@ impl Progress {
             }
             self.own(&text);
         }
+    }
+
+    fn all_ready(&self) -> bool {
+        self.states.iter().all(|(s, _)| s == "ready")
     }
 
     /// Startup is over: leave the final block on screen and print lines from now on.
