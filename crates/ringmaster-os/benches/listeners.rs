@@ -4,8 +4,9 @@
 //! Run with `cargo bench -p ringmaster-os --bench listeners`. It spawns
 //! `BENCH_PROCS` (default 500) `sleep 600` children, binds one loopback listener,
 //! then takes the median wall time of `listeners(port)` over 50 runs and of
-//! `lsof -ti :PORT` and `ss -ltnp 'sport = :PORT'` over 20 runs each. Every child
-//! is killed by pid at the end. Linux only (elsewhere it says so and exits).
+//! `lsof -ti :PORT` and `ss -ltnp 'sport = :PORT'` over 20 runs each, the three
+//! interleaved so that a busy moment weighs on all alike. Every child is killed by
+//! pid at the end. Linux only (elsewhere it says so and exits).
 
 #[cfg(target_os = "linux")]
 fn main() {
@@ -48,32 +49,34 @@ mod bench {
         d.as_secs_f64() * 1000.0
     }
 
-    /// Median wall time of `cmd` over `runs`, checking each run's stdout names `pid`.
-    fn time_command(program: &str, args: &[&str], pid: u32, runs: usize) -> Option<Duration> {
-        let mut samples = Vec::with_capacity(runs);
-        for _ in 0..runs + 1 {
-            let start = Instant::now();
-            let out = Command::new(program)
-                .args(args)
-                .stderr(Stdio::null())
-                .output();
-            let elapsed = start.elapsed();
-            let out = match out {
-                Ok(o) => o,
-                Err(e) => {
-                    println!("{program}: not run ({e})");
-                    return None;
-                }
-            };
-            let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                text.contains(&pid.to_string()),
-                "{program} {args:?} did not name pid {pid}: {text}"
-            );
-            samples.push(elapsed);
-        }
-        samples.remove(0); // the first run warms caches
-        Some(median(samples))
+    /// The wall time of one run of `program`, checking its stdout names `pid`;
+    /// `None` when the program cannot be run here.
+    fn time_command(program: &str, args: &[&str], pid: u32) -> Option<Duration> {
+        let start = Instant::now();
+        let out = Command::new(program)
+            .args(args)
+            .stderr(Stdio::null())
+            .output()
+            .ok()?;
+        let elapsed = start.elapsed();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains(&pid.to_string()),
+            "{program} {args:?} did not name pid {pid}: {text}"
+        );
+        Some(elapsed)
+    }
+
+    /// The wall time of one in-process lookup, checking it finds `pid`.
+    fn time_in_process(port: u16, pid: u32) -> Duration {
+        let start = Instant::now();
+        let found = ringmaster_os::listeners(port).expect("listeners");
+        let elapsed = start.elapsed();
+        assert!(
+            found.iter().any(|l| l.pid == pid),
+            "listeners missed pid {pid}: {found:?}"
+        );
+        elapsed
     }
 
     pub fn run() {
@@ -103,29 +106,45 @@ mod bench {
         let port = listener.local_addr().expect("local address").port();
         let me = std::process::id();
 
-        let mut samples = Vec::with_capacity(IN_PROCESS_RUNS);
-        for _ in 0..IN_PROCESS_RUNS + 1 {
-            let start = Instant::now();
-            let found = ringmaster_os::listeners(port).expect("listeners");
-            samples.push(start.elapsed());
-            assert!(
-                found.iter().any(|l| l.pid == me),
-                "listeners missed us: {found:?}"
-            );
-        }
-        samples.remove(0);
-        let in_process = median(samples);
-
+        // Warm-up, then the three methods interleaved, so that a busy moment on
+        // the machine weighs on all of them alike.
         let port_arg = format!(":{port}");
         let filter = format!("sport = :{port}");
-        let lsof = time_command("lsof", &["-ti", &port_arg], me, COMMAND_RUNS);
-        let ss = time_command("ss", &["-ltnp", &filter], me, COMMAND_RUNS);
+        let lsof_args = ["-ti", port_arg.as_str()];
+        let ss_args = ["-ltnp", filter.as_str()];
+        time_in_process(port, me);
+        let has_lsof = time_command("lsof", &lsof_args, me).is_some();
+        let has_ss = time_command("ss", &ss_args, me).is_some();
+        let per_round = IN_PROCESS_RUNS.div_ceil(COMMAND_RUNS);
+        let (mut ours, mut lsof, mut ss) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..COMMAND_RUNS {
+            for _ in 0..per_round {
+                if ours.len() < IN_PROCESS_RUNS {
+                    ours.push(time_in_process(port, me));
+                }
+            }
+            if has_lsof {
+                lsof.extend(time_command("lsof", &lsof_args, me));
+            }
+            if has_ss {
+                ss.extend(time_command("ss", &ss_args, me));
+            }
+        }
+        let in_process = median(ours);
+        let lsof = (!lsof.is_empty()).then(|| median(lsof));
+        let ss = (!ss.is_empty()).then(|| median(ss));
 
         println!("processes on the machine: {total} ({procs} idle `sleep 600` children)");
         println!(
             "listeners({port}) in-process: median {:.3} ms over {IN_PROCESS_RUNS} runs",
             ms(in_process)
         );
+        if !has_lsof {
+            println!("lsof: not installed, not measured");
+        }
+        if !has_ss {
+            println!("ss: not installed, not measured");
+        }
         if let Some(l) = lsof {
             println!(
                 "lsof -ti :{port}: median {:.3} ms over {COMMAND_RUNS} runs (in-process is {:.1}x faster; target >= 10x)",

@@ -234,11 +234,35 @@ fn scan_pids(proc_dir: &OwnedFd, pids: &[u32], inodes: &HashSet<u64>) -> Vec<(u6
 /// The socket inode an fd entry (`name` in the fd directory `dir_fd`) refers to,
 /// `None` when it is not a socket or cannot be read.
 ///
-/// `statx` on the fd link gives the socket's inode without building the link text,
-/// about twice as fast as `readlinkat`; `AT_STATX_DONT_SYNC` keeps it from asking
-/// a network or FUSE filesystem about the other fds' files. Kernels without statx
-/// (before 4.11) get `readlinkat`.
+/// Two cheap steps instead of `readlinkat` (which builds the link text):
+/// - `statx` of the fd link itself: procfs gives it the mode the file was opened
+///   with (`r` for reading, `w` for writing). A socket is always open for both, so
+///   an fd that is not (a pipe end, a log file, `/dev/null` on stdin) is skipped.
+///   A kernel that reported something else would only make this filter keep more.
+/// - `statx` through the link: the socket's inode, without touching the files of
+///   the other fds' filesystems (`AT_STATX_DONT_SYNC`: no NFS or FUSE round trip).
+///
+/// Kernels without statx (before 4.11) get `readlinkat`.
 fn fd_socket_inode(dir_fd: libc::c_int, name: &CStr, link: &mut [u8; 64]) -> Option<u64> {
+    const READ_WRITE: u32 = libc::S_IRUSR | libc::S_IWUSR;
+    match statx(dir_fd, name, libc::AT_SYMLINK_NOFOLLOW, libc::STATX_MODE) {
+        Ok(fd_link) if u32::from(fd_link.stx_mode) & READ_WRITE != READ_WRITE => return None,
+        Ok(_) => {}
+        Err(e) if e != libc::ENOSYS => return None,
+        Err(_) => return readlink_socket_inode(dir_fd, name, link),
+    }
+    let target = statx(dir_fd, name, 0, libc::STATX_TYPE | libc::STATX_INO).ok()?;
+    let is_socket = u32::from(target.stx_mode) & libc::S_IFMT == libc::S_IFSOCK;
+    is_socket.then_some(target.stx_ino)
+}
+
+/// `statx(dir_fd, name, flags | AT_STATX_DONT_SYNC, mask)`, or the errno.
+fn statx(
+    dir_fd: libc::c_int,
+    name: &CStr,
+    flags: libc::c_int,
+    mask: libc::c_uint,
+) -> std::result::Result<libc::statx, i32> {
     // SAFETY: statx is plain data; all-zero is a valid value.
     let mut stx: libc::statx = unsafe { std::mem::zeroed() };
     // SAFETY: `name` is a NUL-terminated entry of the directory `dir_fd` refers to,
@@ -247,19 +271,22 @@ fn fd_socket_inode(dir_fd: libc::c_int, name: &CStr, link: &mut [u8; 64]) -> Opt
         libc::statx(
             dir_fd,
             name.as_ptr(),
-            libc::AT_STATX_DONT_SYNC,
-            libc::STATX_TYPE | libc::STATX_INO,
+            flags | libc::AT_STATX_DONT_SYNC,
+            mask,
             &mut stx,
         )
     };
     if rc == 0 {
-        let is_socket = u32::from(stx.stx_mode) & libc::S_IFMT == libc::S_IFSOCK;
-        return is_socket.then_some(stx.stx_ino);
+        Ok(stx)
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
-    if std::io::Error::last_os_error().raw_os_error() != Some(libc::ENOSYS) {
-        return None;
-    }
-    // SAFETY: as above; `link` is a live buffer of the given length.
+}
+
+/// The socket inode of an fd entry, from its link text `socket:[INODE]`.
+fn readlink_socket_inode(dir_fd: libc::c_int, name: &CStr, link: &mut [u8; 64]) -> Option<u64> {
+    // SAFETY: `name` is a NUL-terminated entry of the directory `dir_fd` refers to;
+    // `link` is a live buffer of the given length.
     let n =
         unsafe { libc::readlinkat(dir_fd, name.as_ptr(), link.as_mut_ptr().cast(), link.len()) };
     if n <= 0 {
@@ -410,6 +437,36 @@ mod tests {
         assert_eq!(socket_inode(b"pipe:[4121001]"), None);
         assert_eq!(socket_inode(b"/dev/null"), None);
         assert_eq!(socket_inode(b"socket:[x]"), None);
+    }
+
+    #[test]
+    fn fd_entries_resolve_to_socket_inodes_only() {
+        use std::os::fd::AsRawFd;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let port = l.local_addr().expect("local addr").port();
+        let read_only = std::fs::File::open("/dev/null").expect("open /dev/null");
+        let read_write = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .expect("open /dev/null read-write");
+        let dir = open_dir(None, c"/proc/self/fd").expect("our fd directory");
+        let mut link = [0u8; 64];
+        let entry = |fd: i32| std::ffi::CString::new(fd.to_string()).expect("no NUL");
+
+        let inode = fd_socket_inode(dir.as_raw_fd(), &entry(l.as_raw_fd()), &mut link)
+            .expect("a socket fd has a socket inode");
+        let from_link = readlink_socket_inode(dir.as_raw_fd(), &entry(l.as_raw_fd()), &mut link);
+        assert_eq!(Some(inode), from_link);
+        let sockets = listen_sockets().expect("socket table");
+        assert!(sockets.iter().any(|s| s.port == port && s.inode == inode));
+
+        for fd in [read_only.as_raw_fd(), read_write.as_raw_fd()] {
+            assert_eq!(
+                fd_socket_inode(dir.as_raw_fd(), &entry(fd), &mut link),
+                None
+            );
+        }
     }
 
     #[test]
