@@ -22,12 +22,12 @@ fn a_foreign_holder_is_refused_with_exit_3_and_lives() {
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
-        err.contains(&format!("pid {}", holder.id())),
+        err.contains(&format!("pid {}", holder)),
         "names the pid: {err}"
     );
     assert!(err.contains("fake-service"), "names the process: {err}");
     assert!(err.contains("nothing was touched"), "{err}");
-    assert!(pid_alive(holder.id()), "the refused holder lives");
+    assert!(pid_alive(holder), "the refused holder lives");
     assert!(port_answers(port));
 
     // Allowing another name does not allow this one.
@@ -35,7 +35,7 @@ fn a_foreign_holder_is_refused_with_exit_3_and_lives() {
         .args(["kill-port", &port.to_string(), "--allow", "postgres"])
         .assert()
         .code(3);
-    assert!(pid_alive(holder.id()));
+    assert!(pid_alive(holder));
 }
 
 #[test]
@@ -56,8 +56,8 @@ fn dry_run_names_the_holders_and_touches_nothing() {
         .expect("kill-port --dry-run");
     let stdout = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}{}", text(&out.stderr));
-    assert!(stdout.contains(&holder.id().to_string()), "{stdout}");
-    assert!(pid_alive(holder.id()));
+    assert!(stdout.contains(&holder.to_string()), "{stdout}");
+    assert!(pid_alive(holder));
     assert!(port_answers(port));
 }
 
@@ -89,7 +89,7 @@ fn allowed_holders_are_stopped_with_their_trees_and_the_port_is_freed() {
     assert!(stdout.contains("free"), "{stdout}");
     assert!(!port_answers(port));
     assert!(holders(port).is_empty());
-    for pid in all.iter().copied().chain([holder.id()]) {
+    for pid in all.iter().copied().chain([holder]) {
         wait_gone(pid);
     }
     // Nothing holds it any more: a second run says so and exits 0.

@@ -23,8 +23,8 @@ fn ports_json_lists_the_holder_of_a_port() {
     assert!(!rows.is_empty(), "the holder is listed");
     let row = rows
         .iter()
-        .find(|r| r["pid"] == holder.id())
-        .unwrap_or_else(|| panic!("pid {} among {rows:?}", holder.id()));
+        .find(|r| r["pid"] == holder)
+        .unwrap_or_else(|| panic!("pid {} among {rows:?}", holder));
     assert_eq!(row["port"], port);
     assert_eq!(row["addr"], "127.0.0.1");
     assert_eq!(row["name"], "fake-service");
@@ -65,9 +65,7 @@ fn ports_table_and_all_listeners() {
     // Without ports: every listener, ours among them.
     let all = p.rm().args(["ports", "--json"]).output().expect("ports");
     let rows: Vec<Value> = serde_json::from_slice(&all.stdout).expect("JSON");
-    assert!(rows
-        .iter()
-        .any(|r| r["pid"] == holder.id() && r["port"] == port));
+    assert!(rows.iter().any(|r| r["pid"] == holder && r["port"] == port));
 }
 
 #[test]

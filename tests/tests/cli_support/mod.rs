@@ -210,9 +210,10 @@ stop = {{ timeout = "5s" }}
 }
 
 /// Starts the fake service directly (not through ringmaster: untagged, foreign to
-/// the project) listening on `port`; returns the child once the port answers.
-pub fn foreign_holder(guard: &PidGuard, port: u16, extra: &[&str]) -> Child {
-    let child = StdCommand::new(fake_service())
+/// the project) listening on `port`; returns its pid once the port answers. A
+/// thread waits on it, so it is reaped whenever it ends.
+pub fn foreign_holder(guard: &PidGuard, port: u16, extra: &[&str]) -> u32 {
+    let mut child = StdCommand::new(fake_service())
         .args(["--listen", &port.to_string()])
         .args(extra)
         .stdin(Stdio::null())
@@ -220,11 +221,15 @@ pub fn foreign_holder(guard: &PidGuard, port: u16, extra: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn fake-service");
-    guard.add(child.id());
+    let pid = child.id();
+    guard.add(pid);
+    std::thread::spawn(move || {
+        let _ = child.wait();
+    });
     wait_for(&format!("fake-service on port {port}"), LONG, || {
         port_answers(port)
     });
-    child
+    pid
 }
 
 /// True when `text` contains an ANSI escape sequence.
