@@ -7,9 +7,10 @@
 //!
 //! The sockets come from netlink `sock_diag` (`sock_diag.rs`, LISTEN-only, cheap)
 //! and, where that is not available, from parsing `/proc/net/tcp` and
-//! `/proc/net/tcp6`. The fd scan reads each process's fd directory relative to an
-//! open `/proc` (`openat`, `readlinkat`), split over a few threads: with hundreds
-//! of processes it is most of the cost.
+//! `/proc/net/tcp6`. The fd scan is most of the cost with hundreds of processes:
+//! it opens each fd directory relative to an open `/proc`, resolves only the fds
+//! open for reading and writing (as every socket is) with `statx`, and is split
+//! over a few threads (see `fd_socket_inode`).
 use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
