@@ -9,7 +9,7 @@ use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use ringmaster_tests::{bin_path, fake_service, pid_alive, port_answers, wait_for, PidGuard};
+use ringmaster_tests::{bin_path, fake_service, port_answers, wait_for, PidGuard};
 use serde_json::Value;
 
 /// Generous: tests must not depend on a fast machine.
@@ -178,8 +178,11 @@ pub fn wait_port_free(port: u16) {
 }
 
 /// Waits until `pid` is gone.
+#[cfg(unix)]
 pub fn wait_gone(pid: u32) {
-    wait_for(&format!("pid {pid} to be gone"), LONG, || !pid_alive(pid));
+    wait_for(&format!("pid {pid} to be gone"), LONG, || {
+        !ringmaster_tests::pid_alive(pid)
+    });
 }
 
 /// A two-service configuration: `api` (HTTP, with a worker sharing its socket,
