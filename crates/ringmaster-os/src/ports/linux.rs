@@ -205,6 +205,7 @@ fn scan_pids(proc_dir: &OwnedFd, pids: &[u32], inodes: &HashSet<u64>) -> Vec<(u6
     let mut found = Vec::new();
     let mut link = [0u8; 64];
     let mut path = [0u8; 32];
+    let mut entries = DirentBuf::new();
     for &pid in pids {
         // "PID/fd\0" in a stack buffer: no allocation per process.
         let mut cursor = std::io::Cursor::new(&mut path[..]);
@@ -218,10 +219,8 @@ fn scan_pids(proc_dir: &OwnedFd, pids: &[u32], inodes: &HashSet<u64>) -> Vec<(u6
         let Some(fd_dir) = open_dir(Some(proc_dir), rel) else {
             continue;
         };
-        let Some(entries) = DirStream::new(fd_dir) else {
-            continue;
-        };
-        entries.for_each_name(|dir_fd, name| {
+        let dir_fd = fd_dir.as_raw_fd();
+        for_each_entry(&fd_dir, &mut entries, |name| {
             if let Some(inode) = fd_socket_inode(dir_fd, name, &mut link) {
                 if inodes.contains(&inode) {
                     found.push((inode, pid));
@@ -312,48 +311,62 @@ fn open_dir(at: Option<&OwnedFd>, path: &CStr) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// An open directory read with readdir; closed on drop.
-struct DirStream {
-    dir: *mut libc::DIR,
-}
+/// A buffer for `getdents64`, 8-byte aligned as `struct linux_dirent64` wants.
+struct DirentBuf(Vec<u64>);
 
-impl DirStream {
-    fn new(fd: OwnedFd) -> Option<DirStream> {
-        let raw = std::os::fd::IntoRawFd::into_raw_fd(fd);
-        // SAFETY: `raw` is an open directory fd; on success the DIR owns it.
-        let dir = unsafe { libc::fdopendir(raw) };
-        if dir.is_null() {
-            // SAFETY: fdopendir failed, so `raw` is still ours to close.
-            unsafe { libc::close(raw) };
-            return None;
-        }
-        Some(DirStream { dir })
+impl DirentBuf {
+    fn new() -> DirentBuf {
+        DirentBuf(vec![0u64; 1024])
     }
 
-    /// Calls `f(directory fd, entry name)` for every entry but `.` and `..`.
-    fn for_each_name(&self, mut f: impl FnMut(libc::c_int, &CStr)) {
-        // SAFETY: `self.dir` is a live DIR owned by this value.
-        let dir_fd = unsafe { libc::dirfd(self.dir) };
-        loop {
-            // SAFETY: `self.dir` is a live DIR; the entry returned stays valid
-            // until the next readdir on it, and is only used before that.
-            let entry = unsafe { libc::readdir(self.dir) };
-            if entry.is_null() {
+    fn bytes(&mut self) -> &mut [u8] {
+        let len = self.0.len() * std::mem::size_of::<u64>();
+        // SAFETY: the Vec's allocation is `len` bytes, borrowed mutably for the
+        // returned slice's lifetime; u8 has no alignment or validity requirements.
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast::<u8>(), len) }
+    }
+}
+
+/// Calls `f(name)` for every entry of the open directory `dir` but `.` and `..`.
+/// Reads with `getdents64` straight into `buf` (no `DIR` allocation per directory,
+/// which matters when hundreds of fd directories are read per lookup).
+fn for_each_entry(dir: &OwnedFd, buf: &mut DirentBuf, mut f: impl FnMut(&CStr)) {
+    // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
+    const RECLEN_AT: usize = 16;
+    const NAME_AT: usize = 19;
+    let bytes = buf.bytes();
+    loop {
+        // SAFETY: `bytes` is a live, writable, 8-byte aligned buffer of the given
+        // length, and `dir` is an open directory descriptor.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                bytes.as_mut_ptr(),
+                bytes.len(),
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        let data = &bytes[..(n as usize).min(bytes.len())];
+        let mut at = 0;
+        while at + NAME_AT < data.len() {
+            let reclen = usize::from(u16::from_ne_bytes([
+                data[at + RECLEN_AT],
+                data[at + RECLEN_AT + 1],
+            ]));
+            if reclen <= NAME_AT || at + reclen > data.len() {
                 return;
             }
-            // SAFETY: d_name of a returned entry is a NUL-terminated string.
-            let name = unsafe { CStr::from_ptr((*entry).d_name.as_ptr()) };
+            let Ok(name) = CStr::from_bytes_until_nul(&data[at + NAME_AT..at + reclen]) else {
+                return;
+            };
             if name.to_bytes() != b"." && name.to_bytes() != b".." {
-                f(dir_fd, name);
+                f(name);
             }
+            at += reclen;
         }
-    }
-}
-
-impl Drop for DirStream {
-    fn drop(&mut self) {
-        // SAFETY: `self.dir` is a live DIR owned by this value, closed only here.
-        unsafe { libc::closedir(self.dir) };
     }
 }
 
