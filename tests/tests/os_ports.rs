@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
-use ringmaster_os::ports::{all_listeners, listeners, port_is_free};
+use ringmaster_os::ports::{listeners, port_is_free};
 use ringmaster_tests::{fake_service, pid_alive, wait_for, PidGuard};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
@@ -179,7 +179,7 @@ fn all_listeners_includes_a_renamed_holder_with_its_identity() {
     );
     let port = svc.port();
     let pid = svc.child.id();
-    let found = all_listeners().expect("all_listeners");
+    let found = ringmaster_os::ports::all_listeners().expect("all_listeners");
     let ours: Vec<_> = found.iter().filter(|l| l.port == port).collect();
     assert_eq!(ours.len(), 1, "{ours:?}");
     let info = ours[0].process.as_ref().expect("readable");
