@@ -153,7 +153,7 @@ fn socket_holders(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
     let Some(proc_dir) = open_dir(None, c"/proc") else {
         return holders;
     };
-    let pids = list_pids();
+    let pids = list_pids(&proc_dir);
     let threads = if pids.len() < PARALLEL_FROM {
         1
     } else {
@@ -189,14 +189,19 @@ fn socket_holders(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
     holders
 }
 
-/// The pids listed in /proc (thread-group leaders).
-fn list_pids() -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    dir.flatten()
-        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<u32>().ok()))
-        .collect()
+/// The pids listed in the open `/proc` (thread-group leaders).
+fn list_pids(proc_dir: &OwnedFd) -> Vec<u32> {
+    let mut pids = Vec::new();
+    let mut buf = DirentBuf::new();
+    for_each_entry(proc_dir, &mut buf, |name| {
+        if let Some(pid) = std::str::from_utf8(name.to_bytes())
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+        {
+            pids.push(pid);
+        }
+    });
+    pids
 }
 
 /// `(inode, pid)` for every fd of `pids` that links to a socket in `inodes`.
