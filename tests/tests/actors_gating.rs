@@ -200,3 +200,34 @@ async fn tokio_timeout<T>(f: impl std::future::Future<Output = T>) -> T {
         .await
         .expect("the orchestrator answers in time")
 }
+
+#[actix_rt::test]
+async fn a_dependent_on_a_completed_job_starts_after_it_exits_zero() {
+    use ringmaster::config::{Condition, RestartPolicy};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = free_port();
+    let config = config(
+        dir.path(),
+        vec![
+            svc("migrate", "--exit-after 300 --exit-code 0").restart(RestartPolicy::Never),
+            svc("api", &format!("--listen {api}"))
+                .port(api)
+                .health_tcp(api)
+                .depends_on_condition("migrate", Condition::Completed),
+        ],
+    );
+    let orch = Orchestrator::start(config, Options::default()).expect("starts");
+    let seen = record(&orch, None);
+    let guard = PidGuard::new();
+    tokio_timeout(orch.up(None)).await.expect("up");
+    let status = orch.status().await.expect("status");
+    guard.add(status[1].pid.expect("api runs"));
+    assert_eq!(status[0].state, ServiceState::Stopped);
+    assert_eq!(status[0].last_exit, Some(0));
+    assert_eq!(status[1].state, ServiceState::Ready);
+    assert!(seen.index("migrate", is_exited) < seen.index("api", is_spawned));
+    let report = tokio_timeout(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report:?}");
+}
