@@ -1,20 +1,23 @@
-//! Unix: SIGINT and SIGTERM; `setsid` for the detached instance.
+//! Unix: SIGINT, SIGTERM and SIGHUP (the terminal went away); `setsid` for the
+//! detached instance.
 use std::os::unix::process::CommandExt;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
-/// Delivers the name of each SIGINT or SIGTERM received (`"SIGINT"`, `"SIGTERM"`).
+/// Delivers the name of each SIGINT, SIGTERM or SIGHUP received (`"SIGINT"`, ...).
 /// Must be called inside the runtime; installs the handlers at once.
 pub fn signals() -> std::io::Result<mpsc::UnboundedReceiver<&'static str>> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
+    let mut hup = signal(SignalKind::hangup())?;
     let (tx, rx) = mpsc::unbounded_channel();
     actix_rt::spawn(async move {
         loop {
             let name = tokio::select! {
                 Some(()) = int.recv() => "SIGINT",
                 Some(()) = term.recv() => "SIGTERM",
+                Some(()) = hup.recv() => "SIGHUP",
                 else => break,
             };
             if tx.send(name).is_err() {
