@@ -19,7 +19,10 @@ async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
         .expect("the orchestrator answers in time")
 }
 
-/// Starts fake-service on `port` as a plain process of the test (no tag).
+/// Starts fake-service on `port` as a plain process of the test (no tag). It is
+/// not waited on: the guard kills it by pid, and the orchestrator, a child
+/// subreaper, reaps it by pid.
+#[allow(clippy::zombie_processes)]
 fn holder(port: u16, guard: &PidGuard) -> u32 {
     let child = Command::new(fake_service())
         .args(["--listen", &port.to_string()])
