@@ -1,7 +1,7 @@
 //! The PortJanitor: clears a service's port before its start ([`ClearPort`]) and
 //! checks it after its stop ([`CheckPort`]), stopping only authorized holders
 //! (our tag, or the service's `allow` list). All OS work runs on blocking threads;
-//! the actor only hands it out. Also the forced [`sweep`] of every configured
+//! the actor only hands it out. Also the forced sweep of every configured
 //! port and tag.
 use std::time::Duration;
 

@@ -2,27 +2,76 @@
 //! dashboard's services.
 //!
 //! # Usage
+//! Inside an actix System (the bot's own, or `#[actix_rt::main]`):
 //! ```no_run
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
 //! let config = ringmaster::Config::load("ringmaster.toml")?;
 //! let orch = ringmaster::Orchestrator::start(config, ringmaster::Options::default())?;
-//! orch.up(None).await?;                         // every service ready, in order
-//! let report = orch.shutdown(Duration::from_secs(15)).await;  // the cascade
+//! orch.up(None).await?;                      // every service ready, in dependency order
+//! for s in orch.status().await? {
+//!     println!("{} {:?} pid {:?}", s.name, s.state, s.pid);
+//! }
+//! let report = orch.shutdown(Duration::from_secs(15)).await?;  // the cascade, finished
+//! assert!(report.clean(), "left behind: {:?}", report.survivors());
 //! # Ok(()) }
 //! ```
+//! A configuration can also be built in code ([`config::ConfigBuilder`]), services
+//! that are actors of your own join with [`Orchestrator::start_with`] and
+//! [`plugin::PluginService`], and [`Orchestrator::subscribe`] /
+//! [`Orchestrator::subscribe_logs`] deliver every [`messages::ServiceEvent`] and
+//! output line. The library installs no signal handler and never prints: a bot
+//! decides when to shut down, and output goes to `tracing` and the log files.
 //!
 //! # Theory of operation
+//! Four kinds of actors run on the arbiter that called [`Orchestrator::start`];
+//! every blocking OS call (process scans, stops, port clearing, PID files) runs on
+//! tokio's blocking pool, never on that arbiter.
+//!
+//! - [`supervisor::Supervisor`] owns the dependency graph. On [`messages::Up`] it
+//!   marks the needed services (the named ones and what they depend on) `waiting`
+//!   and *prepares* each at once, in parallel: its actor stops what an earlier run
+//!   left behind (the process its PID file names when that is live and ours, and
+//!   every process carrying the service's tag) and runs the `install` step, then
+//!   the PortJanitor clears its port. A prepared service is launched the moment
+//!   each dependency reached its condition (`ready`, `started`, `completed`):
+//!   `Watch` to the HealthChecker, then [`messages::Start`]. `Up` answers when all
+//!   are ready, or with the first failure, after stopping again what it started.
+//!   Restarts (policy, attempts, doubling backoff capped at 30 s, reset after 60 s
+//!   ready) and the failure cascade (dependents of a failed service are stopped and
+//!   wait again) are the Supervisor's too, so they work the same for plugins.
+//! - [`service::ServiceActor`], one per process service: prepare, spawn through
+//!   `ringmaster_os::spawn` (own session and process group, tag in the
+//!   environment), PID file with identity, stdout/stderr to [`logs`] (a `tracing`
+//!   event per line with field `service`, a per-service file rotated by size,
+//!   [`messages::LogLine`] to subscribers and log probes), `Exited` once the pipes
+//!   are drained, and [`messages::Stop`]: signal every member (descendants, group,
+//!   tag), wait until all are gone, kill after the grace.
+//! - [`health::HealthChecker`] probes from the moment of launch on a fast schedule
+//!   that backs off (10 ms, ×1.5, up to 500 ms) until the first success (`Ready`),
+//!   then every `interval`; `failures` failures in a row make a service
+//!   `unhealthy`, which restarts it unless its policy is `never`. Probes: HTTP GET
+//!   (awc, one client per actor), TCP connect, exec (exit 0), log line regex.
+//! - [`janitor::PortJanitor`] clears a port before a start and checks it after a
+//!   stop. It stops only what carries our tag or matches the service's `allow`
+//!   list (and runs as our user, and is not us or an ancestor); anything else is a
+//!   refusal naming pid, name, exe and user, which fails the service.
+//!
+//! [`messages::Shutdown`] stops services in reverse dependency order (a service
+//! nothing depends on first; each level in parallel), each within its stop timeout
+//! cut to what is left of the one deadline, everything left killed at once past
+//! it; then ports are checked, PID files are gone and the instance lock is
+//! released. It runs as an atomic response and completes before it answers, so
+//! the caller may stop the System right after. [`Orchestrator::sweep`] is the
+//! forced fallback: every configured tag and port, authorized processes only,
+//! without going through the Supervisor's mailbox.
+//!
+//! # Where things live
 //! - [`config`]: `ringmaster.toml` (or a [`config::ConfigBuilder`]) becomes a validated
 //!   [`Config`]; every error carries `file:line:col`.
-//! - [`supervisor::Supervisor`] owns the dependency graph and runs start-up gating
-//!   and the shutdown cascade. It talks to one actor per service.
-//! - [`service::ServiceActor`] runs one process service: install step, PID file,
-//!   spawn, output to log files and `tracing`, exits, restarts with backoff, stop.
-//!   A plugin is any actor that handles [`messages::Start`] and [`messages::Stop`]
-//!   and reports [`messages::ServiceEvent`]s ([`plugin`]).
-//! - [`janitor::PortJanitor`] clears a service's port before start and checks it
-//!   after stop; [`health::HealthChecker`] probes readiness and liveness.
+//! - [`orchestrator`]: the handle ([`Orchestrator`], [`Options`]).
+//! - [`supervisor`], [`service`], [`health`], [`janitor`]: the actors above;
+//!   [`logs`]: service output; [`plugin`]: services that are your own actors.
 //! - [`messages`] lists every message with who sends it to whom.
 //! - [`status`]: the serializable status of every service.
 

@@ -169,7 +169,7 @@ impl PluginService {
     }
 
     /// Who the port janitor may stop when it holds the plugin's port (process
-    /// name, exe file name or argv[0] basename).
+    /// name, exe file name or `argv[0]` basename).
     pub fn allow<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
         self.allow.extend(names.into_iter().map(Into::into));
         self
