@@ -15,6 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Listener;
 use crate::{Error, Result};
@@ -145,6 +146,8 @@ fn parse_addr(hex: &str, v6: bool) -> Option<IpAddr> {
 const PARALLEL_FROM: usize = 128;
 /// At most this many threads scan fds.
 const MAX_SCAN_THREADS: usize = 4;
+/// Processes a scanning thread takes at a time.
+const SCAN_BATCH: usize = 32;
 
 /// For each inode in `inodes`, every pid whose fd table holds it (sorted, no
 /// duplicates). Unreadable processes are skipped.
@@ -162,21 +165,29 @@ fn socket_holders(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
             .unwrap_or(1)
             .clamp(1, MAX_SCAN_THREADS)
     };
-    let chunk = pids.len().div_ceil(threads).max(1);
-    let found: Vec<(u64, u32)> = if threads == 1 {
-        scan_pids(&proc_dir, &pids, inodes)
-    } else {
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = pids
-                .chunks(chunk)
-                .map(|part| scope.spawn(|| scan_pids(&proc_dir, part, inodes)))
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect()
-        })
+    // Workers take small batches from a shared counter, so a batch of busy
+    // processes does not leave the other threads idle; the calling thread works too.
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut found = Vec::new();
+        let mut buf = DirentBuf::new();
+        loop {
+            let start = next.fetch_add(SCAN_BATCH, Ordering::Relaxed);
+            if start >= pids.len() {
+                return found;
+            }
+            let batch = &pids[start..(start + SCAN_BATCH).min(pids.len())];
+            scan_pids(&proc_dir, batch, inodes, &mut buf, &mut found);
+        }
     };
+    let found: Vec<(u64, u32)> = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut found = work();
+        for helper in helpers {
+            found.extend(helper.join().unwrap_or_default());
+        }
+        found
+    });
     for (inode, pid) in found {
         let pids = holders.entry(inode).or_default();
         if !pids.contains(&pid) {
@@ -204,13 +215,18 @@ fn list_pids(proc_dir: &OwnedFd) -> Vec<u32> {
     pids
 }
 
-/// `(inode, pid)` for every fd of `pids` that links to a socket in `inodes`.
-fn scan_pids(proc_dir: &OwnedFd, pids: &[u32], inodes: &HashSet<u64>) -> Vec<(u64, u32)> {
+/// Appends `(inode, pid)` to `found` for every fd of `pids` that links to a
+/// socket in `inodes`.
+fn scan_pids(
+    proc_dir: &OwnedFd,
+    pids: &[u32],
+    inodes: &HashSet<u64>,
+    entries: &mut DirentBuf,
+    found: &mut Vec<(u64, u32)>,
+) {
     use std::io::Write;
-    let mut found = Vec::new();
     let mut link = [0u8; 64];
     let mut path = [0u8; 32];
-    let mut entries = DirentBuf::new();
     for &pid in pids {
         // "PID/fd\0" in a stack buffer: no allocation per process.
         let mut cursor = std::io::Cursor::new(&mut path[..]);
@@ -225,7 +241,7 @@ fn scan_pids(proc_dir: &OwnedFd, pids: &[u32], inodes: &HashSet<u64>) -> Vec<(u6
             continue;
         };
         let dir_fd = fd_dir.as_raw_fd();
-        for_each_entry(&fd_dir, &mut entries, |name| {
+        for_each_entry(&fd_dir, entries, |name| {
             if let Some(inode) = fd_socket_inode(dir_fd, name, &mut link) {
                 if inodes.contains(&inode) {
                     found.push((inode, pid));
@@ -233,7 +249,6 @@ fn scan_pids(proc_dir: &OwnedFd, pids: &[u32], inodes: &HashSet<u64>) -> Vec<(u6
             }
         });
     }
-    found
 }
 
 /// The socket inode an fd entry (`name` in the fd directory `dir_fd`) refers to,
