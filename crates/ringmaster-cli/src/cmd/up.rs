@@ -488,7 +488,7 @@ impl Progress {
                 "ready",
                 format!("in {}", human_duration(self.started.elapsed())),
             ),
-            EventKind::Unhealthy { reason } => ("unhealthy", reason.clone()),
+            EventKind::Unhealthy { reason } => ("unhealthy", format!("({reason})")),
             EventKind::Exited { code } => (
                 "exited",
                 match code {
@@ -496,7 +496,7 @@ impl Progress {
                     None => "on a signal".to_string(),
                 },
             ),
-            EventKind::Failed { reason } => ("failed", reason.clone()),
+            EventKind::Failed { reason } => ("failed", format!("({reason})")),
             EventKind::Stopped { report } => (
                 "stopped",
                 if report.killed.is_empty() {
