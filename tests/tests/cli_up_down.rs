@@ -281,3 +281,38 @@ stop = {{ timeout = "50s" }}
     }
     wait_port_free(api);
 }
+
+#[test]
+fn a_stale_control_socket_is_replaced() {
+    let (api, web) = (free_port(), free_port());
+    let p = Project::with_config(&two_services(api, web));
+    p.rm().args(["up", "-d"]).assert().code(0);
+    let first = p.instance_pid().expect("instance");
+    p.guard.add(first);
+    p.guard_tagged();
+    kill_pid(first);
+    wait_gone(first);
+    let socket = p.state_dir().join("control.sock");
+    assert!(socket.exists(), "a killed instance leaves its socket file");
+    p.rm().arg("status").assert().code(1);
+
+    // The next up replaces it (and takes over the orphans' ports).
+    let out = p.rm().args(["up", "-d"]).output().expect("up -d again");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let second = p.instance_pid().expect("a new instance");
+    p.guard.add(second);
+    p.guard_tagged();
+    assert_ne!(first, second);
+    p.wait_ready(&["api", "web"]);
+    p.rm().arg("down").assert().code(0);
+    wait_gone(second);
+    assert!(!socket.exists(), "removed on exit");
+    wait_port_free(api);
+    wait_port_free(web);
+}
