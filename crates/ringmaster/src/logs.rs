@@ -264,7 +264,7 @@ impl OutputSink {
         let span = tracing::info_span!("service", service = %self.service);
         actix_rt::spawn(
             async move {
-                let mut reader = BufReader::with_capacity(16 * 1024, reader);
+                let mut reader = BufReader::with_capacity(4 * 1024, reader);
                 let mut buf = Vec::with_capacity(256);
                 loop {
                     buf.clear();

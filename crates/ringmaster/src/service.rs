@@ -17,7 +17,7 @@ use actix::prelude::*;
 use ringmaster_os::{PidFileState, PidRecord, SpawnSpec, StopReport, StopTarget, Tag};
 
 use crate::config::{Probe, ServiceConfig};
-use crate::janitor::blocking;
+use crate::janitor::{blocking, blocking_now};
 use crate::logs::{LogSubscribers, LogWriter, OutputSink};
 use crate::messages::{EventKind, LogLine, ServiceEvent, Start, Stop, Stream};
 
@@ -389,7 +389,7 @@ impl Handler<Stop> for ServiceActor {
         let started = Instant::now();
         Box::pin(
             async move {
-                let res = blocking(move || {
+                let res = blocking_now(move || {
                     let report = ringmaster_os::stop(&target, signal, grace);
                     let _ = ringmaster_os::remove_pid_file(&pid_file);
                     report

@@ -42,7 +42,7 @@ use crate::config::{
     Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig,
 };
 use crate::health::HealthChecker;
-use crate::janitor::{blocking, PortJanitor, SweepItem};
+use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
     CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, Restart, ServiceEvent,
@@ -61,8 +61,11 @@ pub const RESET_AFTER: Duration = Duration::from_secs(60);
 /// How long past its grace a [`Stop`] may take before the Supervisor gives up on
 /// the answer (and kills what carries the service's tag itself).
 pub const STOP_MARGIN: Duration = Duration::from_secs(5);
-/// How often adopted orphans are reaped when we are a subreaper.
-pub const REAP_EVERY: Duration = Duration::from_secs(1);
+/// How often adopted orphans are reaped when we are a subreaper, besides right
+/// after a service exits and after every stop. A scan of the process table costs
+/// a few milliseconds; once a second it would be most of the orchestrator's own
+/// CPU time while idle.
+pub const REAP_EVERY: Duration = Duration::from_secs(5);
 
 /// How the Supervisor reaches one service.
 #[derive(Clone)]
@@ -182,6 +185,7 @@ pub struct Supervisor {
     closed: bool,
     subreaper: bool,
     reaping: bool,
+    reap_again: bool,
 }
 
 fn now_ms() -> u64 {
@@ -388,6 +392,7 @@ impl Supervisor {
             closed: false,
             subreaper,
             reaping: false,
+            reap_again: false,
         })
     }
 
@@ -685,6 +690,7 @@ impl Supervisor {
             RestartPolicy::Never => false,
         };
         self.broadcast(name, EventKind::Exited { code });
+        self.reap(ctx);
         self.after_down(name, restart, exit_text(code), code == Some(0), ctx);
     }
 
@@ -935,7 +941,8 @@ impl Supervisor {
         };
         run_cascade(levels, deadline, ctx)
             .into_actor(self)
-            .map(move |(reports, hit), act, _| {
+            .map(move |(reports, hit), act, ctx| {
+                act.reap(ctx);
                 for (name, op) in &ops {
                     if let Some(e) = act.entries.get_mut(name) {
                         if e.op == *op {
@@ -1094,12 +1101,13 @@ async fn stop_item(
                     pgid: None,
                     tag: Some(Tag::new(ctx.project.clone(), item.name.clone())),
                 };
-                let mut r =
-                    blocking(move || ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO))
-                        .await
-                        .ok()
-                        .and_then(|r| r.ok())
-                        .unwrap_or_default();
+                let mut r = blocking_now(move || {
+                    ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO)
+                })
+                .await
+                .ok()
+                .and_then(|r| r.ok())
+                .unwrap_or_default();
                 r.elapsed = started.elapsed();
                 r
             }
@@ -1137,22 +1145,44 @@ async fn stop_item(
     }
 }
 
+impl Supervisor {
+    /// Subreaper: reaps exited orphans that were re-parented to us (never the
+    /// children something here waits on), on a blocking thread; one at a time.
+    fn reap(&mut self, ctx: &mut Context<Self>) {
+        if !self.subreaper {
+            return;
+        }
+        if self.reaping {
+            self.reap_again = true;
+            return;
+        }
+        self.reaping = true;
+        let exclude = OwnChild::all();
+        blocking(move || ringmaster_os::reap_adopted(&exclude))
+            .into_actor(self)
+            .map(|res, act, ctx| {
+                if let Ok(pids) = res {
+                    if !pids.is_empty() {
+                        tracing::debug!("reaped adopted orphans {pids:?}");
+                    }
+                }
+                act.reaping = false;
+                if std::mem::take(&mut act.reap_again) {
+                    act.reap(ctx);
+                }
+            })
+            .spawn(ctx);
+    }
+}
+
 impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.subreaper {
-            ctx.run_interval(REAP_EVERY, |act, ctx| {
-                if act.reaping {
-                    return;
-                }
-                act.reaping = true;
-                let exclude = OwnChild::all();
-                blocking(move || ringmaster_os::reap_adopted(&exclude))
-                    .into_actor(act)
-                    .map(|_, act, _| act.reaping = false)
-                    .spawn(ctx);
-            });
+            // A backstop: orphans mostly die when a service exits or is stopped,
+            // and those moments reap at once (stops reap as they go).
+            ctx.run_interval(REAP_EVERY, |act, ctx| act.reap(ctx));
         }
     }
 }
