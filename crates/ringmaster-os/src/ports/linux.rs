@@ -525,7 +525,10 @@ mod tests {
             names.insert(name.to_str().expect("digits").to_string());
         });
         for f in &files {
-            assert!(names.contains(&f.as_raw_fd().to_string()), "fd {f:?} missing");
+            assert!(
+                names.contains(&f.as_raw_fd().to_string()),
+                "fd {f:?} missing"
+            );
         }
     }
 
