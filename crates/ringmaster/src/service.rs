@@ -10,6 +10,7 @@
 //! file. Restarts and readiness are the Supervisor's and HealthChecker's business.
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -71,6 +72,7 @@ pub struct ServiceActor {
     child: Option<Running>,
     starting: Option<SpawnHandle>,
     prepared: bool,
+    pid_file: PidFileSlot,
 }
 
 impl ServiceActor {
@@ -78,7 +80,6 @@ impl ServiceActor {
     pub fn new(cfg: ServiceConfig, shared: ServiceContext) -> Self {
         let tag = Tag::new(shared.project.clone(), cfg.name.clone());
         ServiceActor {
-            cfg,
             tag,
             shared,
             events: None,
@@ -86,6 +87,8 @@ impl ServiceActor {
             child: None,
             starting: None,
             prepared: false,
+            pid_file: PidFileSlot::new(cfg.pid_file.clone()),
+            cfg,
         }
     }
 
@@ -198,15 +201,49 @@ impl ServiceActor {
         });
 
         // The PID file records identity; written off the actor's thread.
-        let (name, tag, path) = (
-            self.cfg.name.clone(),
-            self.tag.clone(),
-            self.cfg.pid_file.clone(),
-        );
-        actix_rt::spawn(async move {
+        actix_rt::spawn(self.pid_file.write(run, pid, &self.cfg.name, &self.tag));
+    }
+}
+
+/// A service's PID file: written after each spawn, removed after an exit or a
+/// stop. Writes and removals are serialized, and a write whose run was already
+/// retired does not happen, so a removal is never undone by a late write.
+#[derive(Clone)]
+struct PidFileSlot {
+    path: PathBuf,
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// The run whose file may be written (0: none).
+    live: Arc<AtomicU64>,
+}
+
+impl PidFileSlot {
+    fn new(path: PathBuf) -> Self {
+        PidFileSlot {
+            path,
+            lock: Arc::default(),
+            live: Arc::default(),
+        }
+    }
+
+    /// Records `pid` of `run` (its identity read from the OS).
+    fn write(
+        &self,
+        run: u64,
+        pid: u32,
+        service: &str,
+        tag: &Tag,
+    ) -> impl std::future::Future<Output = ()> + 'static {
+        self.live.store(run, Ordering::SeqCst);
+        let (slot, service, tag) = (self.clone(), service.to_owned(), tag.clone());
+        async move {
+            let _held = slot.lock.lock().await;
+            if slot.live.load(Ordering::SeqCst) != run {
+                return;
+            }
+            let path = slot.path.clone();
             let res = blocking(move || -> ringmaster_os::Result<()> {
                 if let Some(info) = ringmaster_os::process::process(pid)? {
-                    ringmaster_os::write_pid_file(&path, &PidRecord::new(&info, name, &tag))?;
+                    ringmaster_os::write_pid_file(&path, &PidRecord::new(&info, service, &tag))?;
                 }
                 Ok(())
             })
@@ -216,7 +253,18 @@ impl ServiceActor {
                 Ok(Err(e)) => tracing::warn!("PID file: {e}"),
                 Err(e) => tracing::warn!("PID file: {e}"),
             }
-        });
+        }
+    }
+
+    /// Removes the file; a pending write of an earlier run is cancelled.
+    fn retire(&self) -> impl std::future::Future<Output = ()> + 'static {
+        self.live.store(0, Ordering::SeqCst);
+        let slot = self.clone();
+        async move {
+            let _held = slot.lock.lock().await;
+            let path = slot.path.clone();
+            let _ = blocking(move || ringmaster_os::remove_pid_file(&path)).await;
+        }
     }
 }
 
@@ -383,18 +431,14 @@ impl Handler<Stop> for ServiceActor {
             pgid: running.as_ref().and_then(|r| r.pgid),
             tag: Some(self.tag.clone()),
         };
-        let (signal, grace, pid_file) =
-            (self.cfg.stop.signal, msg.grace, self.cfg.pid_file.clone());
+        let (signal, grace) = (self.cfg.stop.signal, msg.grace);
+        let retire = self.pid_file.retire();
         let name = self.cfg.name.clone();
         let started = Instant::now();
         Box::pin(
             async move {
-                let res = blocking_now(move || {
-                    let report = ringmaster_os::stop(&target, signal, grace);
-                    let _ = ringmaster_os::remove_pid_file(&pid_file);
-                    report
-                })
-                .await;
+                let res = blocking_now(move || ringmaster_os::stop(&target, signal, grace)).await;
+                retire.await;
                 match res {
                     Ok(Ok(report)) => report,
                     Ok(Err(e)) | Err(crate::Error::Os(e)) => {
@@ -427,10 +471,7 @@ impl Handler<ChildExited> for ServiceActor {
         }
         self.child = None;
         tracing::info!(service = %self.cfg.name, "exited: {}", msg.detail);
-        let pid_file = self.cfg.pid_file.clone();
-        actix_rt::spawn(async move {
-            let _ = blocking(move || ringmaster_os::remove_pid_file(&pid_file)).await;
-        });
+        actix_rt::spawn(self.pid_file.retire());
         self.report(EventKind::Exited { code: msg.code });
     }
 }
