@@ -102,6 +102,9 @@ async fn install_runs_only_while_its_marker_is_missing() {
     }
 }
 
+// The stranger is killed by the guard and reaped by the orchestrator (a subreaper
+// reaping by pid), not waited on.
+#[allow(clippy::zombie_processes)]
 #[actix_rt::test]
 async fn a_stale_pid_file_is_removed_and_its_pid_left_alone() {
     let dir = tempfile::tempdir().expect("temp dir");
