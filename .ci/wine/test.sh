@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs the OS layer's tests for Windows (unit tests and tests/windows_*.rs) under
+# Wine: builds for x86_64-pc-windows-gnu and lets cargo start each test binary
+# through the Wine loader. Runs setup.sh first (about a second when all is ready).
+# Extra arguments go to the test binaries, e.g. `.ci/wine/test.sh --nocapture`.
+set -euo pipefail
+# shellcheck source=env.sh
+source "$(dirname "$0")/env.sh"
+"$WINE_DIR/setup.sh" >/dev/null
+cd "$REPO_ROOT"
+
+# One wineserver for the whole run (started now, so the first test binary does not
+# pay for it), stopped at the end so no Wine process outlives the run.
+"$WINE_LOADER" cmd /C exit 0 >/dev/null 2>&1 || true
+trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
+
+cargo test --config "profile.dev.package.sysinfo.debug-assertions=false" -p ringmaster-os --target x86_64-pc-windows-gnu --lib --test 'windows_*' -- "$@"
