@@ -906,9 +906,19 @@ impl Supervisor {
                 continue;
             };
             self.health.do_send(Unwatch { name: n.clone() });
+            // A plugin hears Stop only after a Start (one waiting for its
+            // dependencies, or between restarts, has nothing running).
+            let plugin_idle = e.is_plugin() && !matches!(e.phase, Phase::Starting | Phase::Running);
+            // A pending restart's timer finds the service stopped and does nothing.
+            e.restart_timer = None;
             e.phase = Phase::Stopping;
             e.op += 1;
             ops.push((n.clone(), e.op));
+            if plugin_idle {
+                e.ready = false;
+                e.started = false;
+                continue;
+            }
             e.ready = false;
             e.started = false;
             if e.state != ServiceState::Failed {
@@ -923,7 +933,6 @@ impl Supervisor {
                         Runner::Plugin { stop, .. } => StopVia::Plugin(stop.clone()),
                     },
                     timeout: e.stop_timeout,
-                    signal: e.stop_signal,
                     port: e.port,
                     allow: e.allow.clone(),
                 },
@@ -1017,7 +1026,6 @@ struct StopItem {
     name: String,
     via: StopVia,
     timeout: Duration,
-    signal: Signal,
     port: Option<u16>,
     allow: Vec<String>,
 }
@@ -1121,7 +1129,6 @@ async fn stop_item(
             },
         },
     };
-    let _ = item.signal;
     let port_free = match item.port {
         Some(port) => {
             let check = ctx
