@@ -12,9 +12,11 @@
 //! - When it stops on its own it reports `Exited { code }` (`Some(0)`: done; other
 //!   codes and `None`: a failure); the restart policy then applies and a new
 //!   [`Start`] follows. `Failed { reason }` fails it for good (no restart).
-//! - On [`Stop`] it stops within `grace` and replies with a [`StopReport`](ringmaster_os::StopReport)
-//!   (`StopReport::default()` with `elapsed` set is fine for a plugin without
-//!   processes). It need not report `Stopped`: the Supervisor does.
+//! - On [`Stop`] (sent only after a [`Start`]) it stops within `grace` and replies
+//!   with a [`StopReport`](ringmaster_os::StopReport) (`StopReport::default()`
+//!   with `elapsed` set is fine for a plugin without processes). It need not
+//!   report `Stopped`: the Supervisor does. A plugin that does not answer within
+//!   `grace` + 5 s is reported as a survivor of the stop.
 //!
 //! A plugin takes part in gating (process services may `depends_on` its name and
 //! it may depend on them), health checks, restarts and the shutdown cascade like a

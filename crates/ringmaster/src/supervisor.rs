@@ -840,8 +840,12 @@ impl Supervisor {
             .filter(|n| n != name)
             .collect();
         for n in &undo {
-            if !to_stop.contains(n) && self.entries.get(n).is_some_and(|e| e.in_flight()) {
-                to_stop.push(n.clone());
+            if let Some(e) = self.entries.get_mut(n) {
+                // Not needed any more: nothing of it starts while it is undone.
+                e.needed = false;
+                if !to_stop.contains(n) && e.in_flight() {
+                    to_stop.push(n.clone());
+                }
             }
         }
         if to_stop.is_empty() && affected.is_empty() {
