@@ -292,6 +292,56 @@ impl OutputSink {
 mod tests {
     use super::*;
 
+    /// Collects what a `tracing` fmt subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[actix_rt::test]
+    async fn each_line_is_a_tracing_event_with_its_service_and_goes_to_its_file() {
+        let captured = Captured::default();
+        let out = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || out.clone())
+            .with_ansi(false)
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let writer = LogWriter::start(dir.path().to_path_buf(), 0, KEEP);
+        let sink = OutputSink {
+            service: Arc::from("api"),
+            writer: writer.clone(),
+            subscribers: LogSubscribers::default(),
+            probe: None,
+            tail: None,
+        };
+        let input: &[u8] = b"first line\r\nsecond line\nno newline at the end";
+        sink.pump(input, Stream::Stderr).await.expect("pump task");
+        writer.flush().await;
+        let text = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        for (line, want) in lines
+            .iter()
+            .zip(["first line", "second line", "no newline at the end"])
+        {
+            assert!(line.contains("service=api"), "{line}");
+            assert!(line.contains("stderr"), "{line}");
+            assert!(line.contains(want), "{line}");
+        }
+        let file = std::fs::read_to_string(dir.path().join("api.log")).expect("log file");
+        assert_eq!(file, "first line\nsecond line\nno newline at the end\n");
+    }
+
     #[actix_rt::test]
     async fn rotates_by_size_and_keeps_three() {
         let dir = tempfile::tempdir().expect("temp dir");
