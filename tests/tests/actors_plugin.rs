@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use actors_support::*;
-use ringmaster::config::{Condition, Dependency, Probe};
+use ringmaster::config::{Config, Probe};
 use ringmaster::messages::{EventKind, ServiceEvent, Start, Stop};
 use ringmaster::plugin::PluginService;
 use ringmaster::{Options, Orchestrator, ServiceState};
@@ -116,22 +116,18 @@ impl Handler<Stop> for Instant0 {
 async fn a_plugin_is_gated_and_stopped_like_a_process_service() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (plugin_port, web_port) = (free_port(), free_port());
-    let mut config = config(
-        dir.path(),
-        vec![svc("web", &format!("--listen {web_port}"))
-            .port(web_port)
-            .health_tcp(web_port)],
-    );
-    // web depends on the plugin (a name the configuration does not define).
-    config
-        .services
-        .get_mut("web")
-        .expect("web")
-        .depends_on
-        .push(Dependency {
-            service: "http-plugin".into(),
-            condition: Condition::Ready,
-        });
+    // web depends on the plugin, a name the configuration declares as external.
+    let config = Config::builder(dir.path())
+        .state_dir(dir.path().join("state"))
+        .external("http-plugin")
+        .service(
+            svc("web", &format!("--listen {web_port}"))
+                .port(web_port)
+                .health_tcp(web_port)
+                .depends_on("http-plugin"),
+        )
+        .build()
+        .expect("valid with the external name");
     let started_at = Arc::new(Mutex::new(None));
     let plugin = HttpPlugin {
         name: "http-plugin".into(),
