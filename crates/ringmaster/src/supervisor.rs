@@ -1278,7 +1278,11 @@ impl Handler<Restart> for Supervisor {
                     }
                     // Dependents that were waiting for it come along.
                     for d in act.dependents(&name) {
-                        if act.entries.get(&d).is_some_and(|e| e.needed) && !names.contains(&d) {
+                        let waits = act
+                            .entries
+                            .get(&d)
+                            .is_some_and(|e| e.needed && e.state == ServiceState::Waiting);
+                        if waits && !names.contains(&d) {
                             names.push(d);
                         }
                     }
