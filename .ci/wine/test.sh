@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the OS layer's tests for Windows (unit tests and tests/windows_*.rs) under
 # Wine: builds for x86_64-pc-windows-gnu and lets cargo start each test binary
-# through the Wine loader. Runs setup.sh first (about a second when all is ready).
+# through the Wine loader. Runs setup.sh first (well under a second when all is ready).
 # Extra arguments go to the test binaries, e.g. `.ci/wine/test.sh --nocapture`.
 set -euo pipefail
 # shellcheck source=env.sh
@@ -14,4 +14,8 @@ cd "$REPO_ROOT"
 "$WINE_LOADER" cmd /C exit 0 >/dev/null 2>&1 || true
 trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
 
+# sysinfo is built without debug assertions: its user list calls
+# slice::from_raw_parts_mut on what LsaEnumerateLogonSessions returns, which under
+# Wine 8 is an empty, null list; the debug precondition check turns that
+# into an abort of the whole test binary (real Windows always has a session).
 cargo test --config "profile.dev.package.sysinfo.debug-assertions=false" -p ringmaster-os --target x86_64-pc-windows-gnu --lib --test 'windows_*' -- "$@"
