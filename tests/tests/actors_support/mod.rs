@@ -29,6 +29,8 @@ pub struct Seen {
 pub struct Recording {
     pub events: Arc<Mutex<Vec<Seen>>>,
     pub lines: Arc<Mutex<Vec<LogLine>>>,
+    /// When each line arrived, in the order of `lines`.
+    pub line_times: Arc<Mutex<Vec<Instant>>>,
     /// Whether `probe_port` answered at the moment the watched service spawned.
     pub port_at_spawn: Arc<Mutex<Vec<(String, bool)>>>,
 }
@@ -54,6 +56,16 @@ impl Recording {
         self.events()
             .iter()
             .position(|s| s.event.name == service && pred(&s.event.kind))
+    }
+    /// When the first line of `service` matching `pred` arrived.
+    pub fn line_at(&self, service: &str, pred: impl Fn(&str) -> bool) -> Option<Instant> {
+        let lines = self.lines();
+        let times = self.line_times.lock().expect("lines lock").clone();
+        lines
+            .iter()
+            .zip(times)
+            .find(|(l, _)| l.service == service && pred(&l.line))
+            .map(|(_, t)| t)
     }
     /// Every output line so far.
     pub fn lines(&self) -> Vec<LogLine> {
@@ -98,6 +110,11 @@ impl Handler<ServiceEvent> for Recorder {
 impl Handler<LogLine> for Recorder {
     type Result = ();
     fn handle(&mut self, line: LogLine, _: &mut Context<Self>) {
+        self.seen
+            .line_times
+            .lock()
+            .expect("lines lock")
+            .push(Instant::now());
         self.seen.lines.lock().expect("lines lock").push(line);
     }
 }
