@@ -185,8 +185,19 @@ pub fn matches_allow_list(process: &ProcessInfo, allow: &[String]) -> bool {
     })
 }
 
-/// `candidate` is `entry`, `entry.exe`, or `entry` followed by a space or `(`.
+/// Process and file names are case-insensitive on Windows (`PING.EXE` is `ping`).
+const CASE_INSENSITIVE_NAMES: bool = cfg!(windows);
+
+/// `candidate` is `entry`, `entry.exe`, or `entry` followed by a space or `(`
+/// (ignoring case where the platform's names ignore it).
 fn name_matches(candidate: &str, entry: &str) -> bool {
+    if CASE_INSENSITIVE_NAMES {
+        return name_matches_exact(&candidate.to_lowercase(), &entry.to_lowercase());
+    }
+    name_matches_exact(candidate, entry)
+}
+
+fn name_matches_exact(candidate: &str, entry: &str) -> bool {
     if candidate == entry {
         return true;
     }

@@ -123,15 +123,11 @@ fn a_child_is_ours_and_reads_as_gone_once_it_exits() {
     assert_eq!(process::process(0).expect("pid 0 reads"), None);
 }
 
-/// Known bug, reported: a process whose loader has not run yet (here: created
-/// suspended; likewise any process looked at right after it was created) shows
-/// `exe: Some("")`, because sysinfo turns a failed `GetModuleFileNameExW` into an
-/// empty path. A PID file written from that info records an empty exe, and once
-/// the process has started it reads as stale ("now runs C:\...\ping.exe, not ").
-/// The fix belongs in `process/other.rs` (an empty exe is no exe); remove the
-/// `ignore` with it.
+/// A process whose loader has not run yet (here: created suspended; likewise any
+/// process looked at right after it was created) has no readable exe: sysinfo turns
+/// the failed `GetModuleFileNameExW` into an empty path, which `process/other.rs`
+/// reports as `None`, so a PID file written then does not later read as stale.
 #[test]
-#[ignore = "known bug: an empty exe path is reported as Some(\"\") (process/other.rs)"]
 fn a_process_whose_image_is_not_loaded_yet_has_no_empty_exe() {
     use std::os::windows::process::CommandExt;
     /// CREATE_SUSPENDED: the main thread, and with it the loader, does not run.

@@ -100,7 +100,10 @@ fn info(p: &sysinfo::Process, detail: Detail) -> ProcessInfo {
         start_time: p.start_time(),
         name: p.name().to_string_lossy().into_owned(),
         exe: if full {
-            p.exe().map(|e| e.to_path_buf())
+            p.exe()
+                // Before its image is loaded sysinfo reports an empty path: unknown, not "".
+                .filter(|e| !e.as_os_str().is_empty())
+                .map(|e| e.to_path_buf())
         } else {
             None
         },
