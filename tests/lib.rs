@@ -1,8 +1,13 @@
 //! Helpers shared by the end-to-end tests: where the built binaries are, polling
-//! waits instead of fixed sleeps, free loopback ports, and a guard that kills (by
-//! pid) every process a test started, even when the test fails.
+//! waits instead of fixed sleeps, free loopback ports, a started process whose
+//! output lines can be awaited, and a guard that kills (by pid) every process a
+//! test started, even when the test fails.
+use std::cell::RefCell;
+use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
 /// Path of a binary built in this workspace's target directory (`ringmaster`,
@@ -55,6 +60,85 @@ pub fn port_answers(port: u16) -> bool {
         Duration::from_millis(200),
     )
     .is_ok()
+}
+
+/// How long [`Svc::expect`] waits for a line.
+const LINE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// A running process (usually fake-service) and its stdout lines, read on a
+/// thread so that a test can wait for a line with a timeout.
+pub struct Svc {
+    /// The process itself (our child).
+    pub child: Child,
+    lines: Receiver<String>,
+    /// Lines read but not yet asked for.
+    seen: RefCell<Vec<String>>,
+}
+
+impl Svc {
+    /// Starts `cmd` with its stdout piped; `guard` kills it when the test ends.
+    pub fn start(cmd: &mut Command, guard: &PidGuard) -> Svc {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("fake-service starts");
+        guard.add(child.id());
+        let out = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        Svc {
+            child,
+            lines,
+            seen: Default::default(),
+        }
+    }
+
+    /// Starts fake-service with `args`.
+    pub fn with(args: &[&str], guard: &PidGuard) -> Svc {
+        Svc::start(Command::new(fake_service()).args(args), guard)
+    }
+
+    /// The rest of the first line starting with `prefix` (e.g. `listening `),
+    /// taken; lines skipped on the way are kept for later calls.
+    pub fn expect(&self, prefix: &str) -> String {
+        let mut seen = self.seen.borrow_mut();
+        loop {
+            if let Some(i) = seen.iter().position(|l| l.starts_with(prefix)) {
+                let line = seen.remove(i);
+                return line[prefix.len()..].trim().to_string();
+            }
+            let line = self
+                .lines
+                .recv_timeout(LINE_TIMEOUT)
+                .unwrap_or_else(|_| panic!("fake-service never printed `{prefix}...`"));
+            seen.push(line);
+        }
+    }
+
+    /// The port from the `listening <port>` line.
+    pub fn port(&self) -> u16 {
+        self.expect("listening ").parse().expect("a port number")
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// True once the process has exited (reaps it: it is our child).
+    pub fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Kills the process and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// True when `pid` exists and is not a zombie.

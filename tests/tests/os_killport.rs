@@ -4,86 +4,17 @@
 //! of a shared socket) are stopped with their trees and the port is freed.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
+use std::process::Command;
 use std::time::Duration;
 
 use ringmaster_os::authz::RefusalReason;
 use ringmaster_os::ports::{listeners, port_is_free};
 use ringmaster_os::{clear_port, Error, Policy, Signal, Tag, TAG_ENV};
-use ringmaster_tests::{fake_service, pid_alive, PidGuard};
+use ringmaster_tests::{fake_service, pid_alive, PidGuard, Svc};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
 const GRACE: Duration = Duration::from_secs(5);
 const PROJECT: &str = "rm-00000000000000cc";
-
-/// A running fake-service and its stdout lines.
-struct Svc {
-    child: Child,
-    lines: Receiver<String>,
-    /// Lines read but not yet asked for.
-    seen: std::cell::RefCell<Vec<String>>,
-}
-
-impl Svc {
-    fn start(cmd: &mut Command, guard: &PidGuard) -> Svc {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("fake-service starts");
-        guard.add(child.id());
-        let out = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Svc {
-            child,
-            lines,
-            seen: Default::default(),
-        }
-    }
-
-    fn with(args: &[&str], guard: &PidGuard) -> Svc {
-        Svc::start(Command::new(fake_service()).args(args), guard)
-    }
-
-    fn expect(&self, prefix: &str) -> String {
-        let mut seen = self.seen.borrow_mut();
-        loop {
-            if let Some(i) = seen.iter().position(|l| l.starts_with(prefix)) {
-                let line = seen.remove(i);
-                return line[prefix.len()..].trim().to_string();
-            }
-            let line = self
-                .lines
-                .recv_timeout(TIMEOUT)
-                .unwrap_or_else(|_| panic!("fake-service never printed `{prefix}...`"));
-            seen.push(line);
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.expect("listening ").parse().expect("a port number")
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// True once the process has exited (reaps it: it is our child).
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn policy(allow: &[&str]) -> Policy {
     Policy::current(

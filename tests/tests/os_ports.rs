@@ -2,71 +2,12 @@
 //! listeners, and a port that is free again once its holder died.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{channel, Receiver};
 use std::time::Duration;
 
 use ringmaster_os::ports::{listeners, port_is_free};
-use ringmaster_tests::{fake_service, pid_alive, wait_for, PidGuard};
+use ringmaster_tests::{pid_alive, wait_for, PidGuard, Svc};
 
 const TIMEOUT: Duration = Duration::from_secs(20);
-
-/// A running fake-service and its stdout lines.
-struct Svc {
-    child: Child,
-    lines: Receiver<String>,
-    /// Lines read but not yet asked for.
-    seen: std::cell::RefCell<Vec<String>>,
-}
-
-impl Svc {
-    fn start(args: &[&str], guard: &PidGuard) -> Svc {
-        let mut child = Command::new(fake_service())
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("fake-service starts");
-        guard.add(child.id());
-        let out = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        Svc {
-            child,
-            lines,
-            seen: Default::default(),
-        }
-    }
-
-    /// The rest of the first line starting with `prefix` (e.g. `listening `).
-    fn expect(&self, prefix: &str) -> String {
-        let mut seen = self.seen.borrow_mut();
-        loop {
-            if let Some(i) = seen.iter().position(|l| l.starts_with(prefix)) {
-                let line = seen.remove(i);
-                return line[prefix.len()..].trim().to_string();
-            }
-            let line = self
-                .lines
-                .recv_timeout(TIMEOUT)
-                .unwrap_or_else(|_| panic!("fake-service never printed `{prefix}...`"));
-            seen.push(line);
-        }
-    }
-
-    fn port(&self) -> u16 {
-        self.expect("listening ").parse().expect("a port number")
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn pids_on(port: u16) -> Vec<u32> {
     let mut pids: Vec<u32> = listeners(port)
@@ -81,7 +22,7 @@ fn pids_on(port: u16) -> Vec<u32> {
 #[test]
 fn both_holders_of_a_shared_socket_are_reported() {
     let guard = PidGuard::new();
-    let mut svc = Svc::start(&["--listen", "0", "--share"], &guard);
+    let mut svc = Svc::with(&["--listen", "0", "--share"], &guard);
     let root = svc.child.id();
     let port = svc.port();
     let worker: u32 = svc.expect("pid worker ").parse().expect("worker pid");
@@ -124,7 +65,7 @@ fn an_ipv6_listener_is_found() {
         return;
     }
     let guard = PidGuard::new();
-    let mut svc = Svc::start(&["--listen", "0", "--listen6"], &guard);
+    let mut svc = Svc::with(&["--listen", "0", "--listen6"], &guard);
     let port = svc.port();
     let found = listeners(port).expect("listeners");
     assert_eq!(found.len(), 1, "{found:?}");
@@ -156,7 +97,7 @@ fn a_dual_stack_wildcard_listener_is_found() {
 #[test]
 fn the_port_is_free_once_its_holder_died() {
     let guard = PidGuard::new();
-    let mut svc = Svc::start(&["--listen", "0"], &guard);
+    let mut svc = Svc::with(&["--listen", "0"], &guard);
     let pid = svc.child.id();
     let port = svc.port();
     assert!(!port_is_free(port).expect("port_is_free"));
@@ -173,7 +114,7 @@ fn the_port_is_free_once_its_holder_died() {
 #[test]
 fn all_listeners_includes_a_renamed_holder_with_its_identity() {
     let guard = PidGuard::new();
-    let mut svc = Svc::start(
+    let mut svc = Svc::with(
         &["--listen", "0", "--rename", "next-server (v16.0.1)"],
         &guard,
     );
