@@ -715,6 +715,80 @@ health = { exec = "check ${RINGMASTER_CFG_TEST_HOST}" }
 }
 
 #[test]
+fn variables_come_from_env_then_env_file_then_the_process() {
+    // Names no other test touches; set before any parse that reads them.
+    std::env::set_var("RINGMASTER_CFG_ORDER_PROC", "proc");
+    std::env::set_var("RINGMASTER_CFG_ORDER_BOTH", "proc");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    write(
+        &root,
+        "svc.env",
+        "PORT=1\nFILE_ONLY=f\nRINGMASTER_CFG_ORDER_PROC=file\n",
+    );
+    let path = write(
+        &root,
+        "ringmaster.toml",
+        r#"
+[services.api]
+command = "run ${PORT} ${FROM_FILE} ${SELF} ${OTHER} ${FILE_ONLY} ${RINGMASTER_CFG_ORDER_PROC} ${RINGMASTER_CFG_ORDER_BOTH}"
+workdir = "dir-${PORT}"
+env_file = "svc.env"
+env = { PORT = "2", FROM_FILE = "${FILE_ONLY}", SELF = "${PORT}", OTHER = "${FROM_FILE:-none}", RINGMASTER_CFG_ORDER_BOTH = "table" }
+install = { command = "setup ${PORT}" }
+health = { http = "http://127.0.0.1:${PORT}/health" }
+
+[services.exec]
+command = "run"
+env = { PORT = 3 }
+health = { exec = "check ${PORT}" }
+"#,
+    );
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let api = &config.services["api"];
+    // The `env` table wins over the env_file, which wins over the process
+    // environment; `env` values read the env_file and the process only (SELF is
+    // the file's PORT, OTHER does not see FROM_FILE).
+    assert_eq!(api.command, "run 2 f 1 none f file table");
+    assert_eq!(api.workdir, root.join("dir-2"));
+    assert_eq!(api.install.as_ref().unwrap().command, "setup 2");
+    assert_eq!(
+        api.health.as_ref().unwrap().probe,
+        Probe::Http {
+            url: "http://127.0.0.1:2/health".into()
+        }
+    );
+    // What the command saw is what the service will see.
+    let env: std::collections::HashMap<_, _> = api.env.iter().cloned().collect();
+    assert_eq!(env["PORT"], "2");
+    assert_eq!(env["FROM_FILE"], "f");
+    assert_eq!(env["SELF"], "1");
+    assert_eq!(env["OTHER"], "none");
+    assert_eq!(env["RINGMASTER_CFG_ORDER_PROC"], "file");
+    assert_eq!(env["RINGMASTER_CFG_ORDER_BOTH"], "table");
+    assert_eq!(
+        config.services["exec"].health.as_ref().unwrap().probe,
+        Probe::Exec {
+            command: "check 3".into()
+        }
+    );
+}
+
+#[test]
+fn an_env_value_that_does_not_expand_is_one_error() {
+    // The command using it does not report it a second time.
+    let err = Config::parse(
+        "[services.api]\ncommand = \"run ${BAD}\"\nenv = { BAD = \"${RINGMASTER_CFG_SURELY_UNSET}\" }\n",
+        Path::new("/srv/ringmaster.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/srv/ringmaster.toml:3:15: service `api`: env BAD: environment variable `RINGMASTER_CFG_SURELY_UNSET` is not set (give a default with `${RINGMASTER_CFG_SURELY_UNSET:-default}`)"
+    );
+}
+
+#[test]
 fn env_file_entries_come_first_and_env_wins() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().canonicalize().unwrap();

@@ -1,10 +1,19 @@
 //! `${VAR}` / `${VAR:-default}` expansion and `env_file` parsing (`KEY=VALUE` lines).
 //!
 //! Expansion applies to `command`, `env` values, `workdir`, `install.command` and
-//! the `http`/`exec` health probes. Variables come from the service's `env_file`
-//! first, then from the process environment (so `${PORT}` in the command matches
-//! what the service itself sees). `$${` writes a literal `${`; a lone `$` (as in
-//! `$HOME` or `$$`) is left for the shell.
+//! the `http`/`exec` health probes. Where a variable comes from (the lookup is the
+//! caller's, in `parse.rs`):
+//!
+//! - in `command`, `workdir`, `install.command` and the probes: the
+//!   service's `env` table (its values after their own expansion), then its
+//!   `env_file`, then the process environment. That is the order in which the
+//!   service itself sees them, so `${PORT}` in the command is the `PORT` the
+//!   service finds;
+//! - in `env` values: the `env_file`, then the process environment. An `env`
+//!   value never reads another `env` entry (nor itself), so their order does not
+//!   matter and there can be no cycle.
+//!
+//! `$${` writes a literal `${`; a lone `$` (as in `$HOME` or `$$`) is left for the shell.
 
 /// Expands every `${NAME}` and `${NAME:-default}` in `text`.
 ///

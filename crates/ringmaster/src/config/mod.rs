@@ -33,9 +33,11 @@
 //! - Relative paths (`state_dir`, `workdir`, `pid_file`, `env_file`) resolve against
 //!   the file's folder; `install.unless_exists` against the service's workdir.
 //! - `${VAR}` and `${VAR:-default}` expand in `command`, `env` values, `workdir`,
-//!   `install.command` and the `http`/`exec` probes, from the service's `env_file`
-//!   first, then the process environment. An unset `${VAR}` without default is an
-//!   error; `$${` writes a literal `${`; `$VAR` and `$$` are left to the shell.
+//!   `install.command` and the `http`/`exec` probes, from what the service sees:
+//!   its `env` table, then its `env_file`, then the process environment (`env`
+//!   values themselves expand from the `env_file` and the process environment
+//!   only). An unset `${VAR}` without default is an error; `$${` writes a literal
+//!   `${`; `$VAR` and `$$` are left to the shell.
 //! - Unknown keys are errors at every level. Service names are letters, digits,
 //!   `-`, `_`, `.` (they become file names).
 //! - Beyond the DESIGN contract: `settings.metrics`, `settings.log_max_bytes`,

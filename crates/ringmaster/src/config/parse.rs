@@ -570,6 +570,16 @@ pub(crate) fn parse(
     }
 }
 
+/// `var` from `pairs` (the last entry wins), else from the process environment.
+fn lookup_in(pairs: &[(String, String)], var: &str) -> Option<String> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == var)
+        .map(|(_, v)| v.clone())
+        .or_else(|| std::env::var(var).ok())
+}
+
 fn duration_of(
     value: &Spanned<String>,
     what: &str,
@@ -710,36 +720,68 @@ fn convert_service(
         ..Default::default()
     };
 
-    // env_file first: its variables feed `${VAR}` expansion.
-    let mut file_env: Vec<(String, String)> = Vec::new();
+    // The environment the service will see, built first because it feeds `${VAR}`
+    // in every other field: `env_file`, then the `env` table over it.
+    let mut env: Vec<(String, String)> = Vec::new();
     if let Some(v) = &raw.env_file {
         let path = resolve(base_dir, v.get_ref());
         match read_env_file(&path) {
-            Ok(pairs) => file_env = pairs,
+            Ok(pairs) => env = pairs,
             Err(EnvFileFailure::Invalid(errs)) => errors.extend(errs),
             Err(EnvFileFailure::Unreadable(message)) => {
                 errors.push(src.error(v.span(), format!("{ctx}: {message}")))
             }
         }
     }
-    let lookup = |var: &str| -> Option<String> {
-        file_env
-            .iter()
-            .rev()
-            .find(|(k, _)| k == var)
-            .map(|(_, v)| v.clone())
-            .or_else(|| std::env::var(var).ok())
-    };
-    let expanded =
-        |v: &Spanned<String>, what: &str, errors: &mut Vec<ConfigError>| -> Option<String> {
-            match expand(v.get_ref(), &lookup) {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    errors.push(src.error(v.span(), format!("{ctx}: {what}: {e}")));
-                    None
-                }
+    let file_env = env.clone();
+    let expand_at = |v: &Spanned<String>,
+                     what: &str,
+                     lookup: &dyn Fn(&str) -> Option<String>,
+                     errors: &mut Vec<ConfigError>|
+     -> Option<String> {
+        match expand(v.get_ref(), lookup) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                errors.push(src.error(v.span(), format!("{ctx}: {what}: {e}")));
+                None
             }
-        };
+        }
+    };
+
+    // `env` values expand from the env_file, then the process environment; never
+    // from the `env` table itself (so there is no order among its entries and no cycle).
+    let env_value_lookup = |var: &str| lookup_in(&file_env, var);
+    // Names whose `env` value did not expand (reported): they expand to nothing
+    // below, so that one mistake is one error.
+    let mut unexpanded: Vec<String> = Vec::new();
+    for (key, value) in raw.env.iter().flatten() {
+        let k = key.get_ref();
+        if k.is_empty() || k.contains('=') || k.contains('\0') {
+            errors.push(src.error(
+                key.span(),
+                format!("{ctx}: invalid environment variable name `{k}`"),
+            ));
+            continue;
+        }
+        let value = Spanned::new(value.span(), value.get_ref().0.clone());
+        env.retain(|(existing, _)| existing != k);
+        match expand_at(&value, &format!("env {k}"), &env_value_lookup, errors) {
+            Some(v) => env.push((k.clone(), v)),
+            None => unexpanded.push(k.clone()),
+        }
+    }
+
+    // Every other field sees what the service sees: the `env` table, then the
+    // env_file (both in `env` now), then the process environment.
+    let lookup = |var: &str| -> Option<String> {
+        if unexpanded.iter().any(|k| k == var) {
+            return Some(String::new());
+        }
+        lookup_in(&env, var)
+    };
+    let expanded = |v: &Spanned<String>, what: &str, errors: &mut Vec<ConfigError>| {
+        expand_at(v, what, &lookup, errors)
+    };
 
     let command = match &raw.command {
         Some(v) => {
@@ -761,23 +803,6 @@ fn convert_service(
         },
         None => base_dir.to_path_buf(),
     };
-
-    let mut env = file_env.clone();
-    for (key, value) in raw.env.iter().flatten() {
-        let k = key.get_ref();
-        if k.is_empty() || k.contains('=') || k.contains('\0') {
-            errors.push(src.error(
-                key.span(),
-                format!("{ctx}: invalid environment variable name `{k}`"),
-            ));
-            continue;
-        }
-        let value = Spanned::new(value.span(), value.get_ref().0.clone());
-        if let Some(v) = expanded(&value, &format!("env {k}"), errors) {
-            env.retain(|(existing, _)| existing != k);
-            env.push((k.clone(), v));
-        }
-    }
 
     let port = raw.port.as_ref().and_then(|v| {
         spans.port = Some(v.span());
