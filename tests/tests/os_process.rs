@@ -8,101 +8,22 @@
 // They read /proc to check what the OS shows, so they run on Linux.
 #![cfg(target_os = "linux")]
 
+mod os_support;
+
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use os_support::{spec, Service};
 use ringmaster_os::process::{self, descendants, members};
-use ringmaster_os::spawn::{become_subreaper, reap_adopted, spawn, SpawnSpec, Spawned};
-use ringmaster_os::stop::{stop, Signal, StopTarget};
-use ringmaster_os::tag::{Tag, TAG_ENV};
+use ringmaster_os::spawn::{become_subreaper, reap_adopted};
+use ringmaster_os::stop::{stop, Signal};
+use ringmaster_os::tag::TAG_ENV;
 use ringmaster_tests::{fake_service, kill_pid, pid_alive, wait_for, PidGuard};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::ChildStdout;
 
 const LONG: Duration = Duration::from_secs(20);
 
 static ZOMBIES: Mutex<()> = Mutex::new(());
-
-/// A service spawned through `ringmaster_os::spawn`, with its stdout as lines.
-/// The runtime is declared last so it is dropped last.
-struct Service {
-    spawned: Spawned,
-    lines: Lines<BufReader<ChildStdout>>,
-    /// Lines read but not yet asked for.
-    seen: Vec<String>,
-    tag: Tag,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Service {
-    fn start(spec: SpawnSpec, guard: &PidGuard) -> Service {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let mut spawned = rt.block_on(async { spawn(&spec) }).expect("spawn works");
-        guard.add(spawned.pid);
-        let stdout = spawned.stdout.take().expect("stdout is piped");
-        Service {
-            spawned,
-            lines: BufReader::new(stdout).lines(),
-            seen: Vec::new(),
-            tag: spec.tag,
-            rt,
-        }
-    }
-
-    fn next_line(&mut self) -> String {
-        let lines = &mut self.lines;
-        self.rt
-            .block_on(async { tokio::time::timeout(LONG, lines.next_line()).await })
-            .expect("a line within the timeout")
-            .expect("stdout reads")
-            .expect("stdout is still open")
-    }
-
-    /// The first line (read now or earlier, not yet taken) starting with
-    /// `prefix`, taken; returns its last word as a number.
-    fn value_of(&mut self, prefix: &str) -> u32 {
-        let line = loop {
-            if let Some(i) = self.seen.iter().position(|l| l.starts_with(prefix)) {
-                break self.seen.remove(i);
-            }
-            let next = self.next_line();
-            self.seen.push(next);
-        };
-        line.split_whitespace()
-            .last()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no number in {line:?}"))
-    }
-
-    fn target(&self) -> StopTarget {
-        StopTarget {
-            root: Some(self.spawned.pid),
-            pgid: self.spawned.pgid,
-            tag: Some(self.tag.clone()),
-        }
-    }
-}
-
-impl Drop for Service {
-    /// Whatever carries this test's tag dies with the test, even when an
-    /// assertion failed before every pid was known.
-    fn drop(&mut self) {
-        let _ = stop(&self.target(), Signal::Kill, Duration::ZERO);
-    }
-}
-
-fn spec(command: String, service: &str) -> SpawnSpec {
-    SpawnSpec {
-        command,
-        workdir: None,
-        env: vec![],
-        tag: Tag::new(format!("rm-test{}", std::process::id()), service),
-    }
-}
 
 fn environ(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/environ"))

@@ -8,105 +8,17 @@
 // They read /proc to check what the OS shows, so they run on Linux.
 #![cfg(target_os = "linux")]
 
+mod os_support;
+
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use ringmaster_os::process::{self, members, ProcessInfo};
-use ringmaster_os::spawn::{spawn, SpawnSpec, Spawned};
-use ringmaster_os::stop::{stop, Signal, StopTarget};
-use ringmaster_os::tag::Tag;
+use os_support::{spec, Service};
+use ringmaster_os::process::{self, members};
+use ringmaster_os::stop::{stop, Signal};
 use ringmaster_tests::{fake_service, pid_alive, port_answers, wait_for, PidGuard};
-use tokio::io::{AsyncBufReadExt, BufReader, Lines};
-use tokio::process::ChildStdout;
 
 const LONG: Duration = Duration::from_secs(20);
-
-/// A service spawned through `ringmaster_os::spawn`, with its stdout as lines.
-/// The runtime is declared last so it is dropped last.
-struct Service {
-    spawned: Spawned,
-    lines: Lines<BufReader<ChildStdout>>,
-    /// Lines read but not yet asked for.
-    seen: Vec<String>,
-    tag: Tag,
-    rt: tokio::runtime::Runtime,
-}
-
-impl Service {
-    fn start(command: &str, service: &str, guard: &PidGuard) -> Service {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a tokio runtime");
-        let tag = Tag::new(format!("rm-test{}", std::process::id()), service);
-        let spec = SpawnSpec {
-            command: command.to_string(),
-            workdir: None,
-            env: vec![],
-            tag: tag.clone(),
-        };
-        let mut spawned = rt.block_on(async { spawn(&spec) }).expect("spawn works");
-        guard.add(spawned.pid);
-        let stdout = spawned.stdout.take().expect("stdout is piped");
-        Service {
-            spawned,
-            lines: BufReader::new(stdout).lines(),
-            seen: Vec::new(),
-            tag,
-            rt,
-        }
-    }
-
-    fn next_line(&mut self) -> String {
-        let lines = &mut self.lines;
-        self.rt
-            .block_on(async { tokio::time::timeout(LONG, lines.next_line()).await })
-            .expect("a line within the timeout")
-            .expect("stdout reads")
-            .expect("stdout is still open")
-    }
-
-    /// The first line (read now or earlier, not yet taken) starting with
-    /// `prefix`, taken; returns its last word as a number.
-    fn value_of(&mut self, prefix: &str) -> u32 {
-        let line = loop {
-            if let Some(i) = self.seen.iter().position(|l| l.starts_with(prefix)) {
-                break self.seen.remove(i);
-            }
-            let next = self.next_line();
-            self.seen.push(next);
-        };
-        line.split_whitespace()
-            .last()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no number in {line:?}"))
-    }
-
-    fn target(&self) -> StopTarget {
-        StopTarget {
-            root: Some(self.spawned.pid),
-            pgid: self.spawned.pgid,
-            tag: Some(self.tag.clone()),
-        }
-    }
-
-    fn members_now(&self) -> Vec<ProcessInfo> {
-        let table = process::snapshot().expect("snapshot");
-        let t = self.target();
-        members(&table, t.root, t.pgid, t.tag.as_ref())
-            .into_iter()
-            .cloned()
-            .collect()
-    }
-}
-
-impl Drop for Service {
-    /// Whatever carries this test's tag dies with the test, even when an
-    /// assertion failed before every pid was known.
-    fn drop(&mut self) {
-        let _ = stop(&self.target(), Signal::Kill, Duration::ZERO);
-    }
-}
 
 fn comm(pid: u32) -> String {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
@@ -124,7 +36,7 @@ fn a_three_deep_shell_chain_with_a_renamed_leaf_is_stopped_and_its_port_freed() 
         "sh -c '{} --rename leafsvc --listen 0 --children 1 --print-pids; true'; true",
         fake.display()
     );
-    let mut svc = Service::start(&command, "chain", &guard);
+    let mut svc = Service::start(spec(&command, "chain"), &guard);
     let leaf = svc.value_of("pid root");
     guard.add(leaf);
     let port = svc.value_of("listening") as u16;
@@ -186,7 +98,7 @@ fn a_three_deep_shell_chain_with_a_renamed_leaf_is_stopped_and_its_port_freed() 
 fn a_double_forked_setsid_daemon_is_found_by_its_tag_and_stopped() {
     let guard = PidGuard::new();
     let command = format!("{} --daemon --print-pids", fake_service().display());
-    let mut svc = Service::start(&command, "daemon", &guard);
+    let mut svc = Service::start(spec(&command, "daemon"), &guard);
     let daemon = svc.value_of("pid daemon");
     guard.add(daemon);
     let root = svc.value_of("pid root");
@@ -233,7 +145,7 @@ fn a_child_that_ignores_term_is_killed_after_the_grace_when_its_leader_exits() {
         "{} --children 1 --children-ignore-term --print-pids",
         fake_service().display()
     );
-    let mut svc = Service::start(&command, "stubborn", &guard);
+    let mut svc = Service::start(spec(&command, "stubborn"), &guard);
     let root = svc.value_of("pid root");
     guard.add(root);
     let child = svc.value_of("pid child");
