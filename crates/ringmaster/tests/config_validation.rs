@@ -257,6 +257,28 @@ fn wrong_types() {
 }
 
 #[test]
+fn https_health_urls_are_refused() {
+    // The scheme in any case, after expansion; a plain http URL passes.
+    let message = |name: &str, url: &str| {
+        format!("service `{name}`: health url \"{url}\": https is not supported: ringmaster's HTTP probe has no TLS; use http:// on loopback, or a tcp/exec probe")
+    };
+    let got = errors_of("https_health_url.toml");
+    let got_ref: Vec<(usize, usize, &str)> =
+        got.iter().map(|(l, c, m)| (*l, *c, m.as_str())).collect();
+    assert_eq!(
+        got_ref,
+        [
+            (
+                4,
+                19,
+                message("api", "https://127.0.0.1:8443/health").as_str()
+            ),
+            (8, 19, message("web", "HTTPS://localhost/").as_str()),
+        ]
+    );
+}
+
+#[test]
 fn unknown_dependency_condition() {
     assert_errors(
         "unknown_condition.toml",
@@ -939,6 +961,7 @@ fn builder_runs_the_same_checks() {
                 .health_failures(0),
         )
         .service(ServiceConfigBuilder::new("url", "run").health_http("localhost:8000"))
+        .service(ServiceConfigBuilder::new("tls", "run").health_http("https://127.0.0.1:8443/"))
         .build()
         .unwrap_err();
     let messages: Vec<String> = errors.0.iter().map(|e| e.to_string()).collect();
@@ -953,11 +976,12 @@ fn builder_runs_the_same_checks() {
         "<builder>: port 8000 is used by both `api` and `web`",
         "<builder>: service `probe`: tcp probe port 0 is out of range (1-65535)",
         "<builder>: service `probe`: health failures must be at least 1",
-        "<builder>: service `url`: health url \"localhost:8000\" is not an http:// or https:// URL with a host",
+        "<builder>: service `url`: health url \"localhost:8000\" is not an http:// URL with a host",
+        "<builder>: service `tls`: health url \"https://127.0.0.1:8443/\": https is not supported: ringmaster's HTTP probe has no TLS; use http:// on loopback, or a tcp/exec probe",
     ] {
         assert!(messages.iter().any(|m| m == expected), "missing {expected:?} in {messages:#?}");
     }
-    assert_eq!(messages.len(), 7, "{messages:#?}");
+    assert_eq!(messages.len(), 8, "{messages:#?}");
 }
 
 #[test]

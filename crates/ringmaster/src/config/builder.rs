@@ -266,7 +266,7 @@ impl ServiceConfigBuilder {
         self.probe = Some(probe);
         self
     }
-    /// Health: HTTP GET `url`, 2xx/3xx is healthy.
+    /// Health: HTTP GET `url` (`http://` only: the probe has no TLS), 2xx/3xx is healthy.
     pub fn health_http(self, url: impl Into<String>) -> Self {
         self.health(Probe::Http { url: url.into() })
     }

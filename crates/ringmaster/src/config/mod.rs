@@ -22,7 +22,7 @@
 //! allow = ["python", "uvicorn"]
 //! depends_on = ["db"]              # or { db = "ready", migrate = "completed", cache = "started" }
 //! health = { http = "http://127.0.0.1:8000/health", interval = "30s", timeout = "2s", failures = 3 }
-//!                                  # exactly one of http, tcp (a port), exec (a command), log (a regex)
+//!                                  # exactly one of http (http:// only, no TLS), tcp (a port), exec (a command), log (a regex)
 //! restart = { policy = "on-failure", max_attempts = 3, backoff = "1s" }  # never | on-failure | always
 //! stop = { signal = "TERM", timeout = "10s" }
 //! pid_file = ".api.pid"            # default: <state_dir>/<name>.pid
@@ -159,7 +159,8 @@ pub struct HealthConfig {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Probe {
-    /// HTTP GET (never HEAD); any 2xx or 3xx is healthy.
+    /// HTTP GET (never HEAD) of an `http://` URL (no TLS: `https://` is refused);
+    /// any 2xx or 3xx is healthy.
     Http { url: String },
     /// TCP connect to 127.0.0.1:port.
     Tcp { port: u16 },

@@ -169,14 +169,23 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
     if let Some(health) = &svc.health {
         match &health.probe {
             Probe::Http { url } => {
-                let rest = url
-                    .strip_prefix("http://")
-                    .or_else(|| url.strip_prefix("https://"));
-                if rest.is_none_or(|r| r.is_empty() || r.starts_with('/')) {
+                // The probe's client (awc) is built without TLS: an https URL could
+                // never succeed, so the service would never be ready.
+                let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+                if scheme.as_deref() == Some("https") {
                     err(
                         name,
                         Spot::HealthProbe,
-                        format!("service `{name}`: health url \"{url}\" is not an http:// or https:// URL with a host"),
+                        format!("service `{name}`: health url \"{url}\": https is not supported: ringmaster's HTTP probe has no TLS; use http:// on loopback, or a tcp/exec probe"),
+                    );
+                } else if url
+                    .strip_prefix("http://")
+                    .is_none_or(|r| r.is_empty() || r.starts_with('/'))
+                {
+                    err(
+                        name,
+                        Spot::HealthProbe,
+                        format!("service `{name}`: health url \"{url}\" is not an http:// URL with a host"),
                     );
                 }
             }
