@@ -94,8 +94,9 @@ enum Phase {
     Stopping,
 }
 
-struct Entry {
-    name: String,
+/// What the configuration says about one service (process or plugin): fixed for
+/// the Supervisor's life.
+struct Spec {
     runner: Runner,
     deps: Vec<Dependency>,
     port: Option<u16>,
@@ -105,6 +106,47 @@ struct Entry {
     stop_timeout: Duration,
     stop_signal: Signal,
     workdir: PathBuf,
+}
+
+impl Spec {
+    fn of_service(cfg: &ServiceConfig, runner: Runner) -> Spec {
+        Spec {
+            runner,
+            deps: cfg.depends_on.clone(),
+            port: cfg.port,
+            allow: cfg.allow.clone(),
+            health: cfg.health.clone(),
+            restart: cfg.restart.clone(),
+            stop_timeout: cfg.stop.timeout,
+            stop_signal: cfg.stop.signal,
+            workdir: cfg.workdir.clone(),
+        }
+    }
+
+    /// A plugin has no process of its own: no stop signal to choose (its port's
+    /// holders get TERM) and no workdir (exec probes run in the state directory).
+    fn of_plugin(p: &PluginService, state_dir: PathBuf) -> Spec {
+        Spec {
+            runner: Runner::Plugin {
+                start: p.start.clone(),
+                stop: p.stop.clone(),
+            },
+            deps: p.depends_on.clone(),
+            port: p.port,
+            allow: p.allow.clone(),
+            health: p.health.clone(),
+            restart: p.restart.clone(),
+            stop_timeout: p.stop_timeout,
+            stop_signal: Signal::Term,
+            workdir: state_dir,
+        }
+    }
+}
+
+/// One service as the Supervisor tracks it: its [`Spec`] and where it is now.
+struct Entry {
+    name: String,
+    spec: Spec,
     /// 0 when nothing depends on it; else one more than its highest dependent.
     height: usize,
 
@@ -131,6 +173,32 @@ struct Entry {
 }
 
 impl Entry {
+    fn new(name: String, spec: Spec) -> Entry {
+        Entry {
+            name,
+            spec,
+            height: 0,
+            state: ServiceState::Stopped,
+            reason: None,
+            pid: None,
+            restarts: 0,
+            last_exit: None,
+            since_ms: now_ms(),
+            health_text: None,
+            health_latency_ms: None,
+            needed: false,
+            phase: Phase::Idle,
+            op: 0,
+            ready: false,
+            started: false,
+            completed: false,
+            ever_started: false,
+            attempts: 0,
+            ready_since: None,
+            restart_timer: None,
+        }
+    }
+
     fn set_state(&mut self, state: ServiceState, reason: Option<String>) {
         if self.state != state {
             self.since_ms = now_ms();
@@ -144,7 +212,7 @@ impl Entry {
     }
 
     fn is_plugin(&self) -> bool {
-        matches!(self.runner, Runner::Plugin { .. })
+        matches!(self.spec.runner, Runner::Plugin { .. })
     }
 }
 
@@ -276,86 +344,21 @@ impl Supervisor {
             health,
         } = setup;
         let mut entries = BTreeMap::new();
-        let entry = |name: String,
-                     runner: Runner,
-                     deps: Vec<Dependency>,
-                     port: Option<u16>,
-                     allow: Vec<String>,
-                     health: Option<HealthConfig>,
-                     restart: RestartConfig,
-                     stop_timeout: Duration,
-                     stop_signal: Signal,
-                     workdir: PathBuf| Entry {
-            name,
-            runner,
-            deps,
-            port,
-            allow,
-            health,
-            restart,
-            stop_timeout,
-            stop_signal,
-            workdir,
-            height: 0,
-            state: ServiceState::Stopped,
-            reason: None,
-            pid: None,
-            restarts: 0,
-            last_exit: None,
-            since_ms: now_ms(),
-            health_text: None,
-            health_latency_ms: None,
-            needed: false,
-            phase: Phase::Idle,
-            op: 0,
-            ready: false,
-            started: false,
-            completed: false,
-            ever_started: false,
-            attempts: 0,
-            ready_since: None,
-            restart_timer: None,
-        };
         for cfg in services {
             let addr = ServiceActor::new(cfg.clone(), shared.clone()).start();
-            let e = entry(
-                cfg.name.clone(),
-                Runner::Process(addr),
-                cfg.depends_on.clone(),
-                cfg.port,
-                cfg.allow.clone(),
-                cfg.health.clone(),
-                cfg.restart.clone(),
-                cfg.stop.timeout,
-                cfg.stop.signal,
-                cfg.workdir.clone(),
-            );
-            entries.insert(cfg.name.clone(), e);
+            let spec = Spec::of_service(&cfg, Runner::Process(addr));
+            entries.insert(cfg.name.clone(), Entry::new(cfg.name.clone(), spec));
         }
         for p in plugins {
-            let e = entry(
-                p.name.clone(),
-                Runner::Plugin {
-                    start: p.start.clone(),
-                    stop: p.stop.clone(),
-                },
-                p.depends_on.clone(),
-                p.port,
-                p.allow.clone(),
-                p.health.clone(),
-                p.restart.clone(),
-                p.stop_timeout,
-                Signal::Term,
-                shared.state_dir.clone(),
-            );
-            entries.insert(p.name.clone(), e);
+            let spec = Spec::of_plugin(&p, shared.state_dir.clone());
+            entries.insert(p.name.clone(), Entry::new(p.name.clone(), spec));
         }
         let graph: BTreeMap<String, Vec<String>> = entries
             .iter()
             .map(|(n, e)| {
                 (
                     n.clone(),
-                    e.deps.iter().map(|d| d.service.clone()).collect(),
+                    e.spec.deps.iter().map(|d| d.service.clone()).collect(),
                 )
             })
             .collect();
@@ -368,7 +371,11 @@ impl Supervisor {
                 let e = &entries[name];
                 (
                     e.height,
-                    e.deps.iter().map(|d| d.service.clone()).collect::<Vec<_>>(),
+                    e.spec
+                        .deps
+                        .iter()
+                        .map(|d| d.service.clone())
+                        .collect::<Vec<_>>(),
                 )
             };
             for d in deps {
@@ -423,7 +430,7 @@ impl Supervisor {
         while let Some(n) = stack.pop() {
             if set.insert(n.clone()) {
                 if let Some(e) = self.entries.get(&n) {
-                    stack.extend(e.deps.iter().map(|d| d.service.clone()));
+                    stack.extend(e.spec.deps.iter().map(|d| d.service.clone()));
                 }
             }
         }
@@ -441,7 +448,7 @@ impl Supervisor {
         set.insert(name.to_owned());
         for n in &self.order {
             let e = &self.entries[n];
-            if e.deps.iter().any(|d| set.contains(&d.service)) {
+            if e.spec.deps.iter().any(|d| set.contains(&d.service)) {
                 set.insert(n.clone());
             }
         }
@@ -455,7 +462,7 @@ impl Supervisor {
 
     /// The first dependency of `e` not at its condition, with the condition.
     fn unmet(&self, e: &Entry) -> Option<(String, Condition)> {
-        e.deps.iter().find_map(|d| {
+        e.spec.deps.iter().find_map(|d| {
             let dep = self.entries.get(&d.service)?;
             let met = match d.condition {
                 Condition::Ready => dep.ready,
@@ -467,7 +474,8 @@ impl Supervisor {
     }
 
     fn failed_dependency(&self, e: &Entry) -> Option<String> {
-        e.deps
+        e.spec
+            .deps
             .iter()
             .find(|d| {
                 self.entries
@@ -552,15 +560,15 @@ impl Supervisor {
         e.phase = Phase::Preparing;
         e.op += 1;
         let op = e.op;
-        let prepare = match &e.runner {
+        let prepare = match &e.spec.runner {
             Runner::Process(addr) => Some(addr.send(Prepare)),
             Runner::Plugin { .. } => None,
         };
-        let clear = e.port.map(|port| ClearPort {
+        let clear = e.spec.port.map(|port| ClearPort {
             port,
             service: e.name.clone(),
-            allow: e.allow.clone(),
-            grace: e.stop_timeout,
+            allow: e.spec.allow.clone(),
+            grace: e.spec.stop_timeout,
         });
         let name = name.to_owned();
         async move {
@@ -610,14 +618,14 @@ impl Supervisor {
         e.ready = false;
         e.started = false;
         e.completed = false;
-        if let Some(h) = &e.health {
+        if let Some(h) = &e.spec.health {
             self.health.do_send(Watch {
                 name: name.to_owned(),
                 probe: h.probe.clone(),
                 interval: h.interval,
                 timeout: h.timeout,
                 failures: h.failures,
-                workdir: e.workdir.clone(),
+                workdir: e.spec.workdir.clone(),
                 reply: me.clone().recipient(),
             });
         }
@@ -625,7 +633,7 @@ impl Supervisor {
             events: me.recipient(),
         };
         tracing::debug!(service = %name, "launching");
-        match &e.runner {
+        match &e.spec.runner {
             Runner::Process(addr) => addr.do_send(start),
             Runner::Plugin { start: to, .. } => to.do_send(start),
         }
@@ -684,7 +692,7 @@ impl Supervisor {
             e.attempts = 0;
         }
         tracing::info!(service = %name, "{}", exit_text(code));
-        let restart = match e.restart.policy {
+        let restart = match e.spec.restart.policy {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => code != Some(0),
             RestartPolicy::Never => false,
@@ -708,7 +716,7 @@ impl Supervisor {
             return;
         };
         if restart && !self.shutting_down {
-            if e.attempts >= e.restart.max_attempts {
+            if e.attempts >= e.spec.restart.max_attempts {
                 let n = e.attempts;
                 let reason = format!("{why}; gave up after {n} restart(s)");
                 self.fail(name, reason, ctx);
@@ -716,15 +724,15 @@ impl Supervisor {
             }
             e.attempts += 1;
             e.restarts += 1;
-            let delay = backoff_delay(e.restart.backoff, e.attempts);
+            let delay = backoff_delay(e.spec.restart.backoff, e.attempts);
             e.set_state(
                 ServiceState::Waiting,
                 Some(format!(
                     "{why}; restart {}/{} in {delay:?}",
-                    e.attempts, e.restart.max_attempts
+                    e.attempts, e.spec.restart.max_attempts
                 )),
             );
-            tracing::info!(service = %name, "{why}; restarting in {delay:?} (attempt {}/{})", e.attempts, e.restart.max_attempts);
+            tracing::info!(service = %name, "{why}; restarting in {delay:?} (attempt {}/{})", e.attempts, e.spec.restart.max_attempts);
             let owned = name.to_owned();
             let handle = ctx.run_later(delay, move |act, ctx| {
                 if let Some(e) = act.entries.get_mut(&owned) {
@@ -757,7 +765,7 @@ impl Supervisor {
         }
         e.set_state(ServiceState::Unhealthy, Some(detail.clone()));
         tracing::warn!(service = %name, "unhealthy: {detail}");
-        let restart = e.restart.policy != RestartPolicy::Never;
+        let restart = e.spec.restart.policy != RestartPolicy::Never;
         self.broadcast(
             name,
             EventKind::Unhealthy {
@@ -932,13 +940,13 @@ impl Supervisor {
                 e.height,
                 StopItem {
                     name: n.clone(),
-                    via: match &e.runner {
+                    via: match &e.spec.runner {
                         Runner::Process(a) => StopVia::Process(a.clone()),
                         Runner::Plugin { stop, .. } => StopVia::Plugin(stop.clone()),
                     },
-                    timeout: e.stop_timeout,
-                    port: e.port,
-                    allow: e.allow.clone(),
+                    timeout: e.spec.stop_timeout,
+                    port: e.spec.port,
+                    allow: e.spec.allow.clone(),
                 },
             ));
         }
@@ -978,7 +986,7 @@ impl Supervisor {
             state: e.state,
             reason: e.reason.clone(),
             pid: e.pid,
-            port: e.port,
+            port: e.spec.port,
             restarts: e.restarts,
             last_exit: e.last_exit,
             since_ms: e.since_ms,
@@ -993,10 +1001,10 @@ impl Supervisor {
             .values()
             .map(|e| SweepItem {
                 service: e.name.clone(),
-                port: e.port,
-                allow: e.allow.clone(),
-                signal: e.stop_signal,
-                grace: e.stop_timeout.min(SWEEP_GRACE),
+                port: e.spec.port,
+                allow: e.spec.allow.clone(),
+                signal: e.spec.stop_signal,
+                grace: e.spec.stop_timeout.min(SWEEP_GRACE),
                 tag: !e.is_plugin(),
             })
             .collect()
@@ -1362,7 +1370,7 @@ impl Handler<ServiceEvent> for Supervisor {
                 e.started = true;
                 e.ever_started = true;
                 e.pid = pid;
-                let no_probe = e.health.is_none();
+                let no_probe = e.spec.health.is_none();
                 let plugin = e.is_plugin();
                 for s in &self.subscribers {
                     s.do_send(ServiceEvent {
