@@ -153,6 +153,13 @@ pub fn config(dir: &Path, services: Vec<ServiceConfigBuilder>) -> Config {
     b.build().expect("a valid test configuration")
 }
 
+/// Awaits `f` (a request to the orchestrator) for at most [`LONG`].
+pub async fn timed<T>(f: impl Future<Output = T>) -> T {
+    actix_rt::time::timeout(LONG, f)
+        .await
+        .expect("the orchestrator answers in time")
+}
+
 /// Polls `cond` every 10 ms without blocking the arbiter; panics with `what`
 /// after `timeout`.
 pub async fn until(what: &str, timeout: Duration, mut cond: impl FnMut() -> bool) {
