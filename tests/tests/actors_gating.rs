@@ -36,7 +36,7 @@ async fn dependent_spawns_only_after_the_dependencys_first_healthy_probe() {
     let seen = record(&orch, Some(("web", api_port)));
     let guard = PidGuard::new();
 
-    tokio_timeout(orch.up(None)).await.expect("up succeeds");
+    timed(orch.up(None)).await.expect("up succeeds");
 
     // Up answered: both ready, both answer on their ports.
     assert!(port_answers(api_port) && port_answers(web_port));
@@ -81,7 +81,7 @@ async fn dependent_spawns_only_after_the_dependencys_first_healthy_probe() {
     // PID files exist while running.
     assert!(state_dir.join("api.pid").exists() && state_dir.join("web.pid").exists());
 
-    let report = tokio_timeout(orch.shutdown(Duration::from_secs(20)))
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await
         .expect("shutdown answers");
     assert!(report.clean(), "{report:?}");
@@ -120,9 +120,7 @@ async fn independent_services_start_in_parallel_and_up_only_starts_what_is_neede
     let guard = PidGuard::new();
 
     // Only `c`: it needs `b`, not `a`.
-    tokio_timeout(orch.up(Some(vec!["c".into()])))
-        .await
-        .expect("up c");
+    timed(orch.up(Some(vec!["c".into()]))).await.expect("up c");
     let status = orch.status().await.expect("status");
     let st = |n: &str| status.iter().find(|s| s.name == n).expect("listed").clone();
     assert_eq!(st("a").state, ServiceState::Stopped);
@@ -136,7 +134,7 @@ async fn independent_services_start_in_parallel_and_up_only_starts_what_is_neede
     // Now everything: only `a` is left to start (it binds after 400 ms); the
     // running `b` and `c` are not started again.
     let started = std::time::Instant::now();
-    tokio_timeout(orch.up(None)).await.expect("up all");
+    timed(orch.up(None)).await.expect("up all");
     assert!(started.elapsed() >= Duration::from_millis(400));
     assert_eq!(seen.of("b", is_spawned).len(), 1);
     assert_eq!(seen.of("c", is_spawned).len(), 1);
@@ -147,7 +145,7 @@ async fn independent_services_start_in_parallel_and_up_only_starts_what_is_neede
     );
     guard.add(status[0].pid.expect("pid"));
 
-    let report = tokio_timeout(orch.shutdown(Duration::from_secs(20)))
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
@@ -171,7 +169,7 @@ async fn independent_services_are_launched_together() {
         .expect("orchestrator starts");
     let seen = record(&orch, None);
     let started = std::time::Instant::now();
-    tokio_timeout(orch.up(None)).await.expect("up");
+    timed(orch.up(None)).await.expect("up");
     // Sequential start would take 3 × 500 ms.
     assert!(
         started.elapsed() < Duration::from_millis(1400),
@@ -184,16 +182,10 @@ async fn independent_services_are_launched_together() {
     let first = *spawns.iter().min().expect("three");
     let last = *spawns.iter().max().expect("three");
     assert!(last.duration_since(first) < Duration::from_millis(400));
-    let report = tokio_timeout(orch.shutdown(Duration::from_secs(20)))
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
-}
-
-async fn tokio_timeout<T>(f: impl std::future::Future<Output = T>) -> T {
-    actix_rt::time::timeout(LONG, f)
-        .await
-        .expect("the orchestrator answers in time")
 }
 
 #[actix_rt::test]
@@ -214,14 +206,14 @@ async fn a_dependent_on_a_completed_job_starts_after_it_exits_zero() {
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     let seen = record(&orch, None);
     let guard = PidGuard::new();
-    tokio_timeout(orch.up(None)).await.expect("up");
+    timed(orch.up(None)).await.expect("up");
     let status = orch.status().await.expect("status");
     guard.add(status[1].pid.expect("api runs"));
     assert_eq!(status[0].state, ServiceState::Stopped);
     assert_eq!(status[0].last_exit, Some(0));
     assert_eq!(status[1].state, ServiceState::Ready);
     assert!(seen.index("migrate", is_exited) < seen.index("api", is_spawned));
-    let report = tokio_timeout(orch.shutdown(Duration::from_secs(20)))
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
