@@ -13,12 +13,6 @@ use actors_support::*;
 use ringmaster::{Error, Options, Orchestrator, ServiceState};
 use ringmaster_tests::{fake_service, free_port, pid_alive, port_answers, wait_for, PidGuard};
 
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
-    actix_rt::time::timeout(LONG, f)
-        .await
-        .expect("the orchestrator answers in time")
-}
-
 /// Starts fake-service on `port` as a plain process of the test (no tag). It is
 /// not waited on: the guard kills it by pid, and the orchestrator, a child
 /// subreaper, reaps it by pid.
