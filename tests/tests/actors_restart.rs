@@ -14,12 +14,6 @@ use ringmaster::messages::EventKind;
 use ringmaster::{Error, Options, Orchestrator, ServiceState};
 use ringmaster_tests::{free_port, pid_alive, PidGuard};
 
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
-    actix_rt::time::timeout(LONG, f)
-        .await
-        .expect("the orchestrator answers in time")
-}
-
 #[actix_rt::test]
 async fn a_crashing_service_backs_off_then_fails_and_its_dependents_wait_again() {
     let dir = tempfile::tempdir().expect("temp dir");
