@@ -12,12 +12,6 @@ use actors_support::*;
 use ringmaster::{Options, Orchestrator};
 use ringmaster_tests::{free_port, pid_alive, PidGuard};
 
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
-    actix_rt::time::timeout(LONG, f)
-        .await
-        .expect("the orchestrator answers in time")
-}
-
 /// The pids a fake-service printed as `pid <role> <pid>`.
 fn printed_pids(seen: &Recording, service: &str, role: &str) -> Vec<u32> {
     seen.lines()
