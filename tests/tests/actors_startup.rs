@@ -16,12 +16,6 @@ use ringmaster::{Error, Options, Orchestrator, ServiceState};
 use ringmaster_os::{project_id, PidRecord, Tag};
 use ringmaster_tests::{fake_service, free_port, pid_alive, port_answers, PidGuard};
 
-async fn timed<T>(f: impl std::future::Future<Output = T>) -> T {
-    actix_rt::time::timeout(LONG, f)
-        .await
-        .expect("the orchestrator answers in time")
-}
-
 #[actix_rt::test]
 async fn up_stops_again_what_it_started_when_another_service_fails() {
     let dir = tempfile::tempdir().expect("temp dir");
