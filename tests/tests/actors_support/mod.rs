@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use ringmaster::config::{Config, ServiceConfigBuilder};
 use ringmaster::messages::{EventKind, LogLine, ServiceEvent};
-use ringmaster_tests::fake_service;
+use ringmaster_tests::{fake_service, PidGuard};
 
 /// Generous: tests must not depend on a fast machine.
 pub const LONG: Duration = Duration::from_secs(30);
@@ -130,6 +130,20 @@ pub fn record(orch: &ringmaster::Orchestrator, spawn_probe: Option<(&str, u16)>)
     orch.subscribe(addr.clone().recipient());
     orch.subscribe_logs(addr.recipient());
     seen
+}
+
+/// The pid of every service in `orch`'s status (each must be running), in status
+/// order, each registered with `guard`.
+pub async fn guard_running(orch: &ringmaster::Orchestrator, guard: &PidGuard) -> Vec<u32> {
+    let pids: Vec<u32> = orch
+        .status()
+        .await
+        .expect("status")
+        .iter()
+        .map(|s| s.pid.expect("pid"))
+        .collect();
+    pids.iter().for_each(|p| guard.add(*p));
+    pids
 }
 
 /// The shell command running fake-service with `args`.
