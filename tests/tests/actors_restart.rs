@@ -244,14 +244,7 @@ async fn restart_stops_dependents_first_and_starts_them_after() {
     let seen = record(&orch, None);
     let guard = PidGuard::new();
     timed(orch.up(None)).await.expect("up");
-    let before: Vec<u32> = orch
-        .status()
-        .await
-        .expect("status")
-        .iter()
-        .map(|s| s.pid.expect("pid"))
-        .collect();
-    before.iter().for_each(|p| guard.add(*p));
+    let before = guard_running(&orch, &guard).await;
 
     timed(orch.restart("api")).await.expect("restart");
     let after = orch.status().await.expect("status");
