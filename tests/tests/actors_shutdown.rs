@@ -156,14 +156,7 @@ async fn the_cascade_keeps_its_deadline_and_names_who_needed_the_kill() {
     let _seen = record(&orch, None);
     let guard = PidGuard::new();
     timed(orch.up(None)).await.expect("up");
-    let pids: Vec<u32> = orch
-        .status()
-        .await
-        .expect("status")
-        .iter()
-        .map(|s| s.pid.expect("pid"))
-        .collect();
-    pids.iter().for_each(|p| guard.add(*p));
+    let pids = guard_running(&orch, &guard).await;
 
     let deadline = Duration::from_millis(1500);
     let started = Instant::now();
