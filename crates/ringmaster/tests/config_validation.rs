@@ -131,6 +131,104 @@ fn port_out_of_range() {
 }
 
 #[test]
+fn port_strings_that_are_not_ports() {
+    assert_errors(
+        "port_strings.toml",
+        &[
+            (
+                4,
+                8,
+                "service `word`: port \"http\" is not a number (expected an integer 1-65535)",
+            ),
+            (
+                8,
+                8,
+                "service `env`: port \"${RINGMASTER_TEST_SURELY_UNSET_PORT:-eighty}\" is \"eighty\", not a number (expected an integer 1-65535)",
+            ),
+            (
+                12,
+                8,
+                "service `big`: port 70000 is out of range (1-65535) (from \"${RINGMASTER_TEST_SURELY_UNSET_PORT:-70000}\")",
+            ),
+            (
+                13,
+                18,
+                "service `big` health tcp: port \"${RINGMASTER_TEST_SURELY_UNSET_PORT:-x1}\" is \"x1\", not a number (expected an integer 1-65535)",
+            ),
+            (
+                17,
+                8,
+                "service `unset`: port: environment variable `RINGMASTER_TEST_SURELY_UNSET_PORT` is not set (give a default with `${RINGMASTER_TEST_SURELY_UNSET_PORT:-default}`)",
+            ),
+            (
+                18,
+                18,
+                "service `unset` health tcp: port 99999999999999999999999 is out of range (1-65535)",
+            ),
+            (22, 8, "service `zero`: port 0 is out of range (1-65535)"),
+        ],
+    );
+}
+
+#[test]
+fn ports_may_be_strings_with_variables() {
+    // A name no other test touches; set before any parse that reads it.
+    std::env::set_var("RINGMASTER_CFG_PORT_TEST", "9123");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().canonicalize().unwrap();
+    write(&root, "svc.env", "API_PORT=8124\n");
+    let path = write(
+        &root,
+        "ringmaster.toml",
+        r#"
+[services.api]
+command = "serve --port ${API_PORT:-8000}"
+env_file = "svc.env"
+port = "${API_PORT:-8000}"
+health = { tcp = "${API_PORT:-8000}" }
+
+[services.web]
+command = "serve"
+env = { WEB_PORT = "3001" }
+port = "${WEB_PORT:-3000}"
+health = { tcp = "${RINGMASTER_CFG_PORT_TEST:-1}" }
+
+[services.defaults]
+command = "serve"
+port = "${RINGMASTER_CFG_PORT_TEST_UNSET:-8000}"
+
+[services.plain]
+command = "serve"
+port = " 7000 "
+health = { tcp = 7001 }
+"#,
+    );
+    let config = Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let port = |name: &str| config.services[name].port;
+    let tcp = |name: &str| config.services[name].health.as_ref().unwrap().probe.clone();
+    // env_file, then the env table, then the process environment, then the default.
+    assert_eq!(port("api"), Some(8124));
+    assert_eq!(tcp("api"), Probe::Tcp { port: 8124 });
+    assert_eq!(config.services["api"].command, "serve --port 8124");
+    assert_eq!(port("web"), Some(3001));
+    assert_eq!(tcp("web"), Probe::Tcp { port: 9123 });
+    assert_eq!(port("defaults"), Some(8000));
+    assert_eq!(port("plain"), Some(7000));
+    assert_eq!(tcp("plain"), Probe::Tcp { port: 7001 });
+
+    // Expanded ports take part in the one-service-per-port check, at the value.
+    let err = Config::parse(
+        "[services.a]\ncommand = \"a\"\nport = 8000\n[services.b]\ncommand = \"b\"\nport = \"${RINGMASTER_CFG_PORT_TEST_UNSET:-8000}\"\n",
+        Path::new("/srv/ringmaster.toml"),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "/srv/ringmaster.toml:6:8: port 8000 is used by both `a` and `b`"
+    );
+}
+
+#[test]
 fn unknown_probe_kind() {
     assert_errors(
         "unknown_probe_kind.toml",
@@ -245,7 +343,7 @@ fn wrong_types() {
             (
                 3,
                 8,
-                "service `api`: `port`: invalid type: string \"8000\", expected an integer",
+                "service `api`: `port`: invalid type: boolean `true`, expected an integer or a string (a port such as 8000 or \"${API_PORT:-8000}\")",
             ),
             (
                 4,

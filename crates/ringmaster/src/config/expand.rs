@@ -1,10 +1,11 @@
 //! `${VAR}` / `${VAR:-default}` expansion and `env_file` parsing (`KEY=VALUE` lines).
 //!
-//! Expansion applies to `command`, `env` values, `workdir`, `install.command` and
-//! the `http`/`exec` health probes. Where a variable comes from (the lookup is the
-//! caller's, in `parse.rs`):
+//! Expansion applies to `command`, `env` values, `workdir`, `install.command`, the
+//! `http`/`exec` health probes, and `port` and the `tcp` probe when written as
+//! strings (`port = "${API_PORT:-8000}"`, then read as a number). Where a variable
+//! comes from (the lookup is the caller's, in `parse.rs`):
 //!
-//! - in `command`, `workdir`, `install.command` and the probes: the
+//! - in `command`, `workdir`, `port`, `install.command` and the probes: the
 //!   service's `env` table (its values after their own expansion), then its
 //!   `env_file`, then the process environment. That is the order in which the
 //!   service itself sees them, so `${PORT}` in the command is the `PORT` the

@@ -18,7 +18,7 @@
 //! workdir = "api"                  # default: the file's folder
 //! env_file = "api/.env"            # KEY=VALUE lines; `env` wins over it
 //! env = { PYTHONUNBUFFERED = "1", WORKERS = 2 }           # numbers/booleans as written
-//! port = 8000                      # 1-65535, one service per port
+//! port = 8000                      # 1-65535, one service per port; or "${API_PORT:-8000}"
 //! allow = ["python", "uvicorn"]
 //! depends_on = ["db"]              # or { db = "ready", migrate = "completed", cache = "started" }
 //! health = { http = "http://127.0.0.1:8000/health", interval = "30s", timeout = "2s", failures = 3 }
@@ -33,7 +33,8 @@
 //! - Relative paths (`state_dir`, `workdir`, `pid_file`, `env_file`) resolve against
 //!   the file's folder; `install.unless_exists` against the service's workdir.
 //! - `${VAR}` and `${VAR:-default}` expand in `command`, `env` values, `workdir`,
-//!   `install.command` and the `http`/`exec` probes, from what the service sees:
+//!   `install.command`, the `http`/`exec` probes, and `port` and the `tcp` probe
+//!   when they are strings (then read as a number), from what the service sees:
 //!   its `env` table, then its `env_file`, then the process environment (`env`
 //!   values themselves expand from the `env_file` and the process environment
 //!   only). An unset `${VAR}` without default is an error; `$${` writes a literal
@@ -41,7 +42,8 @@
 //! - Unknown keys are errors at every level. Service names are letters, digits,
 //!   `-`, `_`, `.` (they become file names).
 //! - Beyond the DESIGN contract: `settings.metrics`, `settings.log_max_bytes`,
-//!   `env_file`, the table form of `depends_on`, and numbers/booleans as `env` values.
+//!   `env_file`, the table form of `depends_on`, numbers/booleans as `env` values,
+//!   and `port`/`tcp` as expandable strings.
 //!
 //! # Where things live
 //!

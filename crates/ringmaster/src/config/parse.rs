@@ -136,7 +136,7 @@ raw_table!(
         workdir: Spanned<String>,
         env: BTreeMap<Spanned<String>, Spanned<EnvValue>>,
         env_file: Spanned<String>,
-        port: Spanned<i64>,
+        port: Spanned<PortValue>,
         allow: Vec<Spanned<String>>,
         depends_on: Spanned<RawDepends>,
         health: Spanned<RawHealth>,
@@ -151,7 +151,7 @@ raw_table!(
     /// `health = { ... }`.
     RawHealth {
         http: Spanned<String>,
-        tcp: Spanned<i64>,
+        tcp: Spanned<PortValue>,
         exec: Spanned<String>,
         log: Spanned<String>,
         interval: Spanned<String>,
@@ -317,6 +317,37 @@ impl<'de> Deserialize<'de> for EnvValue {
             }
         }
         deserializer.deserialize_any(EnvVisitor)
+    }
+}
+
+/// A port as written: an integer, or a string expanded like `command` and then
+/// parsed (`port = "${API_PORT:-8000}"`).
+#[derive(Debug)]
+enum PortValue {
+    Number(i64),
+    Text(String),
+}
+
+impl<'de> Deserialize<'de> for PortValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PortVisitor;
+        impl Visitor<'_> for PortVisitor {
+            type Value = PortValue;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an integer or a string (a port such as 8000 or \"${API_PORT:-8000}\")")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PortValue, E> {
+                Ok(PortValue::Number(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PortValue, E> {
+                // Beyond i64 is beyond any port: reported as out of range.
+                Ok(PortValue::Number(i64::try_from(v).unwrap_or(i64::MAX)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PortValue, E> {
+                Ok(PortValue::Text(v.to_string()))
+            }
+        }
+        deserializer.deserialize_any(PortVisitor)
     }
 }
 
@@ -595,23 +626,52 @@ fn duration_of(
     }
 }
 
+/// Expands one field of a service, reporting its errors (`None` after an error).
+type ExpandField<'a> = dyn Fn(&Spanned<String>, &mut Vec<ConfigError>) -> Option<String> + 'a;
+
+/// A port from an integer, or from a string once expanded (by `expand`, which
+/// reports its own errors). Port 0 passes here: the semantic checks refuse it.
 fn port_of(
-    value: &Spanned<i64>,
+    value: &Spanned<PortValue>,
     what: &str,
+    expand: &ExpandField<'_>,
     src: &Source<'_>,
     errors: &mut Vec<ConfigError>,
 ) -> Option<u16> {
-    let n = *value.get_ref();
-    match u16::try_from(n) {
-        Ok(p) => Some(p),
-        Err(_) => {
-            errors.push(src.error(
-                value.span(),
-                format!("{what}: port {n} is out of range (1-65535)"),
-            ));
-            None
+    let out_of_range =
+        |shown: &str, from: &str| format!("{what}: port {shown} is out of range (1-65535){from}");
+    let message = match value.get_ref() {
+        PortValue::Number(n) => match u16::try_from(*n) {
+            Ok(p) => return Some(p),
+            Err(_) => out_of_range(&n.to_string(), ""),
+        },
+        PortValue::Text(raw) => {
+            let text = expand(&Spanned::new(value.span(), raw.clone()), errors)?;
+            let from = if text == *raw {
+                String::new()
+            } else {
+                format!(" (from \"{raw}\")")
+            };
+            let trimmed = text.trim();
+            match trimmed.parse::<i64>() {
+                Ok(n) => match u16::try_from(n) {
+                    Ok(p) => return Some(p),
+                    Err(_) => out_of_range(&n.to_string(), &from),
+                },
+                Err(_) if !trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()) => {
+                    out_of_range(trimmed, &from)
+                }
+                Err(_) if from.is_empty() => format!(
+                    "{what}: port \"{raw}\" is not a number (expected an integer 1-65535)"
+                ),
+                Err(_) => format!(
+                    "{what}: port \"{raw}\" is \"{text}\", not a number (expected an integer 1-65535)"
+                ),
+            }
         }
-    }
+    };
+    errors.push(src.error(value.span(), message));
+    None
 }
 
 fn u32_of(
@@ -806,7 +866,7 @@ fn convert_service(
 
     let port = raw.port.as_ref().and_then(|v| {
         spans.port = Some(v.span());
-        port_of(v, &ctx, src, errors)
+        port_of(v, &ctx, &|v, e| expanded(v, "port", e), src, errors)
     });
 
     let allow = raw
@@ -905,7 +965,13 @@ fn convert_service(
             }
         } else if let Some(v) = &raw.tcp {
             Probe::Tcp {
-                port: port_of(v, &format!("{hctx} tcp"), src, errors)?,
+                port: port_of(
+                    v,
+                    &format!("{hctx} tcp"),
+                    &|v, e| expanded(v, "health tcp", e),
+                    src,
+                    errors,
+                )?,
             }
         } else if let Some(v) = &raw.exec {
             Probe::Exec {
