@@ -75,11 +75,7 @@ where
 fn clear(project: &str, msg: &ClearPort) -> Result<ClearReport> {
     let policy = policy(project, &msg.service, msg.port, msg.allow.clone())?;
     Ok(ringmaster_os::clear_port(
-        msg.port,
-        &policy,
-        Signal::Term,
-        msg.grace,
-        false,
+        msg.port, &policy, msg.signal, msg.grace, false,
     )?)
 }
 
@@ -94,7 +90,7 @@ fn check(project: &str, msg: &CheckPort) -> PortCheck {
     let mut out = PortCheck::default();
     match policy(project, &msg.service, msg.port, msg.allow.clone()) {
         Ok(policy) => {
-            match ringmaster_os::clear_port(msg.port, &policy, Signal::Term, msg.grace, false) {
+            match ringmaster_os::clear_port(msg.port, &policy, msg.signal, msg.grace, false) {
                 Ok(report) => {
                     out.stopped = report.holders;
                 }
@@ -181,6 +177,7 @@ fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
                 port,
                 service: item.service.clone(),
                 allow: item.allow.clone(),
+                signal: item.signal,
                 grace: item.grace,
             },
         );

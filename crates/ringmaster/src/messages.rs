@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use ringmaster_os::{ClearReport, Refusal, StopReport};
+use ringmaster_os::{ClearReport, Refusal, Signal, StopReport};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Probe;
@@ -104,7 +104,8 @@ pub enum EventKind {
 }
 
 /// Supervisor → PortJanitor: make `port` free for `service`, stopping only
-/// holders that `allow` (or our tag) authorizes. A refusal is
+/// holders that `allow` (or our tag) authorizes, with `signal` (the service's
+/// stop signal), then kill after `grace`. A refusal is
 /// `Err(Error::Os(ringmaster_os::Error::Refused { .. }))`, whose text names each
 /// holder (pid, name, exe, user); nothing was touched then.
 #[derive(Message, Debug, Clone)]
@@ -113,17 +114,20 @@ pub struct ClearPort {
     pub port: u16,
     pub service: String,
     pub allow: Vec<String>,
+    pub signal: Signal,
     pub grace: Duration,
 }
 
 /// Supervisor → PortJanitor: after `service` stopped, check that `port` is free;
-/// stop authorized leftovers (our tag or `allow`) when it is not.
+/// stop authorized leftovers (our tag or `allow`) with `signal` (the service's
+/// stop signal), then kill after `grace`, when it is not.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "PortCheck")]
 pub struct CheckPort {
     pub port: u16,
     pub service: String,
     pub allow: Vec<String>,
+    pub signal: Signal,
     pub grace: Duration,
 }
 

@@ -568,6 +568,7 @@ impl Supervisor {
             port,
             service: e.name.clone(),
             allow: e.spec.allow.clone(),
+            signal: e.spec.stop_signal,
             grace: e.spec.stop_timeout,
         });
         let name = name.to_owned();
@@ -947,6 +948,7 @@ impl Supervisor {
                     timeout: e.spec.stop_timeout,
                     port: e.spec.port,
                     allow: e.spec.allow.clone(),
+                    signal: e.spec.stop_signal,
                 },
             ));
         }
@@ -1040,6 +1042,8 @@ struct StopItem {
     timeout: Duration,
     port: Option<u16>,
     allow: Vec<String>,
+    /// The service's stop signal, for authorized leftovers on its port.
+    signal: Signal,
 }
 
 struct CascadeCtx {
@@ -1149,6 +1153,7 @@ async fn stop_item(
                     port,
                     service: item.name.clone(),
                     allow: item.allow.clone(),
+                    signal: item.signal,
                     grace,
                 })
                 .await;
