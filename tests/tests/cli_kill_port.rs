@@ -106,9 +106,7 @@ fn allowed_holders_are_stopped_with_their_trees_and_the_port_is_freed() {
 fn the_projects_own_tagged_processes_are_allowed_by_default() {
     let (api, web) = (free_port(), free_port());
     let p = Project::with_config(&two_services(api, web));
-    p.rm().args(["up", "-d"]).assert().code(0);
-    let instance = p.instance_pid().expect("instance");
-    p.guard.add(instance);
+    let instance = p.up_detached();
     p.guard_tagged();
     // The manager dies; its service keeps the port, tagged with this project.
     kill_pid(instance);

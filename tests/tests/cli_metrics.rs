@@ -39,8 +39,7 @@ fn metrics_endpoint_reports_each_service() {
         &format!("[settings]\nmetrics = \"127.0.0.1:{metrics}\"\n"),
     );
     let p = Project::with_config(&config);
-    p.rm().args(["up", "-d"]).assert().code(0);
-    p.guard.add(p.instance_pid().expect("instance"));
+    p.up_detached();
     p.wait_ready(&["api", "web"]);
     p.guard_tagged();
     let text = get(metrics, "/metrics");

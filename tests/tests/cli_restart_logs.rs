@@ -27,8 +27,7 @@ fn restart_and_logs() {
     p.rm().args(["restart", "api"]).assert().code(1);
     p.rm().args(["restart", "nope"]).assert().code(2);
 
-    p.rm().args(["up", "-d"]).assert().code(0);
-    p.guard.add(p.instance_pid().expect("instance"));
+    p.up_detached();
     let before = p.wait_ready(&["api", "web"]);
     p.guard_tagged();
     let old = pid_of(&before, "api");

@@ -60,8 +60,7 @@ fn status_table_and_json_of_a_running_stack() {
     let err = text(&p.rm().arg("status").output().expect("status").stderr);
     assert!(err.contains("no ringmaster is running"), "{err}");
 
-    p.rm().args(["up", "-d"]).assert().code(0);
-    p.guard.add(p.instance_pid().expect("instance"));
+    p.up_detached();
     let status = p.wait_ready(&["api", "web"]);
     p.guard_tagged();
 

@@ -144,9 +144,7 @@ fn detached_up_is_ready_and_a_second_up_names_the_running_pid() {
 fn down_after_the_instance_was_killed_cleans_the_leftovers() {
     let (api, web) = (free_port(), free_port());
     let p = Project::with_config(&two_services(api, web));
-    p.rm().args(["up", "-d"]).assert().code(0);
-    let pid = p.instance_pid().expect("instance pid");
-    p.guard.add(pid);
+    let pid = p.up_detached();
     let status = p.wait_ready(&["api", "web"]);
     let mut members = p.guard_tagged();
     members.extend(pids_of(&status));
@@ -286,9 +284,7 @@ stop = {{ timeout = "50s" }}
 fn a_stale_control_socket_is_replaced() {
     let (api, web) = (free_port(), free_port());
     let p = Project::with_config(&two_services(api, web));
-    p.rm().args(["up", "-d"]).assert().code(0);
-    let first = p.instance_pid().expect("instance");
-    p.guard.add(first);
+    let first = p.up_detached();
     p.guard_tagged();
     kill_pid(first);
     wait_gone(first);

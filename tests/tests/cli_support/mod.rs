@@ -84,6 +84,15 @@ impl Project {
         child
     }
 
+    /// Runs `ringmaster up -d` (it must exit 0) and registers the detached
+    /// instance with the guard; returns the instance's pid.
+    pub fn up_detached(&self) -> u32 {
+        self.rm().args(["up", "-d"]).assert().code(0);
+        let pid = self.instance_pid().expect("instance");
+        self.guard.add(pid);
+        pid
+    }
+
     /// What the foreground `up` wrote so far.
     pub fn up_output(&self) -> String {
         std::fs::read_to_string(self.path().join("up.out")).unwrap_or_default()
