@@ -37,6 +37,15 @@ pub(crate) struct ListenSocket {
     pub inode: u64,
 }
 
+/// Each socket as `(address, port, inode)`: what the parsers' tests compare.
+#[cfg(test)]
+fn address_port_inode(sockets: &[ListenSocket]) -> Vec<(String, u16, u64)> {
+    sockets
+        .iter()
+        .map(|s| (s.addr.to_string(), s.port, s.inode))
+        .collect()
+}
+
 /// Every process holding a LISTEN socket on `port` (every port when `None`).
 pub(super) fn listeners(port: Option<u16>) -> Result<Vec<Listener>> {
     let sockets: Vec<ListenSocket> = listen_sockets()?
@@ -452,11 +461,7 @@ mod tests {
     #[cfg(target_endian = "little")]
     #[test]
     fn parses_ipv6_loopback_any_mapped_and_global() {
-        let sockets = parse_listen_sockets(TCP6, true);
-        let got: Vec<(String, u16, u64)> = sockets
-            .iter()
-            .map(|s| (s.addr.to_string(), s.port, s.inode))
-            .collect();
+        let got = address_port_inode(&parse_listen_sockets(TCP6, true));
         assert_eq!(
             got,
             vec![

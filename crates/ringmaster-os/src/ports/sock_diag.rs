@@ -294,10 +294,7 @@ mod tests {
         data.extend(message(6, libc::AF_INET as u8, 10, v4, 8004, 15)); // other request
         let mut found = Vec::new();
         assert_eq!(parse_messages(&data, 7, &mut found), Batch::More);
-        let got: Vec<(String, u16, u64)> = found
-            .iter()
-            .map(|s| (s.addr.to_string(), s.port, s.inode))
-            .collect();
+        let got = super::super::address_port_inode(&found);
         assert_eq!(
             got,
             vec![
