@@ -49,19 +49,7 @@ pub struct Passthrough {
 /// Runs `up` (or `__serve` when `mode` is [`Mode::Detached`]).
 pub fn run(args: &UpArgs, style: Style, mode: Mode, pass: &Passthrough) -> CmdResult {
     let config = load_config(&args.config.file)?;
-    for name in &args.services {
-        if !config.services.contains_key(name) {
-            return Err(Failure::usage(format!(
-                "unknown service `{name}` (configured: {})",
-                config
-                    .services
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )));
-        }
-    }
+    check_services(&config, &args.services)?;
     let state_dir = config.settings.state_dir.clone();
     if let Some(pid) = InstanceLock::owner(&state_dir) {
         return Err(Failure::failed(format!(
@@ -78,6 +66,23 @@ pub fn run(args: &UpArgs, style: Style, mode: Mode, pass: &Passthrough) -> CmdRe
         style
     };
     actix_rt::System::new().block_on(serve(config, args.services.clone(), style, mode))
+}
+
+/// Exit 2 naming the first of `names` that is not a service of `config`, with
+/// the configured ones.
+pub fn check_services(config: &Config, names: &[String]) -> Result<(), Failure> {
+    match names.iter().find(|n| !config.services.contains_key(*n)) {
+        Some(name) => Err(Failure::usage(format!(
+            "unknown service `{name}` (configured: {})",
+            config
+                .services
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// The named services plus everything they depend on, in start order (all when
