@@ -6,13 +6,16 @@
 //! Probes: HTTP GET through one `awc::Client` built once for the actor (never HEAD:
 //! FastAPI answers HEAD with 405; 2xx and 3xx are healthy, redirects are not
 //! followed), TCP connect to 127.0.0.1, a command run by the platform shell with a
-//! timeout (exit 0), and a regex over the service's output lines (sent here as
-//! [`LogLine`]s). Each result carries the probe's latency.
+//! timeout (exit 0) — in the service's workdir, with its environment and its tag,
+//! so that what the command leaves running stops with the service — and a regex
+//! over the service's output lines (sent here as [`LogLine`]s). Each result
+//! carries the probe's latency.
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use regex::Regex;
+use ringmaster_os::TAG_ENV;
 
 use crate::config::Probe;
 use crate::messages::{Health, HealthChanged, LogLine, Unwatch, Watch};
@@ -86,12 +89,7 @@ impl HealthChecker {
         }
         w.timer = None;
         let timeout = w.watch.timeout;
-        let fut = run_probe(
-            client,
-            w.watch.probe.clone(),
-            timeout,
-            w.watch.workdir.clone(),
-        );
+        let fut = run_probe(client, w.watch.clone(), timeout);
         let name = name.to_owned();
         let started = Instant::now();
         fut.into_actor(self)
@@ -162,14 +160,9 @@ impl Actor for HealthChecker {
     }
 }
 
-/// Runs one probe; returns whether it succeeded and what it said.
-async fn run_probe(
-    client: awc::Client,
-    probe: Probe,
-    timeout: Duration,
-    workdir: std::path::PathBuf,
-) -> (bool, String) {
-    match probe {
+/// Runs one probe of `watch`; returns whether it succeeded and what it said.
+async fn run_probe(client: awc::Client, watch: Watch, timeout: Duration) -> (bool, String) {
+    match &watch.probe {
         Probe::Http { url } => {
             match client.get(url.as_str()).timeout(timeout).send().await {
                 Ok(mut resp) => {
@@ -182,7 +175,7 @@ async fn run_probe(
                 Err(e) => (false, format!("GET {url}: {e}")),
             }
         }
-        Probe::Tcp { port } => {
+        &Probe::Tcp { port } => {
             match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(("127.0.0.1", port)))
                 .await
             {
@@ -194,16 +187,23 @@ async fn run_probe(
                 ),
             }
         }
-        Probe::Exec { command } => run_exec(&command, timeout, &workdir).await,
+        Probe::Exec { command } => run_exec(command, timeout, &watch).await,
         // Log probes are driven by LogLine messages, never scheduled.
         Probe::Log { regex } => (false, format!("waiting for a line matching /{regex}/")),
     }
 }
 
-async fn run_exec(command: &str, timeout: Duration, workdir: &std::path::Path) -> (bool, String) {
+/// Runs `command` as `watch`'s service runs its own: in its workdir, with its
+/// environment and its tag.
+async fn run_exec(command: &str, timeout: Duration, watch: &Watch) -> (bool, String) {
     let mut cmd = crate::service::shell_command(command);
-    cmd.current_dir(workdir)
-        .stdin(std::process::Stdio::null())
+    cmd.current_dir(&watch.workdir);
+    cmd.envs(watch.env.iter().map(|(k, v)| (k, v)));
+    // Set last, as at a service's spawn: `env` cannot override it.
+    if let Some(tag) = &watch.tag {
+        cmd.env(TAG_ENV, tag.env_value());
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .kill_on_drop(true);

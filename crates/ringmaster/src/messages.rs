@@ -13,7 +13,7 @@
 use std::time::Duration;
 
 use actix::prelude::*;
-use ringmaster_os::{ClearReport, Refusal, Signal, StopReport};
+use ringmaster_os::{ClearReport, Refusal, Signal, StopReport, Tag};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Probe;
@@ -143,7 +143,9 @@ pub struct PortCheck {
 }
 
 /// Supervisor → HealthChecker: probe `name` fast from now until its first success,
-/// then every `interval`; report to `reply`.
+/// then every `interval`; report to `reply`. An `exec` probe runs as the service
+/// does: in its `workdir`, with its `env` added to ours and its `tag` set (so what
+/// the probe leaves running is one of the service's processes and stops with it).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Watch {
@@ -153,6 +155,10 @@ pub struct Watch {
     pub timeout: Duration,
     pub failures: u32,
     pub workdir: std::path::PathBuf,
+    /// The service's environment (`env_file`, then `env`), as in its `ServiceConfig`.
+    pub env: Vec<(String, String)>,
+    /// The service's tag (`None` for a plugin, which has no processes of its own).
+    pub tag: Option<Tag>,
     pub reply: Recipient<HealthChanged>,
 }
 

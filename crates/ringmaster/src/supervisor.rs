@@ -106,10 +106,14 @@ struct Spec {
     stop_timeout: Duration,
     stop_signal: Signal,
     workdir: PathBuf,
+    /// The environment its command (and its exec probe) gets on top of ours.
+    env: Vec<(String, String)>,
+    /// Its tag (`None` for a plugin).
+    tag: Option<Tag>,
 }
 
 impl Spec {
-    fn of_service(cfg: &ServiceConfig, runner: Runner) -> Spec {
+    fn of_service(cfg: &ServiceConfig, runner: Runner, project: &str) -> Spec {
         Spec {
             runner,
             deps: cfg.depends_on.clone(),
@@ -120,11 +124,14 @@ impl Spec {
             stop_timeout: cfg.stop.timeout,
             stop_signal: cfg.stop.signal,
             workdir: cfg.workdir.clone(),
+            env: cfg.env.clone(),
+            tag: Some(Tag::new(project, cfg.name.as_str())),
         }
     }
 
     /// A plugin has no process of its own: no stop signal to choose (its port's
-    /// holders get TERM) and no workdir (exec probes run in the state directory).
+    /// holders get TERM), no workdir (exec probes run in the state directory), no
+    /// environment and no tag.
     fn of_plugin(p: &PluginService, state_dir: PathBuf) -> Spec {
         Spec {
             runner: Runner::Plugin {
@@ -139,6 +146,8 @@ impl Spec {
             stop_timeout: p.stop_timeout,
             stop_signal: Signal::Term,
             workdir: state_dir,
+            env: Vec::new(),
+            tag: None,
         }
     }
 }
@@ -346,7 +355,7 @@ impl Supervisor {
         let mut entries = BTreeMap::new();
         for cfg in services {
             let addr = ServiceActor::new(cfg.clone(), shared.clone()).start();
-            let spec = Spec::of_service(&cfg, Runner::Process(addr));
+            let spec = Spec::of_service(&cfg, Runner::Process(addr), &shared.project);
             entries.insert(cfg.name.clone(), Entry::new(cfg.name.clone(), spec));
         }
         for p in plugins {
@@ -627,6 +636,8 @@ impl Supervisor {
                 timeout: h.timeout,
                 failures: h.failures,
                 workdir: e.spec.workdir.clone(),
+                env: e.spec.env.clone(),
+                tag: e.spec.tag.clone(),
                 reply: me.clone().recipient(),
             });
         }
