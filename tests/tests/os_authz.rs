@@ -3,38 +3,19 @@
 //! carries our tag or matches the allow list by name, renamed name, exe or argv[0].
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Child, Command};
 
 use ringmaster_os::authz::RefusalReason;
 use ringmaster_os::process::process;
 use ringmaster_os::{may_stop, Policy, ProcessInfo, Tag, TAG_ENV};
-use ringmaster_tests::{fake_service, PidGuard};
-
-const TIMEOUT: Duration = Duration::from_secs(20);
+use ringmaster_tests::{fake_service, PidGuard, Svc};
 
 /// Starts fake-service with `args` and waits until it printed `listening`, so
 /// that a rename or exec has taken effect.
 fn start(cmd: &mut Command, guard: &PidGuard) -> Child {
-    let mut child = cmd
-        .args(["--listen", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("fake-service starts");
-    guard.add(child.id());
-    let out = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if line.starts_with("listening ") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    rx.recv_timeout(TIMEOUT)
-        .expect("fake-service printed its port");
-    child
+    let svc = Svc::start(cmd.args(["--listen", "0"]), guard);
+    svc.port();
+    svc.child
 }
 
 fn info(pid: u32) -> ProcessInfo {
