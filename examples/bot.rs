@@ -86,6 +86,7 @@ impl Handler<ServiceEvent> for Notifier {
             EventKind::Spawned { pid: None } => "started".to_string(),
             EventKind::Ready => "ready".to_string(),
             EventKind::Unhealthy { reason } => format!("unhealthy: {reason}"),
+            EventKind::Healthy => "healthy again".to_string(),
             EventKind::Exited { code: Some(c) } => format!("exited with code {c}"),
             EventKind::Exited { code: None } => "exited (killed by a signal)".to_string(),
             EventKind::Failed { reason } => format!("failed: {reason}"),

@@ -91,10 +91,16 @@ pub struct ServiceEvent {
 pub enum EventKind {
     /// Its root process was spawned (plugins: it started).
     Spawned { pid: Option<u32> },
-    /// Its first health probe succeeded (or it has no probe and was spawned).
+    /// Its first health probe succeeded (or it has no probe and was spawned): once
+    /// per start, what dependents and [`Up`] wait for.
     Ready,
     /// Its health probe failed `failures` times in a row.
     Unhealthy { reason: String },
+    /// A probe succeeded again after [`EventKind::Unhealthy`], and the service was
+    /// not restarted meanwhile (restart policy `never`): its state is `ready` again.
+    /// Comes only after `Unhealthy`; a restarted service reports `Ready` instead.
+    /// A plugin may send it after its own `Unhealthy`.
+    Healthy,
     /// Its root process exited on its own.
     Exited { code: Option<i32> },
     /// It cannot run: refused port, install failed, spawn failed, out of attempts.

@@ -807,6 +807,19 @@ impl Supervisor {
             .spawn(ctx);
     }
 
+    /// A success after `Unhealthy` (the service was not restarted): ready again.
+    fn on_healthy(&mut self, name: &str) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.phase != Phase::Running || e.state != ServiceState::Unhealthy {
+            return;
+        }
+        e.set_state(ServiceState::Ready, None);
+        tracing::info!(service = %name, "healthy again");
+        self.broadcast(name, EventKind::Healthy);
+    }
+
     /// Fails `name` for good: its running dependents are stopped and wait again,
     /// and pending requests that need it answer with the failure once what they
     /// started is stopped again.
@@ -1415,6 +1428,7 @@ impl Handler<ServiceEvent> for Supervisor {
                     self.on_unhealthy(&name, reason, ctx);
                 }
             }
+            EventKind::Healthy => self.on_healthy(&name),
             EventKind::Exited { code } => {
                 if matches!(e.phase, Phase::Starting | Phase::Running) {
                     self.on_exit(&name, code, ctx);
@@ -1464,12 +1478,7 @@ impl Handler<HealthChanged> for Supervisor {
                 }
                 self.mark_ready(&msg.name, ctx);
             }
-            Health::Healthy => {
-                if e.state == ServiceState::Unhealthy {
-                    e.set_state(ServiceState::Ready, None);
-                    tracing::info!(service = %msg.name, "healthy again");
-                }
-            }
+            Health::Healthy => self.on_healthy(&msg.name),
             Health::Unhealthy => self.on_unhealthy(&msg.name, msg.detail, ctx),
         }
     }

@@ -494,6 +494,7 @@ impl Progress {
                 format!("in {}", human_duration(self.started.elapsed())),
             ),
             EventKind::Unhealthy { reason } => ("unhealthy", format!("({reason})")),
+            EventKind::Healthy => ("ready", "(healthy again)".to_string()),
             EventKind::Exited { code } => (
                 "exited",
                 match code {
