@@ -13,8 +13,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use example_support::{
-    dashboard_config, example_bin, get, page_server_pid, port_free, run, two_free_ports,
-    workspace_root, GroupGuard, Output,
+    dashboard_config_for_env, dashboard_env, example_bin, get, page_server_pid, port_free, run,
+    two_free_ports, workspace_root, GroupGuard, Output,
 };
 use ringmaster_examples::ApiStats;
 use ringmaster_tests::{bin_path, pid_alive, wait_for, PidGuard};
@@ -210,12 +210,20 @@ fn demo_frontend_serves_the_api_data_from_a_renamed_server_behind_a_shell() {
     let _ = api.wait();
 }
 
-/// Runs `ringmaster down` when dropped, so a failing test leaves nothing running.
-struct DownOnDrop<'a>(&'a Path);
+/// `ringmaster` with the dashboard's ports set through `API_PORT` and `WEB_PORT`.
+fn ringmaster_on(api_port: u16, web_port: u16) -> Command {
+    let mut cmd = ringmaster();
+    cmd.envs(dashboard_env(api_port, web_port));
+    cmd
+}
+
+/// Runs `ringmaster down` (with the test's ports) when dropped, so a failing test
+/// leaves nothing running.
+struct DownOnDrop<'a>(&'a Path, u16, u16);
 
 impl Drop for DownOnDrop<'_> {
     fn drop(&mut self) {
-        let _ = ringmaster()
+        let _ = ringmaster_on(self.1, self.2)
             .args(["down", "-f"])
             .arg(self.0)
             .stdout(Stdio::null())
@@ -234,10 +242,13 @@ fn services(json: &serde_json::Value) -> Vec<serde_json::Value> {
 fn dashboard_stack_up_status_page_down() {
     let dir = tempfile::tempdir().expect("a temp dir");
     let (api_port, web_port) = two_free_ports();
+    // A copy in the test's folder (its own state dir); the ports come from the
+    // environment of every ringmaster command below.
     let config = dir.path().join("ringmaster.toml");
-    std::fs::write(&config, dashboard_config(api_port, web_port)).expect("config written");
+    std::fs::write(&config, dashboard_config_for_env()).expect("config written");
+    let ringmaster = || ringmaster_on(api_port, web_port);
     let pids = PidGuard::new();
-    let _down = DownOnDrop(&config);
+    let _down = DownOnDrop(&config, api_port, web_port);
 
     // up -d returns once every service is ready.
     let mut up = ringmaster()

@@ -1,8 +1,8 @@
 //! Shared by the example tests (`example_demo.rs`, `example_bot.rs`): the demo
 //! binaries (built on demand when a narrower `cargo test -p` did not build them),
-//! the dashboard configuration rewritten for a test (the demo binaries run
-//! directly, free ports, state in a temporary folder), output capture, and a
-//! guard that kills the process groups a test started.
+//! the dashboard configuration copied for a test (the demo binaries run directly,
+//! state in a temporary folder, the ports from `API_PORT`/`WEB_PORT` or written
+//! in), output capture, and a guard that kills the process groups a test started.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
@@ -55,30 +55,68 @@ fn build_examples() {
 }
 
 /// The text `examples/dashboard/ringmaster.toml` becomes for a test: the demo
-/// binaries run directly (not through `cargo run`), on `api_port` and `web_port`,
-/// with the workdir and the state dir in the test's folder. Every rewrite must
+/// binaries run directly (not through `cargo run`), with the test's folder as
+/// workdir. Written into the test's folder, its `state_dir` (relative to the file)
+/// is there too. The ports stay `${API_PORT:-8000}` and `${WEB_PORT:-3000}`: give
+/// every ringmaster process that loads it [`dashboard_env`]. Every rewrite must
 /// apply, so a change of the example configuration shows up here.
-pub fn dashboard_config(api_port: u16, web_port: u16) -> String {
+pub fn dashboard_config_for_env() -> String {
     let path = workspace_root().join("examples/dashboard/ringmaster.toml");
-    let mut text = std::fs::read_to_string(&path).expect("the dashboard config is readable");
+    let text = std::fs::read_to_string(&path).expect("the dashboard config is readable");
     let api = example_bin("demo-api");
     let web = example_bin("demo-frontend");
-    let rewrites = [
-        (
-            "cargo run -p ringmaster-examples --bin demo-api --".to_string(),
-            format!("'{}'", api.display()),
-        ),
-        (
-            "cargo run -p ringmaster-examples --bin demo-frontend --".to_string(),
-            format!("'{}'", web.display()),
-        ),
-        (
-            "workdir = \"../..\"".to_string(),
-            "workdir = \".\"".to_string(),
-        ),
-        ("8000".to_string(), api_port.to_string()),
-        ("3000".to_string(), web_port.to_string()),
-    ];
+    rewrite(
+        &path,
+        text,
+        [
+            (
+                "cargo run -p ringmaster-examples --bin demo-api --".to_string(),
+                format!("'{}'", api.display()),
+            ),
+            (
+                "cargo run -p ringmaster-examples --bin demo-frontend --".to_string(),
+                format!("'{}'", web.display()),
+            ),
+            (
+                "workdir = \"../..\"".to_string(),
+                "workdir = \".\"".to_string(),
+            ),
+        ],
+    )
+}
+
+/// The environment that puts the dashboard of [`dashboard_config_for_env`] on
+/// these ports (for `Command::envs`).
+pub fn dashboard_env(api_port: u16, web_port: u16) -> [(&'static str, String); 2] {
+    [
+        ("API_PORT", api_port.to_string()),
+        ("WEB_PORT", web_port.to_string()),
+    ]
+}
+
+/// [`dashboard_config_for_env`] with the ports written in: for a process that
+/// loads the configuration itself with an environment the test does not set
+/// (such as the bot). The variables are gone, so an `API_PORT` or `WEB_PORT` in
+/// the test's own environment cannot move them.
+pub fn dashboard_config(api_port: u16, web_port: u16) -> String {
+    let path = workspace_root().join("examples/dashboard/ringmaster.toml");
+    rewrite(
+        &path,
+        dashboard_config_for_env(),
+        [
+            ("${API_PORT:-8000}".to_string(), api_port.to_string()),
+            ("${WEB_PORT:-3000}".to_string(), web_port.to_string()),
+        ],
+    )
+}
+
+/// Applies each `(from, to)` to `text` (read from `path`), failing when `from`
+/// is not there.
+fn rewrite<const N: usize>(
+    path: &Path,
+    mut text: String,
+    rewrites: [(String, String); N],
+) -> String {
     for (from, to) in rewrites {
         assert!(
             text.contains(&from),
