@@ -10,16 +10,22 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-/// Path of a binary built in this workspace's target directory (`ringmaster`,
-/// `fake-service`, `demo-api`, ...). Test binaries live in `target/<profile>/deps`;
-/// the binaries one folder up.
-pub fn bin_path(name: &str) -> PathBuf {
+/// Where a binary of this workspace (`ringmaster`, `fake-service`, `demo-api`,
+/// ...) is built, whether it is there or not. Test binaries live in
+/// `target/<profile>/deps`; the binaries one folder up.
+pub fn built_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary knows its own path");
     let dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binaries live in target/<profile>/deps");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
+}
+
+/// Path of a binary built in this workspace's target directory; panics when it
+/// is not built (see [`built_path`]).
+pub fn bin_path(name: &str) -> PathBuf {
+    let path = built_path(name);
     assert!(
         path.exists(),
         "{} is not built; run the tests with `cargo test --workspace`",
