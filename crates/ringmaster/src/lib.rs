@@ -90,4 +90,8 @@ pub mod supervisor;
 pub use config::Config;
 pub use error::{Error, Result};
 pub use orchestrator::{Options, Orchestrator};
+/// The stop signal of a service ([`config::StopConfig`],
+/// [`config::ServiceConfigBuilder::stop_signal`]), so that builder users need not
+/// depend on `ringmaster-os`.
+pub use ringmaster_os::Signal;
 pub use status::{ServiceState, ServiceStatus};

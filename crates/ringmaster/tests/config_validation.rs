@@ -7,7 +7,8 @@ use std::time::Duration;
 use ringmaster::config::{
     Condition, Config, ConfigErrors, Probe, RestartPolicy, ServiceConfigBuilder, BUILDER_FILE,
 };
-use ringmaster_os::Signal;
+// Through the re-export: builder users need no dependency on ringmaster-os.
+use ringmaster::Signal;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -12,7 +12,8 @@
 //!             .workdir("api")
 //!             .port(8000)
 //!             .allow(["python", "uvicorn"])
-//!             .health_http("http://127.0.0.1:8000/health"),
+//!             .health_http("http://127.0.0.1:8000/health")
+//!             .stop_signal(ringmaster::Signal::Int),
 //!     )
 //!     .service(
 //!         ServiceConfigBuilder::new("frontend", "npm run dev")
@@ -316,7 +317,7 @@ impl ServiceConfigBuilder {
         self.restart.backoff = d;
         self
     }
-    /// Stop signal (default TERM).
+    /// Stop signal (default TERM); [`crate::Signal`] is re-exported at the crate root.
     pub fn stop_signal(mut self, signal: Signal) -> Self {
         self.stop.signal = signal;
         self
