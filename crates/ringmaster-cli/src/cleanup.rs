@@ -3,7 +3,8 @@
 //! `up` when a second Ctrl-C forces the shutdown (kill at once).
 //!
 //! Per service, dependents first: its PID file (identity checked: a live process
-//! of ours is stopped, a stale file is removed and its pid never signalled), every
+//! carrying this service's tag is stopped, a live process with another tag is left
+//! alone with a warning, a stale file is removed and its pid never signalled), every
 //! process carrying its tag, and the holders of its port that its allow list or
 //! our tag authorizes. Blocking: call it off actor threads.
 use std::time::Duration;
@@ -46,7 +47,7 @@ pub fn sweep(config: &Config, force: bool) -> Cleanup {
         let tag = Tag::new(project.clone(), name.clone());
         let mut root = None;
         match read_pid_file(&svc.pid_file) {
-            Ok(PidFileState::Live(record, info)) => {
+            Ok(PidFileState::Live(record, info)) if record.tag == tag.env_value() => {
                 out.actions.push(format!(
                     "{name}: PID file {} names live pid {} ({})",
                     svc.pid_file.display(),
@@ -54,6 +55,18 @@ pub fn sweep(config: &Config, force: bool) -> Cleanup {
                     info.name
                 ));
                 root = Some(record.pid);
+            }
+            Ok(PidFileState::Live(record, info)) => {
+                // Another project (or service) shares this PID file path: not ours.
+                tracing::warn!(
+                    service = %name,
+                    "PID file {} names pid {} ({}) with tag {}, not this project's {}; left alone",
+                    svc.pid_file.display(),
+                    record.pid,
+                    info.name,
+                    record.tag,
+                    tag.env_value()
+                );
             }
             Ok(PidFileState::Stale(reason)) => out.actions.push(format!(
                 "{name}: removed stale PID file {} ({reason}); its pid was not signalled",
