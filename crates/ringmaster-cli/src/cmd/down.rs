@@ -1,16 +1,20 @@
 //! `ringmaster down`: ask the running `up` to run its shutdown cascade and print
 //! its report; with none running, clean up what a crashed one left (PID files,
 //! tagged processes, authorized port holders). Exit 0 only when every service's
-//! processes are gone and every configured port is free.
+//! processes are gone and every configured port is free. Once no instance runs, the
+//! detached instance's `ringmaster.log` is rotated when it has grown past
+//! `settings.log_max_bytes`.
 use std::time::{Duration, Instant};
 
 use ringmaster::messages::ShutdownReport;
+use ringmaster::Config;
 use ringmaster_os::InstanceLock;
 
 use crate::cleanup;
 use crate::cli::ConfigArg;
 use crate::control::client::{Client, ClientError};
 use crate::exit::{load_config, CmdResult, Failure, OK};
+use crate::logfiles;
 use crate::output::{shutdown_report, Style};
 
 /// Runs the command.
@@ -63,6 +67,7 @@ pub fn run(args: &ConfigArg, style: &Style) -> CmdResult {
         }
         Err(e) => return Err(Failure::failed(format!("down: {e}"))),
     };
+    rotate_detached_log(&config);
     if leftovers.is_empty() {
         println!("all gone; every port is free");
         Ok(OK)
@@ -71,5 +76,22 @@ pub fn run(args: &ConfigArg, style: &Style) -> CmdResult {
             "still there:\n  {}",
             leftovers.join("\n  ")
         )))
+    }
+}
+
+/// Renames `<state_dir>/ringmaster.log` (the output of `up -d`) to
+/// `ringmaster.log.1` when it is larger than `settings.log_max_bytes`, so the next
+/// `up -d` starts a new file. Only while no instance holds the state directory:
+/// a running one writes to the file.
+fn rotate_detached_log(config: &Config) {
+    let state_dir = &config.settings.state_dir;
+    if InstanceLock::owner(state_dir).is_some() {
+        return;
+    }
+    let path = state_dir.join(crate::cmd::up::DETACHED_LOG);
+    match logfiles::rotate_if_larger(&path, config.settings.log_max_bytes) {
+        Ok(true) => tracing::info!("rotated {} to {}.1", path.display(), path.display()),
+        Ok(false) => {}
+        Err(e) => tracing::warn!("cannot rotate {}: {e}", path.display()),
     }
 }
