@@ -3,6 +3,9 @@
 # Wine: builds for x86_64-pc-windows-gnu and lets cargo start each test binary
 # through the Wine loader. Runs setup.sh first (well under a second when all is ready).
 # Extra arguments go to the test binaries, e.g. `.ci/wine/test.sh --nocapture`.
+# The test run (not the build before it) is bounded by WINE_TEST_TIMEOUT seconds
+# (default 600; a warm run takes about 10 s): a test binary that hangs under Wine
+# fails the run with a message instead of blocking it forever.
 set -euo pipefail
 # shellcheck source=env.sh
 source "$(dirname "$0")/env.sh"
@@ -18,4 +21,16 @@ trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
 # slice::from_raw_parts_mut on what LsaEnumerateLogonSessions returns, which under
 # Wine 8 is an empty, null list; the debug precondition check turns that
 # into an abort of the whole test binary (real Windows always has a session).
-cargo test --config "profile.dev.package.sysinfo.debug-assertions=false" -p ringmaster-os --target x86_64-pc-windows-gnu --lib --test 'windows_*' -- "$@"
+args=(--config "profile.dev.package.sysinfo.debug-assertions=false" -p ringmaster-os
+    --target x86_64-pc-windows-gnu --lib --test 'windows_*')
+cargo test "${args[@]}" --no-run
+limit="${WINE_TEST_TIMEOUT:-600}"
+# timeout signals the whole process group (cargo, the Wine loader and the test
+# binary); the EXIT trap then stops what is left of Wine.
+status=0
+timeout --kill-after=15 "$limit" cargo test "${args[@]}" -- "$@" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "error: the Windows tests did not finish within ${limit} s under Wine and were stopped;" \
+        "the last 'Running' line above names the test binary that hung" >&2
+fi
+exit "$status"

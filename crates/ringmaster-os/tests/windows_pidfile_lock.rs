@@ -2,13 +2,13 @@
 //! removed, nobody signalled) once it is gone or the pid means someone else; the
 //! instance lock refuses a second process, names the owner, and does not block
 //! once its owner died. The second process is this test binary run again with
-//! [`ROLE_ENV`] set. Run on Linux under Wine with `.ci/wine/test.sh`.
+//! [`ROLE_ENV`] set; its output goes to a file the test polls (no pipe is read, so
+//! nothing can block on one), and every wait on it is bounded by [`TIMEOUT`].
+//! Run on Linux under Wine with `.ci/wine/test.sh`.
 #![cfg(windows)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use ringmaster_os::lock::LOCK_FILE;
@@ -31,8 +31,23 @@ struct ChildGuard(Child);
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         let _ = self.0.kill();
-        let _ = self.0.wait();
+        // Reaped when it is gone; never waited on without a bound.
+        let start = Instant::now();
+        while !matches!(self.0.try_wait(), Ok(Some(_)) | Err(_)) && start.elapsed() < TIMEOUT {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+}
+
+/// Waits (polling, at most [`TIMEOUT`]) until `child` exits; panics naming `what`
+/// otherwise (its guard then kills it).
+fn wait_exit(child: &mut ChildGuard, what: &str) -> ExitStatus {
+    let mut status = None;
+    wait_for(what, || {
+        status = child.0.try_wait().expect("the child can be polled");
+        status.is_some()
+    });
+    status.expect("wait_for returned, so the child exited")
 }
 
 /// Polls `cond` every 20 ms; panics naming `what` after [`TIMEOUT`].
@@ -217,58 +232,82 @@ fn a_rewrite_works_while_a_reader_holds_the_file_open() {
     }
 }
 
-/// Runs this test binary again as a helper process (see [`lock_helper`]) with
-/// `role` on the state directory `dir`. Its output lines arrive on the channel
-/// (read by a thread, so a silent helper cannot hang the test).
-fn spawn_helper(role: &str, dir: &Path) -> (ChildGuard, Receiver<String>) {
+/// A helper process (this test binary run again, see [`lock_helper`]) and the file
+/// its stdout and stderr go to.
+struct Helper {
+    child: ChildGuard,
+    out: PathBuf,
+}
+
+/// Runs this test binary again as a helper process with `role` on the state
+/// directory `dir`; its output goes to a file in `out_dir`. A `hold` helper gets a
+/// stdin pipe that only it reads (the test never writes to it), so it ends when
+/// this process does, even one killed by a timeout.
+fn spawn_helper(role: &str, dir: &Path, out_dir: &Path) -> Helper {
     let exe = std::env::current_exe().expect("the test binary knows its path");
-    let mut child = Command::new(exe)
+    let out = out_dir.join(format!("helper-{role}.out"));
+    let file = std::fs::File::create(&out).expect("the helper's output file is created");
+    let err = file.try_clone().expect("the output file handle is cloned");
+    let stdin = if role == "hold" {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    let child = Command::new(exe)
         .args(["--exact", "lock_helper", "--ignored", "--nocapture"])
         .args(["--test-threads", "1"])
         .env(ROLE_ENV, role)
         .env(DIR_ENV, dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stdin(stdin)
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::from(err))
         .spawn()
         .expect("the test binary starts again");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    (ChildGuard(child), rx)
+    Helper {
+        child: ChildGuard(child),
+        out,
+    }
+}
+
+/// The complete lines the helper has written so far.
+fn helper_lines(helper: &Helper) -> Vec<String> {
+    let text = std::fs::read_to_string(&helper.out).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete.lines().map(str::to_owned).collect()
 }
 
 /// The pid that follows the word `key` in the helper's output (the test harness
-/// prints `test lock_helper ... ` on the same line, before it).
-fn read_value(out: &Receiver<String>, key: &str) -> u32 {
+/// prints `test lock_helper ... ` on the same line, before it). Polls the output
+/// file for at most [`TIMEOUT`].
+fn read_value(helper: &mut Helper, key: &str) -> u32 {
+    let find = |lines: &[String]| {
+        lines.iter().find_map(|line| {
+            let mut words = line.split_whitespace();
+            words.by_ref().any(|w| w == key).then(|| {
+                let value = words.next().unwrap_or_default();
+                value
+                    .parse()
+                    .unwrap_or_else(|_| panic!("{key} {value:?} is not a pid: {line:?}"))
+            })
+        })
+    };
     let deadline = Instant::now() + TIMEOUT;
-    let mut seen = Vec::new();
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let line = match out.recv_timeout(left) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => {
-                panic!("the helper printed no {key:?} within {TIMEOUT:?}: {seen:?}")
-            }
-            Err(RecvTimeoutError::Disconnected) => {
-                panic!("the helper ended before printing {key:?}: {seen:?}")
-            }
-        };
-        let mut words = line.split_whitespace();
-        if words.by_ref().any(|w| w == key) {
-            let value = words.next().unwrap_or_default();
-            return value
-                .parse()
-                .unwrap_or_else(|_| panic!("{key} {value:?} is not a pid: {line:?}"));
+        // Whether it had exited is read before its output, so an exit is only
+        // reported once everything it wrote has been looked at.
+        let exited = helper.child.0.try_wait().expect("the helper can be polled");
+        let lines = helper_lines(helper);
+        if let Some(value) = find(&lines) {
+            return value;
         }
-        seen.push(line);
+        if let Some(status) = exited {
+            panic!("the helper ended ({status:?}) before printing {key:?}: {lines:?}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the helper printed no {key:?} within {TIMEOUT:?}: {lines:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -278,12 +317,16 @@ fn a_second_process_is_refused_and_told_our_pid() {
     let state = dir.path().join("state");
     let lock = InstanceLock::acquire(&state).expect("the lock is taken");
     assert_eq!(lock.path(), state.join(LOCK_FILE));
-    let (mut helper, out) = spawn_helper("try", &state);
+    let mut helper = spawn_helper("try", &state, dir.path());
     let me = std::process::id();
-    assert_eq!(read_value(&out, "refused-by"), me);
-    assert_eq!(read_value(&out, "owner"), me);
-    let status = helper.0.wait().expect("the helper is waited on");
-    assert!(status.success(), "helper: {status:?}");
+    assert_eq!(read_value(&mut helper, "refused-by"), me);
+    assert_eq!(read_value(&mut helper, "owner"), me);
+    let status = wait_exit(&mut helper.child, "the helper to exit");
+    assert!(
+        status.success(),
+        "helper: {status:?}: {:?}",
+        helper_lines(&helper)
+    );
     drop(lock);
     assert_eq!(InstanceLock::owner(&state), None, "released on drop");
 }
@@ -292,9 +335,9 @@ fn a_second_process_is_refused_and_told_our_pid() {
 fn a_lock_held_elsewhere_names_its_owner_and_is_free_once_the_owner_died() {
     let dir = tempfile::tempdir().expect("temp dir");
     let state = dir.path().join("state");
-    let (mut helper, out) = spawn_helper("hold", &state);
-    let owner = read_value(&out, "locked");
-    assert_eq!(owner, helper.0.id());
+    let mut helper = spawn_helper("hold", &state, dir.path());
+    let owner = read_value(&mut helper, "locked");
+    assert_eq!(owner, helper.child.0.id());
     assert_eq!(InstanceLock::owner(&state), Some(owner));
     match InstanceLock::acquire(&state) {
         Err(Error::AlreadyRunning { pid, dir }) => {
@@ -305,8 +348,8 @@ fn a_lock_held_elsewhere_names_its_owner_and_is_free_once_the_owner_died() {
     }
 
     // The owner dies without unlocking; its files stay behind, naming it.
-    helper.0.kill().expect("the helper can be killed");
-    helper.0.wait().expect("the helper is waited on");
+    helper.child.0.kill().expect("the helper can be killed");
+    wait_exit(&mut helper.child, "the killed helper to exit");
     assert!(state.join(LOCK_FILE).exists(), "the lock file stays");
     wait_for("the OS to release the dead owner's lock", || {
         InstanceLock::owner(&state).is_none()
@@ -323,7 +366,8 @@ fn a_lock_held_elsewhere_names_its_owner_and_is_free_once_the_owner_died() {
 /// Not a test of its own: the helper process of the lock tests, run by
 /// [`spawn_helper`] with [`ROLE_ENV`] set. `try`: tries to take the lock and
 /// prints who refused it and who owns it. `hold`: takes the lock, prints
-/// `locked PID`, and keeps it until stdin closes or it is killed.
+/// `locked PID`, and keeps it until stdin closes (the test process ended) or it
+/// is killed.
 #[test]
 #[ignore = "run by the lock tests in a second process"]
 fn lock_helper() {
