@@ -9,6 +9,7 @@
 //!   --listen6              bind [::1] instead of 127.0.0.1
 //!   --http                 answer every HTTP request with `200 OK`, body `ok`
 //!   --http-status CODE     answer with this status instead (implies --http)
+//!   --head-405             answer HEAD with `405 Method Not Allowed`, as FastAPI does (implies --http)
 //!   --share                after binding, fork a worker that inherits the socket and accepts too
 //!   --children N           spawn N idle child processes (each printed as `pid child <pid>`)
 //!   --depth D              each child spawns one more below it, D levels deep
@@ -42,6 +43,7 @@ struct Options {
     listen6: bool,
     http: bool,
     http_status: u16,
+    head_405: bool,
     share: bool,
     children: u32,
     depth: u32,
@@ -82,6 +84,10 @@ fn parse_args() -> Options {
             "--http-status" => {
                 o.http = true;
                 o.http_status = value(&arg, args.next());
+            }
+            "--head-405" => {
+                o.http = true;
+                o.head_405 = true;
             }
             "--share" => o.share = true,
             "--children" => o.children = value(&arg, args.next()),
@@ -188,7 +194,8 @@ fn main() {
     if let Some(l) = listener {
         let http = o.http;
         let status = o.http_status;
-        std::thread::spawn(move || accept_loop(l, http, status));
+        let head_405 = o.head_405;
+        std::thread::spawn(move || accept_loop(l, http, status, head_405));
     }
 
     match o.exit_after {
@@ -221,18 +228,18 @@ fn spawn_child(o: &Options, depth: u32) -> std::process::Child {
     })
 }
 
-fn accept_loop(listener: TcpListener, http: bool, status: u16) {
+fn accept_loop(listener: TcpListener, http: bool, status: u16, head_405: bool) {
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                std::thread::spawn(move || serve(stream, http, status));
+                std::thread::spawn(move || serve(stream, http, status, head_405));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
 }
 
-fn serve(mut stream: TcpStream, http: bool, status: u16) {
+fn serve(mut stream: TcpStream, http: bool, status: u16, head_405: bool) {
     let mut buf = [0u8; 4096];
     if !http {
         // Hold the connection until the peer closes it.
@@ -255,9 +262,11 @@ fn serve(mut stream: TcpStream, http: bool, status: u16) {
         }
     }
     let head = request.starts_with(b"HEAD ");
+    let status = if head && head_405 { 405 } else { status };
     let (reason, body) = match status {
         200 => ("OK", "ok".to_string()),
         404 => ("Not Found", "status 404".to_string()),
+        405 => ("Method Not Allowed", "status 405".to_string()),
         500 => ("Internal Server Error", "status 500".to_string()),
         503 => ("Service Unavailable", "status 503".to_string()),
         other => ("Status", format!("status {other}")),
