@@ -274,6 +274,26 @@ async fn killing_the_job_ends_the_whole_tree() {
 }
 
 #[tokio::test]
+async fn dropping_the_child_wrapper_kills_the_job() {
+    // The job is created with kill-on-close: what the owner (the service actor, or
+    // ringmaster as a whole when it dies) lets go of does not outlive it.
+    let tag = unique_tag("drop");
+    let spawned = spawn(&spec("ping -n 60 127.0.0.1 > nul", &tag)).expect("cmd /C spawns");
+    let root = spawned.pid;
+    let members = wait_for("cmd.exe with a PING.EXE child", || {
+        let members = tree(root);
+        let has_ping = members
+            .iter()
+            .any(|p| p.ppid == Some(root) && p.name.eq_ignore_ascii_case("ping.exe"));
+        has_ping.then_some(members)
+    });
+    drop(spawned);
+    wait_for("every member of the job to be gone", || {
+        still_there(&members, &tag).is_empty().then_some(())
+    });
+}
+
+#[tokio::test]
 async fn output_env_and_workdir_reach_the_command() {
     let tag = unique_tag("echo");
     let dir = tempfile::tempdir().expect("temp dir");

@@ -1,6 +1,8 @@
-//! Windows: `cmd /C`, a job object holding the whole tree (terminated when the
-//! owner kills the child wrapper), no subreaper and nothing to reap.
-use process_wrap::tokio::{CommandWrap, JobObject};
+//! Windows: `cmd /C`, a job object holding the whole tree, no subreaper and
+//! nothing to reap. The job is created with kill-on-close: when the child wrapper
+//! is dropped (after a stop, once the root has exited, or when ringmaster itself
+//! dies and the OS closes its handles) every process still in the job is killed.
+use process_wrap::tokio::{CommandWrap, JobObject, KillOnDrop};
 use tokio::process::Command;
 
 use crate::Result;
@@ -13,7 +15,8 @@ pub(super) fn shell_args(cmd: &mut Command, command: &str) {
 }
 
 pub(super) fn isolate(wrap: &mut CommandWrap) {
-    wrap.wrap(JobObject);
+    // KillOnDrop makes process-wrap create the job with JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE.
+    wrap.wrap(JobObject).wrap(KillOnDrop);
 }
 
 pub(super) fn group_of_spawned(_pid: u32) -> Option<u32> {
