@@ -25,6 +25,9 @@ pub struct Policy {
     pub port: Option<u16>,
     /// Our uid (Unix); a process of another user is never ours.
     pub uid: Option<u32>,
+    /// Our user name, where the platform has no numeric uid (Windows): a process
+    /// whose user name is known and differs is never ours. Unused when `uid` is set.
+    pub user: Option<String>,
     /// Ourselves and our ancestors: never stopped.
     pub protected: Vec<u32>,
 }
@@ -41,6 +44,7 @@ impl Policy {
             service: None,
             port: None,
             uid: current_uid(),
+            user: current_user_without_uid(),
             protected: crate::process::self_and_ancestors(),
         })
     }
@@ -67,6 +71,19 @@ fn current_uid() -> Option<u32> {
 #[cfg(not(unix))]
 fn current_uid() -> Option<u32> {
     None
+}
+
+/// Where there is no uid: our own user name as the process table reports it
+/// (empty names, as Wine gives, count as unknown).
+fn current_user_without_uid() -> Option<String> {
+    if current_uid().is_some() {
+        return None;
+    }
+    crate::process::process(std::process::id())
+        .ok()
+        .flatten()
+        .and_then(|p| p.user)
+        .filter(|u| !u.is_empty())
 }
 
 /// The user name of `uid`, when the user database knows it.
@@ -157,6 +174,12 @@ pub fn may_stop(process: &ProcessInfo, policy: &Policy) -> Result<(), Refusal> {
     }
     if let Some(ours) = policy.uid {
         if process.uid != Some(ours) {
+            return refuse(RefusalReason::OtherUser);
+        }
+    } else if let Some(ours) = &policy.user {
+        // No uids (Windows): compare user names where the process's is known.
+        let theirs = process.user.as_deref().filter(|u| !u.is_empty());
+        if theirs.is_some_and(|t| !t.eq_ignore_ascii_case(ours)) {
             return refuse(RefusalReason::OtherUser);
         }
     }
@@ -256,8 +279,25 @@ mod tests {
             service: Some("api".to_string()),
             port: Some(8000),
             uid: Some(1000),
+            user: None,
             protected: vec![std::process::id(), 777],
         }
+    }
+
+    #[test]
+    fn without_uids_another_user_name_is_refused() {
+        let mut pol = policy(&["node"]);
+        pol.uid = None;
+        pol.user = Some("alice".to_string());
+        let mut p = info(4242, "node", Some("/usr/bin/node"), None);
+        p.uid = None;
+        p.user = Some("bob".to_string());
+        assert_eq!(
+            may_stop(&p, &pol).map_err(|r| r.reason),
+            Err(RefusalReason::OtherUser)
+        );
+        p.user = Some("ALICE".to_string());
+        assert!(may_stop(&p, &pol).is_ok());
     }
 
     #[test]
