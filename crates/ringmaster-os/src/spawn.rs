@@ -91,18 +91,18 @@ pub fn become_subreaper() -> Result<bool> {
 
 /// Reaps exited processes that were re-parented to us (subreaper), by pid and
 /// never with `waitpid(-1)`: pids in `exclude` (children tokio waits on) are left
-/// alone. Returns the reaped pids.
-/// Does nothing (and returns nothing) on Windows.
+/// alone. Returns the reaped pids. Cheap enough to run every second: it lists only
+/// our own children ([`crate::process::children`]) and calls
+/// `waitpid(pid, WNOHANG)` on each one not excluded, which reaps it only when it
+/// has exited. Does nothing (and returns nothing) on Windows.
 pub fn reap_adopted(exclude: &[u32]) -> Vec<u32> {
-    let me = std::process::id();
-    let Ok(table) = crate::process::snapshot_brief() else {
+    let Ok(children) = crate::process::children() else {
         return Vec::new();
     };
-    table
-        .iter()
-        .filter(|p| p.zombie && p.ppid == Some(me) && !exclude.contains(&p.pid))
-        .filter(|p| sys::reap(p.pid))
-        .map(|p| p.pid)
+    children
+        .into_iter()
+        .filter(|pid| !exclude.contains(pid))
+        .filter(|&pid| sys::reap(pid))
         .collect()
 }
 

@@ -45,7 +45,7 @@ pub const BLOCKING_LIMIT: usize = 8;
 
 /// Runs `f` on a blocking thread (never on an arbiter thread), at most
 /// [`BLOCKING_LIMIT`] at a time: for OS work that is usually short (PID files,
-/// leftovers before a start, clearing and checking ports, reaping).
+/// leftovers before a start, clearing and checking ports).
 pub(crate) async fn blocking<T, F>(f: F) -> Result<T>
 where
     F: FnOnce() -> T + Send + 'static,

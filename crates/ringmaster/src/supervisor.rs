@@ -32,6 +32,8 @@
 //! is done.
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
@@ -42,7 +44,7 @@ use crate::config::{
     Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig,
 };
 use crate::health::HealthChecker;
-use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
+use crate::janitor::{blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
     CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, Restart, ServiceEvent,
@@ -62,10 +64,10 @@ pub const RESET_AFTER: Duration = Duration::from_secs(60);
 /// the answer (and kills what carries the service's tag itself).
 pub const STOP_MARGIN: Duration = Duration::from_secs(5);
 /// How often adopted orphans are reaped when we are a subreaper, besides right
-/// after a service exits and after every stop. A scan of the process table costs
-/// a few milliseconds; once a second it would be most of the orchestrator's own
-/// CPU time while idle.
-pub const REAP_EVERY: Duration = Duration::from_secs(5);
+/// after a service exits and after every stop. A pass reads only our own
+/// threads' children lists ([`ringmaster_os::process::children`]), not the
+/// process table, and runs on a thread of its own.
+pub const REAP_EVERY: Duration = Duration::from_secs(1);
 
 /// How the Supervisor reaches one service.
 #[derive(Clone)]
@@ -260,9 +262,8 @@ pub struct Supervisor {
     waiters: Vec<Waiter>,
     shutting_down: bool,
     closed: bool,
-    subreaper: bool,
-    reaping: bool,
-    reap_again: bool,
+    /// Present when we are a subreaper.
+    reaper: Option<ReaperHandle>,
 }
 
 fn now_ms() -> u64 {
@@ -406,9 +407,7 @@ impl Supervisor {
             waiters: Vec::new(),
             shutting_down: false,
             closed: false,
-            subreaper,
-            reaping: false,
-            reap_again: false,
+            reaper: subreaper.then(ReaperHandle::start),
         })
     }
 
@@ -710,7 +709,7 @@ impl Supervisor {
             RestartPolicy::Never => false,
         };
         self.broadcast(name, EventKind::Exited { code });
-        self.reap(ctx);
+        self.reap();
         self.after_down(name, restart, exit_text(code), code == Some(0), ctx);
     }
 
@@ -988,8 +987,8 @@ impl Supervisor {
         };
         run_cascade(levels, deadline, ctx)
             .into_actor(self)
-            .map(move |(reports, hit), act, ctx| {
-                act.reap(ctx);
+            .map(move |(reports, hit), act, _| {
+                act.reap();
                 for (name, op) in &ops {
                     if let Some(e) = act.entries.get_mut(name) {
                         if e.op == *op {
@@ -1193,33 +1192,67 @@ async fn stop_item(
     }
 }
 
-impl Supervisor {
+/// Reaps exited orphans re-parented to us (a subreaper), on a thread of its own
+/// (a one-thread SyncArbiter, never an arbiter thread). A reap once a second
+/// through the shared blocking pool would wake a different idle pool thread each
+/// time and keep them all alive; this thread is the only one it uses.
+struct Reaper {
+    /// Set while a [`Reap`] is queued: requests coalesce into one pass.
+    queued: Arc<AtomicBool>,
+}
+
+impl Actor for Reaper {
+    type Context = SyncContext<Self>;
+}
+
+/// Supervisor → Reaper: reap now.
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Reap;
+
+impl Handler<Reap> for Reaper {
+    type Result = ();
+
+    fn handle(&mut self, _: Reap, _: &mut SyncContext<Self>) {
+        // Cleared first: an exit after this point queues the next pass.
+        self.queued.store(false, Ordering::SeqCst);
+        let pids = ringmaster_os::reap_adopted(&OwnChild::all());
+        if !pids.is_empty() {
+            tracing::debug!("reaped adopted orphans {pids:?}");
+        }
+    }
+}
+
+/// How the Supervisor asks its [`Reaper`] for a pass.
+struct ReaperHandle {
+    addr: Addr<Reaper>,
+    queued: Arc<AtomicBool>,
+}
+
+impl ReaperHandle {
+    /// Starts the reaper thread (in the current actix System).
+    fn start() -> ReaperHandle {
+        let queued = Arc::new(AtomicBool::new(false));
+        let q = queued.clone();
+        let addr = SyncArbiter::start(1, move || Reaper { queued: q.clone() });
+        ReaperHandle { addr, queued }
+    }
+
     /// Subreaper: reaps exited orphans that were re-parented to us (never the
-    /// children something here waits on), on a blocking thread; one at a time.
-    fn reap(&mut self, ctx: &mut Context<Self>) {
-        if !self.subreaper {
-            return;
+    /// children something here waits on); one pass at a time, requests that come
+    /// while one is queued join it.
+    fn reap(&self) {
+        if !self.queued.swap(true, Ordering::SeqCst) {
+            self.addr.do_send(Reap);
         }
-        if self.reaping {
-            self.reap_again = true;
-            return;
+    }
+}
+
+impl Supervisor {
+    fn reap(&self) {
+        if let Some(r) = &self.reaper {
+            r.reap();
         }
-        self.reaping = true;
-        let exclude = OwnChild::all();
-        blocking(move || ringmaster_os::reap_adopted(&exclude))
-            .into_actor(self)
-            .map(|res, act, ctx| {
-                if let Ok(pids) = res {
-                    if !pids.is_empty() {
-                        tracing::debug!("reaped adopted orphans {pids:?}");
-                    }
-                }
-                act.reaping = false;
-                if std::mem::take(&mut act.reap_again) {
-                    act.reap(ctx);
-                }
-            })
-            .spawn(ctx);
     }
 }
 
@@ -1227,10 +1260,10 @@ impl Actor for Supervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        if self.subreaper {
+        if self.reaper.is_some() {
             // A backstop: orphans mostly die when a service exits or is stopped,
             // and those moments reap at once (stops reap as they go).
-            ctx.run_interval(REAP_EVERY, |act, ctx| act.reap(ctx));
+            ctx.run_interval(REAP_EVERY, |act, _| act.reap());
         }
     }
 }

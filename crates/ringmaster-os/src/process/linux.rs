@@ -1,7 +1,8 @@
 //! Linux: the process table read straight from /proc. `stat` gives pid, ppid,
 //! group, session, start time (clock ticks since boot), comm and the zombie state;
 //! `status` the real uid; `exe` and `cmdline` the program; `environ` the tag (an
-//! environ we may not read, e.g. another user's, means no tag).
+//! environ we may not read, e.g. another user's, means no tag). Our own children
+//! come from our threads' `task/TID/children` lists, without a scan.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -124,21 +125,64 @@ fn read_process(pid: u32, detail: Detail) -> Option<ProcessInfo> {
 /// Every process in /proc (thread-group leaders only; threads are not listed).
 /// A process that exits during the scan is skipped.
 pub(super) fn scan(detail: Detail) -> Result<Vec<ProcessInfo>> {
-    let dir = std::fs::read_dir("/proc").map_err(|e| Error::io("reading /proc", e))?;
+    Ok(numeric_entries("/proc")?
+        .into_iter()
+        .filter_map(|pid| read_process(pid, detail))
+        .collect())
+}
+
+/// The pids of the numeric entries of a /proc directory (`/proc`, `/proc/self/task`).
+fn numeric_entries(dir: &str) -> Result<Vec<u32>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {dir}"), e))?;
+    Ok(entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+        .collect())
+}
+
+/// Whether this kernel has `/proc/PID/task/TID/children` (CONFIG_PROC_CHILDREN,
+/// Linux 3.5+); looked at once.
+fn has_children_lists() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        let me = std::process::id();
+        std::path::Path::new(&format!("/proc/{me}/task/{me}/children")).exists()
+    })
+}
+
+/// The children of every thread of this process, from their `children` lists. A
+/// thread that ends meanwhile is skipped (its children went to another thread).
+fn children_of_our_threads() -> Result<Vec<u32>> {
     let mut out = Vec::new();
-    for entry in dir.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
+    for tid in numeric_entries("/proc/self/task")? {
+        let Ok(list) = std::fs::read_to_string(format!("/proc/self/task/{tid}/children")) else {
             continue;
         };
-        if let Some(info) = read_process(pid, detail) {
-            out.push(info);
-        }
+        out.extend(
+            list.split_ascii_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
     }
+    out.sort_unstable();
+    out.dedup();
     Ok(out)
+}
+
+pub(super) fn children() -> Result<Vec<u32>> {
+    if has_children_lists() {
+        children_of_our_threads()
+    } else {
+        Ok(children_by_stat(std::process::id()))
+    }
+}
+
+/// The children of `parent` found by reading every process's `stat` (ppid).
+fn children_by_stat(parent: u32) -> Vec<u32> {
+    numeric_entries("/proc")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|&pid| read_stat(pid).is_some_and(|s| s.ppid == parent))
+        .collect()
 }
 
 pub(super) fn process(pid: u32) -> Result<Option<ProcessInfo>> {
@@ -174,6 +218,52 @@ mod tests {
         assert!(!s.zombie);
         let z = b"7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
         assert!(parse_stat(z).expect("parses").zombie);
+    }
+
+    /// A child of this test that has exited: a zombie until waited on.
+    fn exited_child() -> std::process::Child {
+        let child = std::process::Command::new("/bin/sh")
+            .args(["-c", "exit 0"])
+            .spawn()
+            .expect("sh starts");
+        let pid = child.id();
+        let start = std::time::Instant::now();
+        while !liveness(pid).is_some_and(|(_, zombie)| zombie) {
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(30),
+                "the child never exited"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child
+    }
+
+    #[test]
+    fn children_lists_running_and_unreaped_children_until_they_are_waited_on() {
+        assert!(
+            has_children_lists(),
+            "this kernel lists children per thread"
+        );
+        let mut live = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 30"])
+            .spawn()
+            .expect("sh starts");
+        let mut exited = exited_child();
+        let (l, z) = (live.id(), exited.id());
+        let found = children().expect("children");
+        assert!(
+            found.contains(&l) && found.contains(&z),
+            "{l}, {z} in {found:?}"
+        );
+        // The fallback (every process's stat) finds them too, and only ours.
+        let by_stat = children_by_stat(std::process::id());
+        assert!(by_stat.contains(&l) && by_stat.contains(&z), "{by_stat:?}");
+        assert!(!children_by_stat(1).contains(&l));
+        exited.wait().expect("reap it");
+        let _ = live.kill();
+        live.wait().expect("reap it");
+        let found = children().expect("children");
+        assert!(!found.contains(&l) && !found.contains(&z), "{found:?}");
     }
 
     #[test]

@@ -101,6 +101,21 @@ pub(crate) enum Detail {
     Brief,
 }
 
+/// The pids of this process's children, running or exited and not yet reaped
+/// (adopted orphans included when we are a subreaper). Cheap, for reaping often:
+/// on Linux it reads only the children lists of our own threads
+/// (`/proc/self/task/*/children`: a thread lists the children it spawned, and an
+/// orphan adopted by a subreaper becomes the child of one of its threads); on a
+/// kernel without those lists, the `stat` of every process and nothing else (no
+/// environment, exe or command line). Elsewhere: one scan of the process table
+/// that reads no environment.
+///
+/// A child that appears or goes while the lists are read may be missed (the
+/// kernel promises no consistent list): the next call finds it.
+pub fn children() -> Result<Vec<u32>> {
+    sys::children()
+}
+
 /// One process by pid; `None` when no such process exists.
 pub fn process(pid: u32) -> Result<Option<ProcessInfo>> {
     sys::process(pid)

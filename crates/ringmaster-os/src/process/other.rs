@@ -127,6 +127,28 @@ pub(super) fn scan(detail: Detail) -> Result<Vec<ProcessInfo>> {
     Ok(sys.processes().values().map(|p| info(p, detail)).collect())
 }
 
+pub(super) fn children() -> Result<Vec<u32>> {
+    let me = Pid::from_u32(std::process::id());
+    let mut sys = sysinfo::System::new().map_err(|e| {
+        Error::io(
+            "reading the process table",
+            std::io::Error::other(e.to_string()),
+        )
+    })?;
+    // Parents only: no environment, exe or command line.
+    sys.refresh_processes_specifics(
+        ProcessesToUpdate::All,
+        true,
+        ProcessRefreshKind::nothing().without_tasks(),
+    );
+    Ok(sys
+        .processes()
+        .values()
+        .filter(|p| p.parent() == Some(me))
+        .map(|p| p.pid().as_u32())
+        .collect())
+}
+
 pub(super) fn process(pid: u32) -> Result<Option<ProcessInfo>> {
     if pid == 0 {
         return Ok(None);
