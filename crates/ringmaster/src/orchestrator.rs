@@ -153,7 +153,8 @@ impl Orchestrator {
             .map_err(|_| Error::SupervisorGone)?
     }
 
-    /// Status of every service, in start order.
+    /// Status of every service, in start order. Answered during a shutdown too
+    /// (the services being stopped show `stopping`).
     pub async fn status(&self) -> Result<Vec<ServiceStatus>> {
         self.supervisor
             .send(GetStatus)
@@ -182,8 +183,8 @@ impl Orchestrator {
     }
 
     /// Forced fallback: sweep every configured port and tag (authorized only).
-    /// Runs without the Supervisor (its mailbox may be busy with a hung
-    /// shutdown), each service on a blocking thread.
+    /// Runs without the Supervisor (it works while a shutdown hangs, or when the
+    /// Supervisor is gone), each service on a blocking thread.
     pub async fn sweep(&self) -> Result<SweepReport> {
         Ok(crate::janitor::sweep(self.project.clone(), self.sweep_items.as_ref().clone()).await)
     }

@@ -27,9 +27,11 @@
 //! stopped lowest first, each level in parallel, each service with its stop
 //! timeout cut to what is left of the deadline; past the deadline, everything left
 //! is stopped at once with no grace. After each stop the PortJanitor checks the
-//! port. [`Shutdown`] runs the cascade as an atomic response (no other message
-//! interleaves), then releases the instance lock, and replies only when everything
-//! is done.
+//! port. [`Shutdown`] runs the cascade, then releases the instance lock, and
+//! replies only when everything is done. The Supervisor keeps answering meanwhile:
+//! [`GetStatus`] shows the services `stopping`, [`Up`] and [`Restart`] are refused,
+//! health results and the events of the services being stopped change nothing, and
+//! a second `Shutdown` gets the same report when the first is done.
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -260,7 +262,11 @@ pub struct Supervisor {
     shutdown_timeout: Duration,
     lock: Option<InstanceLock>,
     waiters: Vec<Waiter>,
+    /// A shutdown cascade runs (or ran): nothing starts any more.
     shutting_down: bool,
+    /// Further [`Shutdown`]s that came while the cascade ran: they get its report.
+    shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>>,
+    /// The shutdown is done.
     closed: bool,
     /// Present when we are a subreaper.
     reaper: Option<ReaperHandle>,
@@ -406,6 +412,7 @@ impl Supervisor {
             lock,
             waiters: Vec::new(),
             shutting_down: false,
+            shutdown_waiters: Vec::new(),
             closed: false,
             reaper: subreaper.then(ReaperHandle::start),
         })
@@ -723,10 +730,14 @@ impl Supervisor {
         success: bool,
         ctx: &mut Context<Self>,
     ) {
+        if self.shutting_down {
+            // Nothing restarts and nothing fails now: the cascade decides its state.
+            return;
+        }
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
-        if restart && !self.shutting_down {
+        if restart {
             if e.attempts >= e.spec.restart.max_attempts {
                 let n = e.attempts;
                 let reason = format!("{why}; gave up after {n} restart(s)");
@@ -1003,6 +1014,43 @@ impl Supervisor {
                 }
                 (reports, hit)
             })
+    }
+
+    /// After a [`Restart`] stopped `stopped` (`name` and its running dependents):
+    /// needs them again, with the dependents that were waiting for `name`, and
+    /// returns the answer to wait for.
+    fn start_again(
+        &mut self,
+        name: &str,
+        stopped: &[String],
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<()>> {
+        let mut names = Vec::new();
+        for n in stopped {
+            if let Some(e) = self.entries.get_mut(n) {
+                e.needed = true;
+                e.attempts = 0;
+                e.completed = false;
+                if e.phase == Phase::Idle {
+                    e.set_state(ServiceState::Waiting, None);
+                }
+                names.push(n.clone());
+            }
+        }
+        // Dependents that were waiting for it come along.
+        for d in self.dependents(name) {
+            let waits = self
+                .entries
+                .get(&d)
+                .is_some_and(|e| e.needed && e.state == ServiceState::Waiting);
+            if waits && !names.contains(&d) {
+                names.push(d);
+            }
+        }
+        let rx = self.wait_for(names, Vec::new());
+        self.advance(ctx);
+        self.check_waiters();
+        rx
     }
 
     fn status_of(e: &Entry) -> ServiceStatus {
@@ -1334,33 +1382,14 @@ impl Handler<Restart> for Supervisor {
         Box::pin(
             self.cascade(to_stop.clone(), timeout)
                 .then(move |_, act, ctx| {
-                    let mut names = Vec::new();
-                    for n in &to_stop {
-                        if let Some(e) = act.entries.get_mut(n) {
-                            e.needed = true;
-                            e.attempts = 0;
-                            e.completed = false;
-                            if e.phase == Phase::Idle {
-                                e.set_state(ServiceState::Waiting, None);
-                            }
-                            names.push(n.clone());
-                        }
-                    }
-                    // Dependents that were waiting for it come along.
-                    for d in act.dependents(&name) {
-                        let waits = act
-                            .entries
-                            .get(&d)
-                            .is_some_and(|e| e.needed && e.state == ServiceState::Waiting);
-                        if waits && !names.contains(&d) {
-                            names.push(d);
-                        }
-                    }
-                    let rx = act.wait_for(names, Vec::new());
-                    act.advance(ctx);
-                    act.check_waiters();
+                    // A shutdown that began while this restart stopped things wins.
+                    let rx = (!act.shutting_down && !act.closed)
+                        .then(|| act.start_again(&name, &to_stop, ctx));
                     actix::fut::wrap_future(async move {
-                        rx.await.unwrap_or(Err(Error::SupervisorGone))
+                        match rx {
+                            Some(rx) => rx.await.unwrap_or(Err(Error::SupervisorGone)),
+                            None => Err(Error::Other("the orchestrator is shutting down".into())),
+                        }
                     })
                 }),
         )
@@ -1368,11 +1397,19 @@ impl Handler<Restart> for Supervisor {
 }
 
 impl Handler<Shutdown> for Supervisor {
-    type Result = AtomicResponse<Self, ShutdownReport>;
+    type Result = ResponseActFuture<Self, ShutdownReport>;
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return AtomicResponse::new(Box::pin(actix::fut::ready(ShutdownReport::default())));
+            return Box::pin(actix::fut::ready(ShutdownReport::default()));
+        }
+        if self.shutting_down {
+            // One cascade at a time: this one gets the running cascade's report.
+            let (tx, rx) = oneshot::channel();
+            self.shutdown_waiters.push(tx);
+            return Box::pin(actix::fut::wrap_future(async move {
+                rx.await.unwrap_or_default()
+            }));
         }
         self.shutting_down = true;
         let start = Instant::now();
@@ -1396,19 +1433,25 @@ impl Handler<Shutdown> for Supervisor {
             names.len(),
             msg.deadline
         );
-        AtomicResponse::new(Box::pin(self.cascade(names, msg.deadline).map(
-            move |(services, deadline_hit), act, _| {
-                act.closed = true;
-                act.lock.take();
-                let report = ShutdownReport {
-                    services,
-                    elapsed: start.elapsed(),
-                    deadline_hit,
-                };
-                tracing::info!("shutdown done in {:?}", report.elapsed);
-                report
-            },
-        )))
+        // Not atomic: GetStatus is answered while the cascade runs, and what could
+        // start something is refused (`shutting_down`).
+        Box::pin(
+            self.cascade(names, msg.deadline)
+                .map(move |(services, deadline_hit), act, _| {
+                    act.closed = true;
+                    act.lock.take();
+                    let report = ShutdownReport {
+                        services,
+                        elapsed: start.elapsed(),
+                        deadline_hit,
+                    };
+                    tracing::info!("shutdown done in {:?}", report.elapsed);
+                    for tx in std::mem::take(&mut act.shutdown_waiters) {
+                        let _ = tx.send(report.clone());
+                    }
+                    report
+                }),
+        )
     }
 }
 
