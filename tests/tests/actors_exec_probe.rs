@@ -38,12 +38,9 @@ async fn an_exec_probe_gets_the_services_env_workdir_and_tag() {
     );
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     let guard = PidGuard::new();
-    actix_rt::time::timeout(LONG, orch.up(None))
-        .await
-        .expect("the probe passes (it sees the env and the workdir) in time")
-        .expect("up");
+    timed(orch.up(None)).await.expect("up");
+    guard_running(&orch, &guard).await;
     let status = orch.status().await.expect("status");
-    guard.add(status[0].pid.expect("pid"));
     assert_eq!(status[0].state, ServiceState::Ready);
 
     let out = work.join("probe.out");
@@ -72,9 +69,8 @@ async fn an_exec_probe_gets_the_services_env_workdir_and_tag() {
         "the probe's process carries the service's tag"
     );
 
-    let report = actix_rt::time::timeout(LONG, orch.shutdown(Duration::from_secs(10)))
+    let report = timed(orch.shutdown(Duration::from_secs(10)))
         .await
-        .expect("shutdown in time")
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
     assert!(

@@ -36,12 +36,8 @@ async fn recovery_from_unhealthy_is_an_event() {
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     let seen = record(&orch, None);
     let guard = PidGuard::new();
-    actix_rt::time::timeout(LONG, orch.up(None))
-        .await
-        .expect("up in time")
-        .expect("up");
-    let pid = orch.status().await.expect("status")[0].pid.expect("pid");
-    guard.add(pid);
+    timed(orch.up(None)).await.expect("up");
+    let pid = guard_running(&orch, &guard).await[0];
 
     std::fs::write(&down, "").expect("make the probe fail");
     until("app is reported unhealthy", LONG, || {
@@ -75,9 +71,8 @@ async fn recovery_from_unhealthy_is_an_event() {
         "one spawn: no restart"
     );
 
-    let report = actix_rt::time::timeout(LONG, orch.shutdown(Duration::from_secs(10)))
+    let report = timed(orch.shutdown(Duration::from_secs(10)))
         .await
-        .expect("shutdown in time")
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
 }

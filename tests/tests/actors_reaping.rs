@@ -18,12 +18,8 @@ async fn a_dead_adopted_orphan_is_reaped_while_its_service_runs() {
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     let seen = record(&orch, None);
     let guard = PidGuard::new();
-    actix_rt::time::timeout(LONG, orch.up(None))
-        .await
-        .expect("up in time")
-        .expect("up");
-    let root = orch.status().await.expect("status")[0].pid.expect("pid");
-    guard.add(root);
+    timed(orch.up(None)).await.expect("up");
+    let root = guard_running(&orch, &guard).await[0];
     let mut daemon = None;
     until("the daemon's pid", LONG, || {
         daemon = seen
@@ -58,9 +54,8 @@ async fn a_dead_adopted_orphan_is_reaped_while_its_service_runs() {
         "the service runs on"
     );
 
-    let report = actix_rt::time::timeout(LONG, orch.shutdown(Duration::from_secs(10)))
+    let report = timed(orch.shutdown(Duration::from_secs(10)))
         .await
-        .expect("shutdown in time")
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
 }

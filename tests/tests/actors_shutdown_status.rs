@@ -29,11 +29,8 @@ async fn status_during_a_slow_stop_shows_stopping() {
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     let seen = record(&orch, None);
     let guard = PidGuard::new();
-    actix_rt::time::timeout(LONG, orch.up(None))
-        .await
-        .expect("up in time")
-        .expect("up");
-    guard.add(orch.status().await.expect("status")[0].pid.expect("pid"));
+    timed(orch.up(None)).await.expect("up");
+    guard_running(&orch, &guard).await;
     // The process that ignores TERM (the shell above it does not).
     let pid = seen
         .lines()

@@ -63,9 +63,8 @@ async fn an_allowed_port_holder_gets_the_services_stop_signal() {
             .health_tcp(p)],
     );
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
-    actix_rt::time::timeout(LONG, orch.up(None))
+    timed(orch.up(None))
         .await
-        .expect("up clears the port well within the stop timeout")
         .expect("up after clearing the port");
     until("the holder's exit status", LONG, || status_file.exists()).await;
     let status = std::fs::read_to_string(&status_file).expect("status file");
@@ -76,12 +75,11 @@ async fn an_allowed_port_holder_gets_the_services_stop_signal() {
     );
     assert!(!pid_alive(old));
 
+    guard_running(&orch, &guard).await;
     let status = orch.status().await.expect("status");
-    guard.add(status[0].pid.expect("pid"));
     assert_eq!(status[0].state, ServiceState::Ready);
-    let report = actix_rt::time::timeout(LONG, orch.shutdown(Duration::from_secs(10)))
+    let report = timed(orch.shutdown(Duration::from_secs(10)))
         .await
-        .expect("shutdown in time")
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
 }
