@@ -320,6 +320,33 @@ mod tests {
     }
 
     #[test]
+    fn a_starting_service_shows_its_failing_probe() {
+        let s = ServiceStatus {
+            name: "api".into(),
+            state: ringmaster::ServiceState::Starting,
+            reason: None,
+            pid: Some(4121),
+            port: Some(8000),
+            restarts: 0,
+            last_exit: None,
+            since_ms: 1_000,
+            health: Some("failing: GET http://127.0.0.1:8000/health: connection refused".into()),
+            health_latency_ms: Some(1),
+            plugin: false,
+        };
+        let t = status_table(&Style::plain(), &[s], 3_500);
+        let mut lines = t.lines();
+        let header = lines.next().expect("a header");
+        let row = lines.next().expect("a row");
+        let col = header.find("HEALTH").expect("a HEALTH column");
+        assert_eq!(
+            &row[col..],
+            "failing: GET http://127.0.0.1:8000/health: connection refused  0         2.5s",
+            "{t}"
+        );
+    }
+
+    #[test]
     fn plain_style_has_no_escapes() {
         let t = table(
             &Style::plain(),

@@ -1,7 +1,11 @@
 //! The HealthChecker: probes each watched service, first on a fast schedule that
 //! backs off (from [`FAST_START`], ×1.5, up to [`FAST_CAP`]) until the first success
 //! (→ [`Health::Ready`]), then every `interval`: `failures` failures in a row →
-//! [`Health::Unhealthy`], a success after that → [`Health::Healthy`].
+//! [`Health::Unhealthy`], a success after that → [`Health::Healthy`]. Failures
+//! before the first success are no verdict, but they are what a service stuck in
+//! `starting` is waiting on: each is logged at debug level, and the Supervisor
+//! hears of them as [`Health::Failing`] — on the first, when what the probe says
+//! changes, and otherwise at most once per [`FAILING_EVERY`].
 //!
 //! Probes: HTTP GET through one `awc::Client` built once for the actor (never HEAD:
 //! FastAPI answers HEAD with 405; 2xx and 3xx are healthy, redirects are not
@@ -24,6 +28,9 @@ use crate::messages::{Health, HealthChanged, LogLine, Unwatch, Watch};
 pub const FAST_START: Duration = Duration::from_millis(10);
 /// The fast schedule's delay never grows beyond this.
 pub const FAST_CAP: Duration = Duration::from_millis(500);
+/// Before the first success, a failure whose detail did not change is reported
+/// ([`Health::Failing`]) at most this often.
+pub const FAILING_EVERY: Duration = Duration::from_secs(1);
 
 /// Probes services' health and reports changes.
 pub struct HealthChecker {
@@ -42,6 +49,8 @@ struct Watched {
     regex: Option<Regex>,
     timer: Option<SpawnHandle>,
     began: Instant,
+    /// Before the first success: when a failure was last reported, and its detail.
+    failing_sent: Option<(Instant, String)>,
 }
 
 impl Default for HealthChecker {
@@ -131,6 +140,15 @@ impl HealthChecker {
             } else {
                 next = w.delay;
                 w.delay = (w.delay.mul_f32(1.5)).min(FAST_CAP);
+                tracing::debug!(service = %name, "probe failed while starting: {detail}");
+                let due = match &w.failing_sent {
+                    None => true,
+                    Some((at, last)) => *last != detail || at.elapsed() >= FAILING_EVERY,
+                };
+                if due {
+                    w.watch.reply.do_send(report(Health::Failing));
+                    w.failing_sent = Some((Instant::now(), detail));
+                }
             }
         } else {
             next = w.watch.interval;
@@ -259,6 +277,7 @@ impl Handler<Watch> for HealthChecker {
                 regex,
                 timer: None,
                 began: Instant::now(),
+                failing_sent: None,
             },
         );
         if !is_log {

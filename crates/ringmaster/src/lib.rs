@@ -50,7 +50,9 @@
 //! - [`health::HealthChecker`] probes from the moment of launch on a fast schedule
 //!   that backs off (10 ms, ×1.5, up to 500 ms) until the first success (`Ready`),
 //!   then every `interval`; `failures` failures in a row make a service
-//!   `unhealthy`, which restarts it unless its policy is `never`. Probes: HTTP GET
+//!   `unhealthy`, which restarts it unless its policy is `never`. Failures before
+//!   the first success are no verdict, but the status shows the last one
+//!   (`failing: ...`) while the service is `starting`. Probes: HTTP GET
 //!   (awc, one client per actor), TCP connect, exec (exit 0), log line regex.
 //! - [`janitor::PortJanitor`] clears a port before a start and checks it after a
 //!   stop. It stops only what carries our tag or matches the service's `allow`

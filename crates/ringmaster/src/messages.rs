@@ -8,7 +8,7 @@
 //!                                             ▼  │
 //!                               ServiceActor (one per service; a plugin is any actor that speaks this)
 //!  Supervisor ── ClearPort{port, allow} ──► PortJanitor ── Cleared | Refused{holder}
-//!  Supervisor ── Watch / Unwatch ─────────► HealthChecker ── HealthChanged{name, ready|healthy|unhealthy}
+//!  Supervisor ── Watch / Unwatch ─────────► HealthChecker ── HealthChanged{name, ready|healthy|unhealthy|failing}
 //! ```
 use std::time::Duration;
 
@@ -192,7 +192,8 @@ pub enum Stream {
     Stderr,
 }
 
-/// HealthChecker → Supervisor: a service's health changed.
+/// HealthChecker → Supervisor: a service's health changed (or, before its first
+/// success, what its failing probe says: [`Health::Failing`]).
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct HealthChanged {
@@ -213,6 +214,11 @@ pub enum Health {
     Healthy,
     /// `failures` consecutive failures.
     Unhealthy,
+    /// A failure before the first success: no verdict (the service stays
+    /// `starting`), only what the probe said, for its status. Sent on the first
+    /// failure, when the detail changes, and otherwise at most once per
+    /// [`crate::health::FAILING_EVERY`].
+    Failing,
 }
 
 /// The Supervisor's reply to [`Shutdown`]: per service, what its stop did.

@@ -29,7 +29,10 @@ pub struct ServiceStatus {
     pub last_exit: Option<i32>,
     /// Unix time (ms) when it entered its state.
     pub since_ms: u64,
-    /// The last health result: "ok", "failing: ..." or None before the first probe.
+    /// The last health probe's result: `"ok"`, or `"failing: <what the probe said>"`
+    /// — also while `starting`, before its first success (updated on a failure
+    /// whose detail changed, otherwise at most once a second). None when the
+    /// service has no probe, or its current run has no probe result yet.
     pub health: Option<String>,
     /// Latency of the last probe, in ms.
     pub health_latency_ms: Option<u64>,

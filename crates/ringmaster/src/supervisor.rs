@@ -634,6 +634,9 @@ impl Supervisor {
         e.ready = false;
         e.started = false;
         e.completed = false;
+        // What an earlier run's probe said does not describe this one.
+        e.health_text = None;
+        e.health_latency_ms = None;
         if let Some(h) = &e.spec.health {
             self.health.do_send(Watch {
                 name: name.to_owned(),
@@ -1540,10 +1543,14 @@ impl Handler<HealthChanged> for Supervisor {
         if !matches!(e.phase, Phase::Starting | Phase::Running) {
             return;
         }
+        if msg.health == Health::Failing && e.ready {
+            // A late word from before the first success.
+            return;
+        }
         e.health_latency_ms = Some(msg.latency.as_millis() as u64);
         e.health_text = Some(match msg.health {
             Health::Ready | Health::Healthy => "ok".to_owned(),
-            Health::Unhealthy => format!("failing: {}", msg.detail),
+            Health::Unhealthy | Health::Failing => format!("failing: {}", msg.detail),
         });
         match msg.health {
             Health::Ready => {
@@ -1556,6 +1563,8 @@ impl Handler<HealthChanged> for Supervisor {
             }
             Health::Healthy => self.on_healthy(&msg.name),
             Health::Unhealthy => self.on_unhealthy(&msg.name, msg.detail, ctx),
+            // Recorded above; still starting.
+            Health::Failing => {}
         }
     }
 }
