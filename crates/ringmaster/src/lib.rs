@@ -26,7 +26,9 @@
 //! # Theory of operation
 //! Four kinds of actors run on the arbiter that called [`Orchestrator::start`];
 //! every blocking OS call (process scans, stops, port clearing, PID files) runs on
-//! tokio's blocking pool, never on that arbiter.
+//! tokio's blocking pool, never on that arbiter, and reaping adopted orphans (when
+//! ringmaster is a subreaper, Linux) runs once a second, and after each exit and
+//! stop, on a thread of its own (a one-thread `SyncArbiter`).
 //!
 //! - [`supervisor::Supervisor`] owns the dependency graph. On [`messages::Up`] it
 //!   marks the needed services (the named ones and what they depend on) `waiting`
@@ -63,10 +65,14 @@
 //! nothing depends on first; each level in parallel), each within its stop timeout
 //! cut to what is left of the one deadline, everything left killed at once past
 //! it; then ports are checked, PID files are gone and the instance lock is
-//! released. It runs as an atomic response and completes before it answers, so
-//! the caller may stop the System right after. [`Orchestrator::sweep`] is the
-//! forced fallback: every configured tag and port, authorized processes only,
-//! without going through the Supervisor's mailbox.
+//! released. It completes before it answers, so the caller may stop the System
+//! right after. It is not atomic: the Supervisor keeps handling messages while the
+//! cascade runs ([`messages::GetStatus`] shows the services `stopping`), but it is
+//! shutting down — [`messages::Up`] and [`messages::Restart`] are refused, nothing
+//! restarts or fails meanwhile, and a second `Shutdown` gets the first one's
+//! report. [`Orchestrator::sweep`] is the forced fallback: every configured tag
+//! and port, authorized processes only, without going through the Supervisor's
+//! mailbox (no message; it works while a shutdown runs or hangs).
 //!
 //! # Where things live
 //! - [`config`]: `ringmaster.toml` (or a [`config::ConfigBuilder`]) becomes a validated

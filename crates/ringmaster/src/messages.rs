@@ -1,15 +1,21 @@
 //! Every message the actors exchange, each with who sends it to whom.
 //!
 //! ```text
-//!                  Up / Shutdown{deadline} / Restart{name} / GetStatus
-//!  bot or CLI ──────────────────────────────► Supervisor
-//!                                             │  ▲
+//!                  Up / Shutdown{deadline} / Restart{name} / GetStatus / Subscribe / SubscribeLogs
+//!  bot or CLI ──────────────────────────────► Supervisor ── ServiceEvent ──► subscribers
+//!  (through Orchestrator)                     │  ▲
 //!              Start / Stop{grace}            │  │ ServiceEvent{name, kind}
 //!                                             ▼  │
 //!                               ServiceActor (one per service; a plugin is any actor that speaks this)
-//!  Supervisor ── ClearPort{port, allow} ──► PortJanitor ── Cleared | Refused{holder}
-//!  Supervisor ── Watch / Unwatch ─────────► HealthChecker ── HealthChanged{name, ready|healthy|unhealthy|failing}
+//!                                             └── LogLine ──► HealthChecker (log probes), log subscribers
+//!  Supervisor ── ClearPort / CheckPort ─────► PortJanitor   (replies: ClearReport or a refusal / PortCheck)
+//!  Supervisor ── Watch / Unwatch ───────────► HealthChecker ── HealthChanged{name, ready|healthy|unhealthy|failing}
 //! ```
+//!
+//! Replies travel as the answer to the message (`Stop` → `StopReport`, `Shutdown`
+//! → [`ShutdownReport`], ...), never as messages of their own. The forced sweep
+//! ([`crate::Orchestrator::sweep`]) is no message: it runs without the Supervisor,
+//! so that it works while a shutdown runs or hangs.
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -19,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Probe;
 use crate::status::ServiceStatus;
 
-/// Bot or CLI → Supervisor: start `only` these services (and what they depend on),
+/// Bot or CLI ([`crate::Orchestrator::up`]) → Supervisor: start `only` these services (and what they depend on),
 /// or all; replies once every started service is ready, or with the first failure
 /// (what was started is then stopped again).
 #[derive(Message, Debug, Clone, Default)]
@@ -28,37 +34,36 @@ pub struct Up {
     pub only: Option<Vec<String>>,
 }
 
-/// Bot or CLI → Supervisor: run the shutdown cascade within `deadline`.
+/// Bot or CLI ([`crate::Orchestrator::shutdown`]) → Supervisor: run the shutdown
+/// cascade within `deadline`; replies once it is done.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "ShutdownReport")]
 pub struct Shutdown {
     pub deadline: Duration,
 }
 
-/// Bot or CLI → Supervisor: stop and start one service again.
+/// Bot or CLI ([`crate::Orchestrator::restart`]) → Supervisor: stop one service
+/// (its running dependents first) and start them again.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "Result<(), crate::Error>")]
 pub struct Restart {
     pub name: String,
 }
 
-/// Bot or CLI → Supervisor: the status of every service.
+/// Bot or CLI ([`crate::Orchestrator::status`]) → Supervisor: the status of every
+/// service (answered during a shutdown too).
 #[derive(Message, Debug, Clone, Default)]
 #[rtype(result = "Vec<ServiceStatus>")]
 pub struct GetStatus;
 
-/// Bot → Supervisor: the forced fallback; sweep every configured port and tag,
-/// authorized processes only.
-#[derive(Message, Debug, Clone, Default)]
-#[rtype(result = "SweepReport")]
-pub struct Sweep;
-
-/// Bot or CLI → Supervisor: send every [`ServiceEvent`] to this recipient too.
+/// Bot or CLI ([`crate::Orchestrator::subscribe`]) → Supervisor: send every
+/// [`ServiceEvent`] to this recipient too.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Subscribe(pub Recipient<ServiceEvent>);
 
-/// Bot or CLI → Supervisor: send every output line of the services to this recipient.
+/// Bot or CLI ([`crate::Orchestrator::subscribe_logs`]) → Supervisor: send every
+/// output line of the services ([`LogLine`]) to this recipient.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct SubscribeLogs(pub Recipient<LogLine>);
@@ -70,14 +75,19 @@ pub struct Start {
     pub events: Recipient<ServiceEvent>,
 }
 
-/// Supervisor → service actor: stop within `grace` (then kill); replies with what it did.
+/// Supervisor (its stop cascade) → service actor or plugin, only after a
+/// [`Start`]: stop within `grace` (then kill); replies with what it did.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "StopReport")]
 pub struct Stop {
     pub grace: Duration,
 }
 
-/// Service actor → Supervisor (and subscribers): something happened to a service.
+/// Something happened to a service. A service actor or plugin → Supervisor (to
+/// the `events` of its [`Start`]): `Spawned`, `Exited`, `Failed`, and from a plugin
+/// also `Ready`, `Unhealthy`, `Healthy`. Supervisor → subscribers ([`Subscribe`]):
+/// what it decided (`Spawned`, `Ready`, `Unhealthy`, `Healthy`, `Exited`,
+/// `Failed`), and `Stopped`, which its stop cascade creates.
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct ServiceEvent {
@@ -105,7 +115,10 @@ pub enum EventKind {
     Exited { code: Option<i32> },
     /// It cannot run: refused port, install failed, spawn failed, out of attempts.
     Failed { reason: String },
-    /// It was stopped on request.
+    /// It was stopped on request: created by the Supervisor's stop cascade after
+    /// each service's stop and sent to subscribers only (a service actor never
+    /// sends it; a plugin need not, and one that does while running counts as an
+    /// exit without a code).
     Stopped { report: StopReport },
 }
 
@@ -124,7 +137,7 @@ pub struct ClearPort {
     pub grace: Duration,
 }
 
-/// Supervisor → PortJanitor: after `service` stopped, check that `port` is free;
+/// Supervisor (its stop cascade) → PortJanitor: after `service` stopped, check that `port` is free;
 /// stop authorized leftovers (our tag or `allow`) with `signal` (the service's
 /// stop signal), then kill after `grace`, when it is not.
 #[derive(Message, Debug, Clone)]
@@ -175,7 +188,8 @@ pub struct Unwatch {
     pub name: String,
 }
 
-/// Service actor → HealthChecker: one line of a service's output (for log probes).
+/// A service actor's output sink → HealthChecker (only for a service with a log
+/// probe) and log subscribers ([`SubscribeLogs`]): one line of a service's output.
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "()")]
 pub struct LogLine {
@@ -273,7 +287,7 @@ impl ShutdownReport {
     }
 }
 
-/// The reply to [`Sweep`].
+/// What [`crate::Orchestrator::sweep`] did.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct SweepReport {
     pub stopped: Vec<ringmaster_os::ProcessBrief>,

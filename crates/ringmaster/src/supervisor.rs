@@ -50,8 +50,8 @@ use crate::janitor::{blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
     CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, Restart, ServiceEvent,
-    ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe, SubscribeLogs, Sweep,
-    SweepReport, Unwatch, Up, Watch,
+    ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe, SubscribeLogs, Unwatch,
+    Up, Watch,
 };
 use crate::plugin::PluginService;
 use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext};
@@ -1102,7 +1102,8 @@ impl Supervisor {
     }
 }
 
-/// The grace a [`Sweep`] gives each service's processes before killing them.
+/// The grace [`crate::Orchestrator::sweep`] gives each service's processes before
+/// killing them.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(1);
 
 enum StopVia {
@@ -1580,17 +1581,6 @@ impl Handler<GetStatus> for Supervisor {
                 .map(Self::status_of)
                 .collect(),
         )
-    }
-}
-
-impl Handler<Sweep> for Supervisor {
-    type Result = ResponseFuture<SweepReport>;
-
-    fn handle(&mut self, _: Sweep, _: &mut Context<Self>) -> Self::Result {
-        Box::pin(crate::janitor::sweep(
-            self.project.clone(),
-            self.sweep_items(),
-        ))
     }
 }
 
