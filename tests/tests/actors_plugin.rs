@@ -2,7 +2,8 @@
 //! in gating like a process service (a process service that depends on it spawns
 //! only once its health probe succeeded), in the shutdown cascade (stopped after
 //! its dependents, its port checked free), and a plugin may itself wait for a
-//! process service.
+//! process service. A plugin that does not answer `Stop` is reported as such, not
+//! as a survivor process.
 #![cfg(unix)]
 
 mod actors_support;
@@ -252,4 +253,98 @@ async fn plugin_names_and_dependencies_are_checked() {
         .err()
         .expect("an unknown dependency is refused");
     assert!(err.to_string().contains("unknown service `nope`"), "{err}");
+}
+
+/// A plugin that starts, then either never answers `Stop` or stops its actor at
+/// once (so `Stop` cannot be delivered).
+struct Mute {
+    name: &'static str,
+    gone_after_start: bool,
+}
+
+impl Actor for Mute {
+    type Context = Context<Self>;
+}
+
+impl Handler<Start> for Mute {
+    type Result = ();
+    fn handle(&mut self, start: Start, ctx: &mut Context<Self>) {
+        for kind in [EventKind::Spawned { pid: None }, EventKind::Ready] {
+            start.events.do_send(ServiceEvent {
+                name: self.name.into(),
+                kind,
+            });
+        }
+        if self.gone_after_start {
+            ctx.stop();
+        }
+    }
+}
+
+impl Handler<Stop> for Mute {
+    type Result = ResponseFuture<StopReport>;
+    fn handle(&mut self, _: Stop, _: &mut Context<Self>) -> Self::Result {
+        Box::pin(std::future::pending())
+    }
+}
+
+#[actix_rt::test]
+async fn a_plugin_that_does_not_answer_stop_is_reported_as_such() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = config(dir.path(), vec![]);
+    let mute = Mute {
+        name: "mute",
+        gone_after_start: false,
+    }
+    .start();
+    let gone = Mute {
+        name: "gone",
+        gone_after_start: true,
+    }
+    .start();
+    let plugins = vec![
+        PluginService::from_addr("mute", &mute).stop_timeout(Duration::from_millis(100)),
+        PluginService::from_addr("gone", &gone).stop_timeout(Duration::from_millis(100)),
+    ];
+    let orch = Orchestrator::start_with(config, Options::default(), plugins).expect("starts");
+    timed(orch.up(None)).await.expect("up");
+    let began = Instant::now();
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    let of = |name: &str| {
+        report
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("{name} in {report:?}"))
+    };
+
+    let mute = of("mute");
+    let text = mute.no_answer.as_deref().unwrap_or_default();
+    assert!(
+        text.contains("plugin `mute` did not answer Stop within"),
+        "{report:?}"
+    );
+    // Its grace (100 ms) and the margin (5 s) were waited for, no more.
+    let waited = began.elapsed();
+    assert!(
+        waited >= Duration::from_millis(5100) && waited < LONG,
+        "{waited:?}"
+    );
+    let gone = of("gone");
+    let text = gone.no_answer.as_deref().unwrap_or_default();
+    assert!(
+        text.contains("plugin `gone` could not take Stop"),
+        "{report:?}"
+    );
+
+    // No made-up survivor process (ringmaster's own pid was once reported as one).
+    for s in [mute, gone] {
+        assert!(s.report.survivors.is_empty(), "{report:?}");
+        assert!(s.report.killed.is_empty(), "{report:?}");
+        assert!(!s.graceful(), "{report:?}");
+    }
+    assert!(report.survivors().is_empty(), "{report:?}");
+    assert!(!report.clean(), "an unanswered Stop is not a clean stop");
 }

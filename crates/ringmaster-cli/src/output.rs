@@ -200,7 +200,8 @@ pub fn state_name(s: &ServiceStatus) -> String {
 }
 
 /// The shutdown report, one line per service: stopped gracefully, needed kill
-/// (naming who), survivors, and whether its port is free.
+/// (naming who), survivors, a plugin that did not answer, and whether its port
+/// is free.
 pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
     let mut out = String::new();
     let width = report
@@ -231,7 +232,9 @@ pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
-        let mut what = if !r.survivors.is_empty() {
+        let mut what = if let Some(no_answer) = &s.no_answer {
+            style.paint("31", no_answer)
+        } else if !r.survivors.is_empty() {
             style.paint("31", &format!("still alive: {}", list(&r.survivors)))
         } else if !r.killed.is_empty() {
             style.paint("33", &format!("needed kill: {}", list(&r.killed)))
@@ -343,6 +346,28 @@ mod tests {
             &row[col..],
             "failing: GET http://127.0.0.1:8000/health: connection refused  0         2.5s",
             "{t}"
+        );
+    }
+
+    #[test]
+    fn a_plugin_that_did_not_answer_is_named() {
+        use ringmaster::messages::ServiceStopReport;
+        let report = ShutdownReport {
+            services: vec![ServiceStopReport {
+                name: "cache".into(),
+                report: ringmaster_os::StopReport::default(),
+                port_free: Some(true),
+                deadline_cut: false,
+                no_answer: Some(
+                    "plugin `cache` did not answer Stop within 15s; it may still be running".into(),
+                ),
+            }],
+            elapsed: Duration::from_secs(15),
+            deadline_hit: false,
+        };
+        assert_eq!(
+            shutdown_report(&Style::plain(), &report),
+            "stopped with leftovers in 15.0s\n  cache  plugin `cache` did not answer Stop within 15s; it may still be running; port free\n"
         );
     }
 

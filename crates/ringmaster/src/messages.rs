@@ -255,21 +255,33 @@ pub struct ServiceStopReport {
     /// True when its stop signal's grace was cut short by the shutdown deadline.
     #[serde(default)]
     pub deadline_cut: bool,
+    /// Set when it is a plugin that did not answer [`Stop`] within its grace +
+    /// [`crate::supervisor::STOP_MARGIN`] (or whose actor was gone, so that it could
+    /// not take it): what happened, as text naming the plugin. It may still be running;
+    /// having no processes of ringmaster's, nothing was stopped in its place, and
+    /// `report` is empty. (A service actor that does not answer is replaced by a
+    /// kill of what carries the service's tag, which `report` shows.)
+    #[serde(default)]
+    pub no_answer: Option<String>,
 }
 
 impl ServiceStopReport {
-    /// True when every process went on the stop signal alone (nothing killed, no survivor).
+    /// True when every process went on the stop signal alone (nothing killed, no
+    /// survivor), and a plugin answered.
     pub fn graceful(&self) -> bool {
-        self.report.killed.is_empty() && self.report.survivors.is_empty()
+        self.report.killed.is_empty()
+            && self.report.survivors.is_empty()
+            && self.no_answer.is_none()
     }
 }
 
 impl ShutdownReport {
-    /// True when every service stopped with no survivor and every port is free.
+    /// True when every service stopped with no survivor, every plugin answered its
+    /// [`Stop`], and every port is free.
     pub fn clean(&self) -> bool {
         self.services
             .iter()
-            .all(|s| s.report.clean() && s.port_free != Some(false))
+            .all(|s| s.report.clean() && s.no_answer.is_none() && s.port_free != Some(false))
     }
 
     /// Every process still alive after the cascade, with its service: who blocks

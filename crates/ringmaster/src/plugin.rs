@@ -16,7 +16,9 @@
 //!   with a [`StopReport`](ringmaster_os::StopReport) (`StopReport::default()`
 //!   with `elapsed` set is fine for a plugin without processes). It need not
 //!   report `Stopped`: the Supervisor does. A plugin that does not answer within
-//!   `grace` + 5 s is reported as a survivor of the stop.
+//!   `grace` + 5 s (or whose actor is gone) is named in the shutdown report's
+//!   [`ServiceStopReport::no_answer`](crate::messages::ServiceStopReport::no_answer),
+//!   which makes the report not clean; its `StopReport` stays empty.
 //!
 //! A plugin takes part in gating (process services may `depends_on` its name and
 //! it may depend on them), health checks, restarts and the shutdown cascade like a

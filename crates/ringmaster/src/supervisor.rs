@@ -39,7 +39,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use ringmaster_os::{InstanceLock, ProcessBrief, Signal, StopReport, StopTarget, Tag};
+use ringmaster_os::{InstanceLock, Signal, StopReport, StopTarget, Tag};
 use tokio::sync::oneshot;
 
 use crate::config::{
@@ -1180,21 +1180,20 @@ async fn stop_item(
     ctx: &CascadeCtx,
 ) -> ServiceStopReport {
     let started = Instant::now();
+    let wait = grace + STOP_MARGIN;
+    // Why there is no answer, when there is none.
     let answer = match &item.via {
-        StopVia::Process(a) => tokio::time::timeout(grace + STOP_MARGIN, a.send(Stop { grace }))
-            .await
-            .ok()
-            .and_then(|r| r.ok()),
-        StopVia::Plugin(r) => tokio::time::timeout(grace + STOP_MARGIN, r.send(Stop { grace }))
-            .await
-            .ok()
-            .and_then(|r| r.ok()),
-    };
+        StopVia::Process(a) => tokio::time::timeout(wait, a.send(Stop { grace })).await,
+        StopVia::Plugin(r) => tokio::time::timeout(wait, r.send(Stop { grace })).await,
+    }
+    .map_err(|_| format!("did not answer Stop within {wait:?}"))
+    .and_then(|r| r.map_err(|e| format!("could not take Stop ({e})")));
+    let mut no_answer = None;
     let report = match answer {
-        Some(r) => r,
-        None => match &item.via {
+        Ok(r) => r,
+        Err(why) => match &item.via {
             StopVia::Process(_) => {
-                tracing::warn!(service = %item.name, "no answer to Stop; killing what carries its tag");
+                tracing::warn!(service = %item.name, "its actor {why}; killing what carries its tag");
                 let target = StopTarget {
                     root: None,
                     pgid: None,
@@ -1210,14 +1209,15 @@ async fn stop_item(
                 r.elapsed = started.elapsed();
                 r
             }
-            StopVia::Plugin(_) => StopReport {
-                elapsed: started.elapsed(),
-                survivors: vec![ProcessBrief {
-                    pid: std::process::id(),
-                    name: format!("plugin `{}` did not answer Stop", item.name),
-                }],
-                ..StopReport::default()
-            },
+            StopVia::Plugin(_) => {
+                let text = format!("plugin `{}` {why}; it may still be running", item.name);
+                tracing::warn!(service = %item.name, "{text}");
+                no_answer = Some(text);
+                StopReport {
+                    elapsed: started.elapsed(),
+                    ..StopReport::default()
+                }
+            }
         },
     };
     let port_free = match item.port {
@@ -1241,6 +1241,7 @@ async fn stop_item(
         report,
         port_free,
         deadline_cut: cut,
+        no_answer,
     }
 }
 
