@@ -1,6 +1,6 @@
 //! Who may be stopped, decided on real processes: PID 1, ourselves and our
 //! ancestors never; another user's process never; a process of ours when it
-//! carries our tag or matches the allow list by name, renamed name, exe or argv[0].
+//! carries our tag or matches the allow list by name, renamed name, exe or `argv[0]`.
 #![cfg(unix)]
 
 use std::process::{Child, Command};

@@ -190,7 +190,7 @@ pub struct PortsArgs {
 pub struct KillPortArgs {
     /// The port to free.
     pub port: u16,
-    /// Also allow holders with this process name, exe file name or argv[0] basename.
+    /// Also allow holders with this process name, exe file name or the basename of its first argument.
     #[arg(long, value_name = "NAME")]
     pub allow: Vec<String>,
     /// How long to wait after the stop signal before killing.

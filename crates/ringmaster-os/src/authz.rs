@@ -1,6 +1,6 @@
 //! Whether a process may be stopped. Nothing is killed unless it is provably ours:
 //! it carries our tag, or it holds a service's port and matches that service's
-//! allow list (process name, exe file name or argv[0] basename); and in every case
+//! allow list (process name, exe file name or `argv[0]` basename); and in every case
 //! it runs as our user, is not PID 1, not ringmaster itself, not an ancestor.
 use std::path::PathBuf;
 
@@ -14,7 +14,7 @@ use crate::Result;
 pub struct Policy {
     /// Our project id: processes tagged with it are ours.
     pub project: Option<String>,
-    /// Names allowed when holding the port (name, exe file name, argv[0] basename).
+    /// Names allowed when holding the port (name, exe file name, `argv[0]` basename).
     /// A name matches when equal, or when the process name starts with it followed
     /// by a space or `(` (`next-server (v16.0.1)` matches `next-server`). An exe
     /// file name also matches without its `.exe` suffix (`node.exe` matches `node`).
@@ -160,7 +160,7 @@ impl std::fmt::Display for Refusal {
 /// Refused, whatever the tag or allow list say: PID 1, ourselves, one of our
 /// ancestors, a process of another user (or whose user cannot be read while ours
 /// is known). Otherwise allowed when it carries the tag of `policy.project`, or its
-/// name, exe file name or argv[0] basename matches `policy.allow`.
+/// name, exe file name or `argv[0]` basename matches `policy.allow`.
 pub fn may_stop(process: &ProcessInfo, policy: &Policy) -> Result<(), Refusal> {
     let refuse = |reason| Err(refusal(process, policy, reason));
     if process.pid == 1 {
@@ -193,7 +193,7 @@ pub fn may_stop(process: &ProcessInfo, policy: &Policy) -> Result<(), Refusal> {
     refuse(RefusalReason::NotInAllowList)
 }
 
-/// True when the process name, exe file name or argv[0] basename matches an entry.
+/// True when the process name, exe file name or `argv[0]` basename matches an entry.
 pub fn matches_allow_list(process: &ProcessInfo, allow: &[String]) -> bool {
     let candidates = [
         Some(process.name.clone()),

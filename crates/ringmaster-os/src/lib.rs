@@ -8,8 +8,8 @@
 //! - [`process`]: process identity, one-scan snapshots, service membership
 //!   (platform code in `process/linux.rs`, reading /proc, and
 //!   `process/other.rs`, sysinfo for macOS and Windows).
-//! - [`spawn`]: spawning through the platform shell; the Linux child subreaper.
-//! - [`stop`]: signal a service's members, wait for all of them, escalate to kill.
+//! - [`mod@spawn`]: spawning through the platform shell; the Linux child subreaper.
+//! - [`mod@stop`]: signal a service's members, wait for all of them, escalate to kill.
 //! - [`ports`]: every process holding a LISTEN socket on a port
 //!   (platform code in `ports/{linux,other}.rs`).
 //! - [`authz`]: whether a process may be stopped, and the refusal when not.

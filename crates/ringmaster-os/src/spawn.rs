@@ -4,7 +4,7 @@
 //! Platform code: `spawn/unix.rs`, `spawn/windows.rs`.
 //!
 //! The child is not killed when its wrapper is dropped: services are stopped
-//! explicitly with [`crate::stop`]. On Windows the job object goes with the
+//! explicitly with [`crate::stop()`]. On Windows the job object goes with the
 //! wrapper: killing it (`child.start_kill()`) terminates the whole job.
 use std::path::PathBuf;
 use std::process::Stdio;

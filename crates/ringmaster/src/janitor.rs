@@ -37,7 +37,7 @@ fn policy(project: &str, service: &str, port: u16, allow: Vec<String>) -> Result
     Ok(policy)
 }
 
-/// How many [`blocking`] jobs run at once. Fifty services starting together would
+/// How many short OS jobs run at once on the blocking pool. Fifty services starting together would
 /// otherwise occupy fifty threads of the blocking pool at once, and the stacks and
 /// allocator arenas they touch stay resident long after (measured: 12 MB instead
 /// of 8 MB for 50 services; the start-up is not slower).

@@ -61,7 +61,7 @@ impl ProcessInfo {
             name: self.name.clone(),
         }
     }
-    /// The basename of argv[0], if any.
+    /// The basename of `argv[0]`, if any.
     pub fn argv0_basename(&self) -> Option<String> {
         let first = self.argv.first()?;
         let base = first.rsplit(['/', '\\']).next().unwrap_or(first);
