@@ -2,6 +2,8 @@
 //! with an example. Exit codes are documented in `docs/cli.md`.
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The default configuration file.
@@ -134,6 +136,10 @@ pub struct UpArgs {
     /// Detach: run in the background, return once every service is ready.
     #[arg(short, long)]
     pub detach: bool,
+    /// With -d: give up waiting after DUR (exit 1, naming who is not ready and why);
+    /// the instance keeps running, `ringmaster down` stops it. Default: wait.
+    #[arg(long, value_name = "DUR", requires = "detach", value_parser = crate::output::parse_duration)]
+    pub wait_timeout: Option<Duration>,
     /// Start only these services (and what they depend on).
     #[arg(value_name = "SERVICE")]
     pub services: Vec<String>,

@@ -597,6 +597,11 @@ fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> 
         }
         if let Ok(startup) = client.get_json::<Startup>("/startup") {
             let statuses: Vec<ServiceStatus> = client.get_json("/status").unwrap_or_default();
+            if args.wait_timeout.is_some_and(|t| started.elapsed() >= t) {
+                return Err(Failure::failed(not_ready_in_time(
+                    &statuses, &names, started, pid,
+                )));
+            }
             for s in statuses.iter().filter(|s| names.contains(&s.name)) {
                 let state = crate::output::state_name(s);
                 let entry = (s.name.clone(), state.clone());
@@ -644,6 +649,38 @@ fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> 
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `up -d --wait-timeout` ran out: who is not ready, and the last word on why.
+fn not_ready_in_time(
+    statuses: &[ServiceStatus],
+    names: &[String],
+    started: Instant,
+    pid: u32,
+) -> String {
+    let mut text = format!(
+        "not every service was ready after {}:",
+        human_duration(started.elapsed())
+    );
+    for s in statuses
+        .iter()
+        .filter(|s| names.contains(&s.name) && crate::output::state_name(s) != "ready")
+    {
+        let why = s
+            .reason
+            .as_deref()
+            .or(s.health.as_deref())
+            .unwrap_or("no word yet");
+        text.push_str(&format!(
+            "\n  {}: {} ({why})",
+            s.name,
+            crate::output::state_name(s)
+        ));
+    }
+    text.push_str(&format!(
+        "\nthe instance keeps running in the background (pid {pid}); `ringmaster down` stops it"
+    ));
+    text
 }
 
 fn absolute(path: &Path) -> PathBuf {
