@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ringmaster::Config;
 use ringmaster_os::{
-    clear_port, read_pid_file, remove_pid_file, stop, PidFileState, Policy, Signal, StopTarget, Tag,
+    clear_port, stop_leftovers, PidFileFinding, Policy, ProcessBrief, Signal, Tag,
 };
 
 /// What a cleanup did, and what is still there.
@@ -23,11 +23,13 @@ pub struct Cleanup {
     pub leftovers: Vec<String>,
 }
 
-/// The services dependents first (the reverse of the start order).
-fn stop_order(config: &Config) -> Vec<String> {
-    let mut order = config.start_order();
-    order.reverse();
-    order
+/// `pid (name), pid (name)`.
+fn joined(procs: &[ProcessBrief]) -> String {
+    procs
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Stops everything of `config`'s project that is still running: with each
@@ -35,7 +37,7 @@ fn stop_order(config: &Config) -> Vec<String> {
 pub fn sweep(config: &Config, force: bool) -> Cleanup {
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut out = Cleanup::default();
-    for name in stop_order(config) {
+    for name in config.stop_order() {
         let Some(svc) = config.services.get(&name) else {
             continue;
         };
@@ -45,97 +47,62 @@ pub fn sweep(config: &Config, force: bool) -> Cleanup {
             (svc.stop.signal, svc.stop.timeout)
         };
         let tag = Tag::new(project.clone(), name.clone());
-        let mut root = None;
-        match read_pid_file(&svc.pid_file) {
-            Ok(PidFileState::Live(record, info)) if record.tag == tag.env_value() => {
-                out.actions.push(format!(
-                    "{name}: PID file {} names live pid {} ({})",
-                    svc.pid_file.display(),
-                    record.pid,
-                    info.name
-                ));
-                root = Some(record.pid);
-            }
-            Ok(PidFileState::Live(record, info)) => {
-                // Another project (or service) shares this PID file path: not ours.
-                tracing::warn!(
-                    service = %name,
-                    "PID file {} names pid {} ({}) with tag {}, not this project's {}; left alone",
-                    svc.pid_file.display(),
-                    record.pid,
-                    info.name,
-                    record.tag,
-                    tag.env_value()
-                );
-            }
-            Ok(PidFileState::Stale(reason)) => out.actions.push(format!(
-                "{name}: removed stale PID file {} ({reason}); its pid was not signalled",
-                svc.pid_file.display()
-            )),
-            Ok(PidFileState::Missing) => {}
-            Err(e) => out.leftovers.push(format!("{name}: {e}")),
-        }
-        let target = StopTarget {
-            root,
-            pgid: None,
-            tag: Some(tag),
-        };
-        match stop(&target, signal, grace) {
-            Ok(report) => {
+        match stop_leftovers(&svc.pid_file, &tag, signal, grace) {
+            Ok(left) => {
+                match left.pid_file {
+                    PidFileFinding::Ours { pid, name: pname } => out.actions.push(format!(
+                        "{name}: PID file {} names live pid {pid} ({pname})",
+                        svc.pid_file.display()
+                    )),
+                    // Another project (or service) shares this PID file path: not ours.
+                    PidFileFinding::Foreign {
+                        pid,
+                        name: pname,
+                        tag: theirs,
+                    } => tracing::warn!(
+                        service = %name,
+                        "PID file {} names pid {pid} ({pname}) with tag {theirs}, not this project's {}; left alone",
+                        svc.pid_file.display(),
+                        tag.env_value()
+                    ),
+                    PidFileFinding::Stale(reason) => out.actions.push(format!(
+                        "{name}: removed stale PID file {} ({reason}); its pid was not signalled",
+                        svc.pid_file.display()
+                    )),
+                    PidFileFinding::Unreadable(e) => out.leftovers.push(format!("{name}: {e}")),
+                    PidFileFinding::Missing => {}
+                }
+                let report = left.report;
                 if !report.signalled.is_empty() {
-                    let names = report
-                        .signalled
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ");
                     let killed = if report.killed.is_empty() || force {
                         String::new()
                     } else {
-                        format!(
-                            " (needed kill: {})",
-                            report
-                                .killed
-                                .iter()
-                                .map(|p| p.to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )
+                        format!(" (needed kill: {})", joined(&report.killed))
                     };
-                    out.actions.push(format!("{name}: stopped {names}{killed}"));
+                    out.actions.push(format!(
+                        "{name}: stopped {}{killed}",
+                        joined(&report.signalled)
+                    ));
                 }
                 for p in &report.survivors {
                     out.leftovers
                         .push(format!("{name}: pid {p} is still alive after kill"));
                 }
-                if report.survivors.is_empty() && root.is_some() {
-                    let _ = remove_pid_file(&svc.pid_file);
-                }
             }
             Err(e) => out.leftovers.push(format!("{name}: stopping failed: {e}")),
         }
         if let Some(port) = svc.port {
-            match Policy::current(Some(project.clone()), svc.allow.clone()) {
-                Ok(mut policy) => {
-                    policy.service = Some(name.clone());
-                    policy.port = Some(port);
-                    match clear_port(port, &policy, signal, grace, false) {
-                        Ok(report) => {
-                            if !report.holders.is_empty() {
-                                out.actions.push(format!(
-                                    "{name}: cleared port {port} (held by {})",
-                                    report
-                                        .holders
-                                        .iter()
-                                        .map(|p| p.to_string())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ));
-                            }
-                        }
-                        Err(e) => out.leftovers.push(format!("{name}: {e}")),
-                    }
-                }
+            let cleared =
+                Policy::current(Some(project.clone()), svc.allow.clone()).and_then(|policy| {
+                    let policy = policy.with_service(name.clone()).with_port(port);
+                    clear_port(port, &policy, signal, grace, false)
+                });
+            match cleared {
+                Ok(report) if !report.holders.is_empty() => out.actions.push(format!(
+                    "{name}: cleared port {port} (held by {})",
+                    joined(&report.holders)
+                )),
+                Ok(_) => {}
                 Err(e) => out.leftovers.push(format!("{name}: {e}")),
             }
         }

@@ -67,27 +67,17 @@ pub fn state_color(state: &str) -> &'static str {
     }
 }
 
-/// Parses `"500ms"`, `"5s"`, `"2m"`, `"1h"`, or a plain number of seconds.
+/// Parses a duration as the configuration does (`"500ms"`, `"5s"`, `"1m30s"`,
+/// [`ringmaster::config::parse_duration`]); on the command line a plain number
+/// also means seconds (`--grace 2`).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration (e.g. 500ms, 5s, 2m)"))?;
-    let secs = match unit.trim() {
-        "ms" => value / 1000.0,
-        "" | "s" => value,
-        "m" => value * 60.0,
-        "h" => value * 3600.0,
-        other => return Err(format!("`{other}` is not a duration unit (ms, s, m, h)")),
-    };
-    if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("`{text}` is not a duration"));
+    if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
+        if let Ok(secs) = t.parse::<f64>() {
+            return Ok(Duration::from_secs_f64(secs));
+        }
     }
-    Ok(Duration::from_secs_f64(secs))
+    ringmaster::config::parse_duration(t)
 }
 
 /// A short human duration: `850ms`, `12.3s`, `5m12s`, `3h04m`, `2d03h`.

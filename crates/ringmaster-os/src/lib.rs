@@ -16,10 +16,12 @@
 //! - [`pidfile`]: PID files that record identity; stale files are never signalled.
 //! - [`lock`]: one ringmaster per state directory.
 //! - [`killport`]: stop the authorized holders of a port, refuse the rest.
+//! - [`leftovers`]: what an earlier run of a service left (PID file and tag).
 
 pub mod authz;
 pub mod error;
 pub mod killport;
+pub mod leftovers;
 pub mod lock;
 pub mod pidfile;
 pub mod ports;
@@ -31,6 +33,7 @@ pub mod tag;
 pub use authz::{may_stop, Policy, Refusal};
 pub use error::{Error, Result};
 pub use killport::{clear_port, ClearReport};
+pub use leftovers::{stop_leftovers, Leftovers, PidFileFinding};
 pub use lock::InstanceLock;
 pub use pidfile::{read_pid_file, remove_pid_file, write_pid_file, PidFileState, PidRecord};
 pub use ports::{all_listeners, listeners, Listener};

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use ringmaster_os::{PidFileState, PidRecord, SpawnSpec, StopReport, StopTarget, Tag};
+use ringmaster_os::{PidFileFinding, PidRecord, SpawnSpec, StopReport, StopTarget, Tag};
 
 use crate::config::{Probe, ServiceConfig};
 use crate::janitor::{blocking, blocking_now};
@@ -269,7 +269,8 @@ impl PidFileSlot {
 }
 
 /// Stops the process a PID file names when it is live and ours, and every process
-/// carrying `tag`. Blocking.
+/// carrying `tag` ([`ringmaster_os::stop_leftovers`]), saying what the PID file
+/// held. Returns the stop's report when it touched anything. Blocking.
 fn stop_leftovers(
     service: &str,
     pid_file: &std::path::Path,
@@ -277,40 +278,22 @@ fn stop_leftovers(
     signal: ringmaster_os::Signal,
     timeout: Duration,
 ) -> ringmaster_os::Result<Option<StopReport>> {
-    let mut target = StopTarget {
-        root: None,
-        pgid: None,
-        tag: Some(tag.clone()),
-    };
-    match ringmaster_os::read_pid_file(pid_file) {
-        Ok(PidFileState::Live(record, info)) => {
-            if record.tag == tag.env_value() {
-                target.root = Some(record.pid);
-                target.pgid = info.pgid.filter(|&g| g == record.pid);
-            } else {
-                tracing::warn!(
-                    service,
-                    "PID file {} names pid {} of another project ({}); left alone",
-                    pid_file.display(),
-                    record.pid,
-                    record.tag
-                );
-            }
-        }
-        Ok(PidFileState::Stale(reason)) => {
-            tracing::info!(
-                service,
-                "removed stale PID file {}: {reason}",
-                pid_file.display()
-            )
-        }
-        Ok(PidFileState::Missing) => {}
-        Err(e) => tracing::warn!(service, "{e}"),
+    let left = ringmaster_os::stop_leftovers(pid_file, tag, signal, timeout)?;
+    match &left.pid_file {
+        PidFileFinding::Foreign { pid, tag, .. } => tracing::warn!(
+            service,
+            "PID file {} names pid {pid} of another project ({tag}); left alone",
+            pid_file.display()
+        ),
+        PidFileFinding::Stale(reason) => tracing::info!(
+            service,
+            "removed stale PID file {}: {reason}",
+            pid_file.display()
+        ),
+        PidFileFinding::Unreadable(e) => tracing::warn!(service, "{e}"),
+        PidFileFinding::Missing | PidFileFinding::Ours { .. } => {}
     }
-    let report = ringmaster_os::stop(&target, signal, timeout)?;
-    if target.root.is_some() {
-        let _ = ringmaster_os::remove_pid_file(pid_file);
-    }
+    let report = left.report;
     let touched = !(report.signalled.is_empty() && report.killed.is_empty());
     Ok(touched.then_some(report))
 }
