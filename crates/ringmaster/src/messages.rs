@@ -56,6 +56,13 @@ pub struct Restart {
 #[rtype(result = "Vec<ServiceStatus>")]
 pub struct GetStatus;
 
+/// [`crate::Orchestrator::sweep`] → Supervisor, before the forced sweep: from now
+/// on nothing restarts (pending restarts are cancelled); a service that goes down
+/// is marked stopped, so the sweep is not undone behind its back.
+#[derive(Message, Debug, Clone, Default)]
+#[rtype(result = "()")]
+pub struct HoldRestarts;
+
 /// Bot or CLI ([`crate::Orchestrator::subscribe`]) → Supervisor: send every
 /// [`ServiceEvent`] to this recipient too.
 #[derive(Message, Debug, Clone)]

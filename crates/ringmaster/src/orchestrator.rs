@@ -186,6 +186,13 @@ impl Orchestrator {
     /// Runs without the Supervisor (it works while a shutdown hangs, or when the
     /// Supervisor is gone), each service on a blocking thread.
     pub async fn sweep(&self) -> Result<SweepReport> {
+        // First keep the Supervisor from restarting what the sweep kills. Bounded:
+        // the sweep must work even when the Supervisor does not answer.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            self.supervisor.send(crate::messages::HoldRestarts),
+        )
+        .await;
         Ok(crate::janitor::sweep(self.project.clone(), self.sweep_items.as_ref().clone()).await)
     }
 

@@ -49,9 +49,9 @@ use crate::health::HealthChecker;
 use crate::janitor::{blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
-    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, Restart, ServiceEvent,
-    ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe, SubscribeLogs, Unwatch,
-    Up, Watch,
+    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Restart,
+    ServiceEvent, ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe,
+    SubscribeLogs, Unwatch, Up, Watch,
 };
 use crate::plugin::PluginService;
 use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext};
@@ -264,6 +264,9 @@ pub struct Supervisor {
     waiters: Vec<Waiter>,
     /// A shutdown cascade runs (or ran): nothing starts any more.
     shutting_down: bool,
+    /// A forced sweep took the services down ([`HoldRestarts`]): what exits is
+    /// stopped, not restarted.
+    swept: bool,
     /// Further [`Shutdown`]s that came while the cascade ran: they get its report.
     shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>>,
     /// The shutdown is done.
@@ -412,6 +415,7 @@ impl Supervisor {
             lock,
             waiters: Vec::new(),
             shutting_down: false,
+            swept: false,
             shutdown_waiters: Vec::new(),
             closed: false,
             reaper: subreaper.then(ReaperHandle::start),
@@ -740,6 +744,11 @@ impl Supervisor {
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
+        if self.swept {
+            e.set_state(ServiceState::Stopped, Some(format!("{why}; swept")));
+            self.check_waiters();
+            return;
+        }
         if restart {
             if e.attempts >= e.spec.restart.max_attempts {
                 let n = e.attempts;
@@ -797,7 +806,7 @@ impl Supervisor {
                 reason: detail.clone(),
             },
         );
-        if !restart || self.shutting_down {
+        if !restart || self.shutting_down || self.swept {
             return;
         }
         let name_owned = name.to_owned();
@@ -1582,6 +1591,19 @@ impl Handler<GetStatus> for Supervisor {
                 .map(Self::status_of)
                 .collect(),
         )
+    }
+}
+
+impl Handler<HoldRestarts> for Supervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: HoldRestarts, ctx: &mut Context<Self>) {
+        self.swept = true;
+        for e in self.entries.values_mut() {
+            if let Some(t) = e.restart_timer.take() {
+                ctx.cancel_future(t);
+            }
+        }
     }
 }
 
