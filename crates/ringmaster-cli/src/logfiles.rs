@@ -1,8 +1,7 @@
 //! The services' log files in the state directory, read without a running
 //! instance: `<state_dir>/logs/<service>.log` (the library writes them, rotating
 //! by size to `<service>.log.1`). The last N lines are read from the end of the
-//! file, so a large log costs no more than its tail. Also the size rotation of the
-//! detached instance's `ringmaster.log` ([`rotate_if_larger`]).
+//! file, so a large log costs no more than its tail.
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -89,26 +88,6 @@ pub fn read_new(path: &Path, offset: u64) -> (Vec<String>, u64) {
     (lines, from + last_nl as u64 + 1)
 }
 
-/// Renames `path` to `<path>.1` (replacing an older `.1`) when it is larger than
-/// `max_bytes`; returns whether it did. For a file nobody writes to at the moment
-/// (the detached instance's `ringmaster.log` once that instance has exited): a
-/// writer holding it open would go on writing into `.1`. A missing file is fine.
-pub fn rotate_if_larger(path: &Path, max_bytes: u64) -> std::io::Result<bool> {
-    let len = match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_file() => m.len(),
-        Ok(_) => return Ok(false),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(e),
-    };
-    if len <= max_bytes {
-        return Ok(false);
-    }
-    let mut rotated = path.as_os_str().to_owned();
-    rotated.push(".1");
-    std::fs::rename(path, PathBuf::from(rotated))?;
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,28 +108,6 @@ mod tests {
         let (new, off2) = read_new(&path(&dir, "api"), off);
         assert_eq!(new, vec!["a"]);
         assert_eq!(off2, 2);
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-
-    #[test]
-    fn rotate_if_larger_keeps_one_old_file() {
-        let dir = std::env::temp_dir().join(format!("rm-cli-rotate-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let log = dir.join("ringmaster.log");
-        let old = dir.join("ringmaster.log.1");
-        assert!(!rotate_if_larger(&log, 10).expect("a missing file is fine"));
-        std::fs::write(&log, "0123456789").expect("write log");
-        assert!(!rotate_if_larger(&log, 10).expect("at the limit"));
-        assert!(log.exists() && !old.exists());
-        std::fs::write(&log, "first run, over the limit\n").expect("write log");
-        assert!(rotate_if_larger(&log, 10).expect("over the limit"));
-        assert!(!log.exists());
-        std::fs::write(&log, "second run, over the limit\n").expect("write log");
-        assert!(rotate_if_larger(&log, 10).expect("over the limit again"));
-        assert_eq!(
-            std::fs::read_to_string(&old).expect("the rotated file"),
-            "second run, over the limit\n"
-        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -32,6 +32,44 @@ pub fn log_path(state_dir: &Path, service: &str) -> PathBuf {
     log_dir(state_dir).join(format!("{service}.log"))
 }
 
+/// Shifts `path` to `<path>.1`, `.1` to `.2`, … keeping `keep` old files (the
+/// oldest, `<path>.<keep>`, is removed; `keep` 0 just removes `path`). Missing
+/// older files are skipped; the error is that of moving (or removing) `path`
+/// itself. A writer holding `path` open would go on writing into `.1`.
+pub fn rotate(path: &Path, keep: usize) -> std::io::Result<()> {
+    if keep == 0 {
+        return std::fs::remove_file(path);
+    }
+    let name = |i: usize| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(format!(".{i}"));
+        PathBuf::from(p)
+    };
+    let _ = std::fs::remove_file(name(keep));
+    for i in (1..keep).rev() {
+        let _ = std::fs::rename(name(i), name(i + 1));
+    }
+    std::fs::rename(path, name(1))
+}
+
+/// [`rotate`]s `path` when it is a file larger than `max_bytes`; returns whether
+/// it did. For a file nobody writes to at the moment (such as the detached
+/// instance's `ringmaster.log` once that instance has exited). A missing file,
+/// or something other than a plain file, is left alone.
+pub fn rotate_if_larger(path: &Path, max_bytes: u64, keep: usize) -> std::io::Result<bool> {
+    let len = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(_) => return Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if len <= max_bytes {
+        return Ok(false);
+    }
+    rotate(path, keep)?;
+    Ok(true)
+}
+
 /// Who receives every output line (log subscribers of the orchestrator). Shared
 /// by the Supervisor and every service actor.
 pub(crate) type LogSubscribers = Arc<Mutex<Vec<Recipient<LogLine>>>>;
@@ -131,20 +169,7 @@ impl Rotating {
         if let Some(mut out) = self.out.take() {
             let _ = out.flush();
         }
-        let name = |i: usize| {
-            let mut p = self.path.clone().into_os_string();
-            p.push(format!(".{i}"));
-            PathBuf::from(p)
-        };
-        if keep == 0 {
-            let _ = std::fs::remove_file(&self.path);
-        } else {
-            let _ = std::fs::remove_file(name(keep));
-            for i in (1..keep).rev() {
-                let _ = std::fs::rename(name(i), name(i + 1));
-            }
-            let _ = std::fs::rename(&self.path, name(1));
-        }
+        let _ = rotate(&self.path, keep);
         self.reopen();
     }
 
@@ -374,5 +399,25 @@ mod tests {
             .and_then(|n| n.parse().ok())
             .expect("a numbered line");
         assert_eq!(last_in_old + 1, first_current, "no line lost at rotation");
+    }
+
+    #[test]
+    fn rotate_if_larger_keeps_one_old_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = dir.path().join("ringmaster.log");
+        let old = dir.path().join("ringmaster.log.1");
+        assert!(!rotate_if_larger(&log, 10, 1).expect("a missing file is fine"));
+        std::fs::write(&log, "0123456789").expect("write log");
+        assert!(!rotate_if_larger(&log, 10, 1).expect("at the limit"));
+        assert!(log.exists() && !old.exists());
+        std::fs::write(&log, "first run, over the limit\n").expect("write log");
+        assert!(rotate_if_larger(&log, 10, 1).expect("over the limit"));
+        assert!(!log.exists());
+        std::fs::write(&log, "second run, over the limit\n").expect("write log");
+        assert!(rotate_if_larger(&log, 10, 1).expect("over the limit again"));
+        assert_eq!(
+            std::fs::read_to_string(&old).expect("the rotated file"),
+            "second run, over the limit\n"
+        );
     }
 }

@@ -14,7 +14,6 @@ use crate::cleanup;
 use crate::cli::ConfigArg;
 use crate::control::client::{Client, ClientError};
 use crate::exit::{load_config, CmdResult, Failure, OK};
-use crate::logfiles;
 use crate::output::{shutdown_report, Style};
 
 /// Runs the command.
@@ -89,7 +88,7 @@ fn rotate_detached_log(config: &Config) {
         return;
     }
     let path = state_dir.join(crate::cmd::up::DETACHED_LOG);
-    match logfiles::rotate_if_larger(&path, config.settings.log_max_bytes) {
+    match ringmaster::logs::rotate_if_larger(&path, config.settings.log_max_bytes, 1) {
         Ok(true) => tracing::info!("rotated {} to {}.1", path.display(), path.display()),
         Ok(false) => {}
         Err(e) => tracing::warn!("cannot rotate {}: {e}", path.display()),

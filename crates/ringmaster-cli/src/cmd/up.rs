@@ -553,8 +553,9 @@ fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> 
         .map_err(|e| Failure::failed(format!("cannot create {}: {e}", state_dir.display())))?;
     let log_path = state_dir.join(DETACHED_LOG);
     // No instance holds the lock here (checked before), so nobody writes the log:
-    // start a fresh one when it has grown past the size limit.
-    if let Err(e) = crate::logfiles::rotate_if_larger(&log_path, config.settings.log_max_bytes) {
+    // start a fresh one when it has grown past the size limit (one old file kept).
+    if let Err(e) = ringmaster::logs::rotate_if_larger(&log_path, config.settings.log_max_bytes, 1)
+    {
         tracing::warn!("cannot rotate {}: {e}", log_path.display());
     }
     let log = std::fs::OpenOptions::new()
