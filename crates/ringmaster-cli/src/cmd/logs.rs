@@ -16,13 +16,11 @@ pub fn run(args: &LogsArgs, style: &Style) -> CmdResult {
     let config = load_config(&args.file)?;
     let all: Vec<String> = config.services.keys().cloned().collect();
     let names = match &args.service {
-        Some(name) if !config.services.contains_key(name) => {
-            return Err(Failure::usage(format!(
-                "unknown service `{name}` (configured: {})",
-                all.join(", ")
-            )))
+        Some(name) => {
+            let names = vec![name.clone()];
+            crate::cmd::up::check_services(&config, &names)?;
+            names
         }
-        Some(name) => vec![name.clone()],
         None => all.clone(),
     };
     let prefix = Prefixer::new(*style, all);
