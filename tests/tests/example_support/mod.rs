@@ -25,12 +25,7 @@ pub fn workspace_root() -> PathBuf {
 /// crate. `cargo test --workspace` builds them; `cargo test -p ringmaster-tests`
 /// does not, so they are built here when missing.
 pub fn example_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its own path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binaries live in target/<profile>/deps");
-    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let path = ringmaster_tests::built_path(name);
     if !path.exists() {
         build_examples();
     }
