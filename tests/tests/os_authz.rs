@@ -158,11 +158,16 @@ fn another_users_process_is_refused_even_when_allowed() {
     let root = unsafe { libc::geteuid() } == 0;
     let mut child = None;
     let holder = if root {
-        // As root we can start a process as `nobody` ourselves.
-        let mut cmd = Command::new(fake_service());
+        // As root we can start a process as `nobody` ourselves. A system binary,
+        // not fake-service: `nobody` may not reach our build folder (under a 0700
+        // home, for one). `spawn` returns once the exec succeeded.
+        let mut cmd = Command::new("sleep");
+        cmd.arg("300");
         std::os::unix::process::CommandExt::uid(&mut cmd, 65534);
-        let c = start(&mut cmd, &guard);
+        let c = cmd.spawn().expect("sleep starts as nobody");
+        guard.add(c.id());
         let i = info(c.id());
+        assert_eq!(i.uid, Some(65534), "{i:?}");
         child = Some(c);
         i
     } else {
