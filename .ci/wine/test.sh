@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# Runs the OS layer's tests for Windows (unit tests and tests/windows_*.rs) under
-# Wine: builds for x86_64-pc-windows-gnu and lets cargo start each test binary
-# through the Wine loader. Runs setup.sh first (well under a second when all is ready).
+# Runs the Windows tests (listed at `args` below) under Wine: builds for
+# x86_64-pc-windows-gnu and lets cargo start each test binary through the Wine loader. Runs setup.sh first (well under a second when all is ready).
 # Extra arguments go to the test binaries, e.g. `.ci/wine/test.sh --nocapture`.
 # The test run (not the build before it) is bounded by WINE_TEST_TIMEOUT seconds
 # (default 600; a warm run takes about 10 s): a test binary that hangs under Wine
@@ -21,8 +20,13 @@ trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
 # slice::from_raw_parts_mut on what LsaEnumerateLogonSessions returns, which under
 # Wine 8 is an empty, null list; the debug precondition check turns that
 # into an abort of the whole test binary (real Windows always has a session).
-args=(--config "profile.dev.package.sysinfo.debug-assertions=false" -p ringmaster-os
-    --target x86_64-pc-windows-gnu --lib --test 'windows_*')
+# What runs: the OS layer's unit tests and tests/windows_*.rs; the library's unit
+# tests and configuration tests; the CLI's unit tests and tests/windows_*.rs (the
+# real ringmaster.exe: up -d, status, logs, down). The other integration tests are
+# Unix-only.
+args=(--config "profile.dev.package.sysinfo.debug-assertions=false"
+    -p ringmaster-os -p ringmaster -p ringmaster-cli --target x86_64-pc-windows-gnu
+    --lib --bins --test 'windows_*' --test config_validation)
 cargo test "${args[@]}" --no-run
 limit="${WINE_TEST_TIMEOUT:-600}"
 # timeout signals the whole process group (cargo, the Wine loader and the test

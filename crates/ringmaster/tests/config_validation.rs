@@ -10,11 +10,24 @@ use ringmaster::config::{
 // Through the re-export: builder users need no dependency on ringmaster-os.
 use ringmaster::Signal;
 
+/// The fixture's absolute path: errors name the file that way (on Windows with its
+/// drive, also for a path given from the root of the current drive).
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("configs")
-        .join(name)
+    std::path::absolute(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("configs")
+            .join(name),
+    )
+    .expect("an absolute fixture path")
+}
+
+/// How an error names `path`: absolute.
+fn shown(path: &str) -> String {
+    std::path::absolute(path)
+        .expect("an absolute path")
+        .display()
+        .to_string()
 }
 
 /// Loads a fixture that must fail; returns `(line, col, message)` of each error,
@@ -225,7 +238,7 @@ health = { tcp = 7001 }
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "/srv/ringmaster.toml:6:8: port 8000 is used by both `a` and `b`"
+        shown("/srv/ringmaster.toml") + ":6:8: port 8000 is used by both `a` and `b`"
     );
 }
 
@@ -750,7 +763,15 @@ workdir = "/opt/abs"
     );
     assert_eq!(api.env, [("FROM_FILE".to_string(), "1".to_string())]);
     let abs = &config.services["abs"];
-    assert_eq!(abs.workdir, Path::new("/opt/abs"));
+    // Absolute stays as it is. On Windows `/opt/abs` is relative to the root of a
+    // drive: the config folder's.
+    let expected = if cfg!(windows) {
+        let drive_root: PathBuf = conf.components().take(2).collect();
+        drive_root.join("opt").join("abs")
+    } else {
+        PathBuf::from("/opt/abs")
+    };
+    assert_eq!(abs.workdir, expected);
     assert_eq!(
         abs.pid_file,
         root.join("project/state/abs.pid"),
@@ -905,7 +926,7 @@ fn an_env_value_that_does_not_expand_is_one_error() {
     .unwrap_err();
     assert_eq!(
         err.to_string(),
-        "/srv/ringmaster.toml:3:15: service `api`: env BAD: environment variable `RINGMASTER_CFG_SURELY_UNSET` is not set (give a default with `${RINGMASTER_CFG_SURELY_UNSET:-default}`)"
+        shown("/srv/ringmaster.toml") + ":3:15: service `api`: env BAD: environment variable `RINGMASTER_CFG_SURELY_UNSET` is not set (give a default with `${RINGMASTER_CFG_SURELY_UNSET:-default}`)"
     );
 }
 
@@ -1153,7 +1174,7 @@ fn dependencies_on_external_services_such_as_plugins() {
     let err = Config::parse(text, path).unwrap_err();
     assert_eq!(
         err.to_string(),
-        "/srv/ringmaster.toml:3:15: service `web` depends on unknown service `gateway`"
+        shown("/srv/ringmaster.toml") + ":3:15: service `web` depends on unknown service `gateway`"
     );
     let config =
         Config::parse_with_external(text, path, &["gateway"]).unwrap_or_else(|e| panic!("{e}"));

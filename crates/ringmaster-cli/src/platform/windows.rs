@@ -25,9 +25,37 @@ pub fn signals() -> std::io::Result<mpsc::UnboundedReceiver<&'static str>> {
     Ok(rx)
 }
 
-/// Makes `cmd` start detached from the console, in a new process group.
+/// Makes `cmd` start detached from the console, in a new process group, holding
+/// none of our standard handles.
 pub fn detach(cmd: &mut std::process::Command) {
     const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
     cmd.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    keep_std_handles_from_children();
+}
+
+/// Marks our stdin, stdout and stderr handles not inheritable. A child is created
+/// with every inheritable handle of ours, not only the ones given as its stdio, so
+/// the detached instance would otherwise hold the caller's stdout pipe for as long
+/// as it runs, and a caller reading that pipe to its end (`$(ringmaster up -d)`,
+/// `Command::output`) would wait for ever. Children given `Stdio::inherit()` still
+/// get our console: std duplicates those handles as inheritable for them.
+fn keep_std_handles_from_children() {
+    use std::os::windows::io::AsRawHandle;
+
+    const HANDLE_FLAG_INHERIT: u32 = 0x0000_0001;
+    #[link(name = "kernel32")]
+    extern "system" {
+        fn SetHandleInformation(handle: *mut std::ffi::c_void, mask: u32, flags: u32) -> i32;
+    }
+    let handles = [
+        std::io::stdin().as_raw_handle(),
+        std::io::stdout().as_raw_handle(),
+        std::io::stderr().as_raw_handle(),
+    ];
+    for handle in handles.into_iter().filter(|h| !h.is_null()) {
+        // SAFETY: a handle of our own standard streams (or a pseudo value the call
+        // rejects); clearing its inherit flag changes nothing else about it.
+        unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) };
+    }
 }
