@@ -1,7 +1,13 @@
 //! Unix transport of the control socket: `<state_dir>/control.sock`, mode 0600. A
 //! socket file nobody answers on (left by a crashed run) is removed and replaced.
+//!
+//! A socket's path must fit in `sockaddr_un` (108 bytes on Linux, 104 on macOS).
+//! When `<state_dir>/control.sock` does not, the socket goes to a short folder of
+//! this user's instead: `/tmp/ringmaster-UID/`, mode 0700, as `<project id>.sock`;
+//! the project id is derived from the state directory, so every ringmaster finds
+//! the same path.
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,7 +39,7 @@ impl Listening {
 /// Binds the control socket in `state_dir` (which must exist). A live socket
 /// (someone answers) is an error; a stale one is removed first.
 pub fn listen(state_dir: &Path) -> io::Result<Listening> {
-    let path = state_dir.join(SOCKET_FILE);
+    let path = socket_path(state_dir, true)?;
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         use std::os::unix::fs::FileTypeExt;
         if !meta.file_type().is_socket() {
@@ -71,7 +77,9 @@ pub(crate) use attach;
 
 /// Removes the socket file (on exit).
 pub fn remove(state_dir: &Path) {
-    let path = state_dir.join(SOCKET_FILE);
+    let Ok(path) = socket_path(state_dir, false) else {
+        return;
+    };
     if let Ok(meta) = std::fs::symlink_metadata(&path) {
         use std::os::unix::fs::FileTypeExt;
         if meta.file_type().is_socket() {
@@ -86,9 +94,68 @@ pub type Connection = (Box<dyn super::client::Stream>, Option<String>);
 /// Connects to the control socket of `state_dir`. `NotFound` / `ConnectionRefused`
 /// mean no instance answers there.
 pub fn connect(state_dir: &Path, timeout: Duration) -> io::Result<Connection> {
-    let stream = UnixStream::connect(state_dir.join(SOCKET_FILE))?;
+    let stream = UnixStream::connect(socket_path(state_dir, false)?)?;
     stream.set_write_timeout(Some(timeout))?;
     Ok((Box::new(stream), None))
+}
+
+/// The longest socket path used as is: `sockaddr_un` holds 104 bytes (macOS) to
+/// 108 (Linux), with the terminating NUL.
+const MAX_SOCKET_PATH: usize = 100;
+
+/// Where the control socket of `state_dir` lives: `<state_dir>/control.sock` when
+/// that path is short enough, else `<project id>.sock` in [`short_dir`] (created
+/// when `create`; a missing one then means no instance, `NotFound`).
+fn socket_path(state_dir: &Path, create: bool) -> io::Result<PathBuf> {
+    let path = state_dir.join(SOCKET_FILE);
+    if path.as_os_str().len() <= MAX_SOCKET_PATH {
+        return Ok(path);
+    }
+    let id = ringmaster_os::project_id(state_dir);
+    let dir = short_dir(create)?;
+    let short = dir.join(format!("{id}.sock"));
+    if short.as_os_str().len() > MAX_SOCKET_PATH {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "no socket path short enough for {}: {} is too long too",
+                state_dir.display(),
+                short.display()
+            ),
+        ));
+    }
+    Ok(short)
+}
+
+/// This user's folder for control sockets whose usual path is too long:
+/// `/tmp/ringmaster-UID`. It
+/// must be a real folder (not a symlink) of ours with mode 0700; one that is not is
+/// refused, so another user cannot plant it in a shared `/tmp`.
+fn short_dir(create: bool) -> io::Result<PathBuf> {
+    // SAFETY: geteuid has no preconditions.
+    let uid = unsafe { libc::geteuid() };
+    // Always /tmp, never `$XDG_RUNTIME_DIR`: every ringmaster of this user must find
+    // the same path, whatever environment it was started from (a cron job has none).
+    let dir = PathBuf::from(format!("/tmp/ringmaster-{uid}"));
+    if create {
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let meta = std::fs::symlink_metadata(&dir)?;
+    if !meta.file_type().is_dir() || meta.uid() != uid || meta.mode() & 0o077 != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} must be a folder of uid {uid} with mode 0700 (not a symlink); \
+                 it holds control sockets whose path in the state directory is too long",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(dir)
 }
 
 impl super::client::Stream for UnixStream {
