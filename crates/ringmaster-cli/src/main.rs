@@ -24,6 +24,12 @@ use cmd::up::{Mode, Passthrough};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let runs_services = match &cli.command {
+        Command::Up(args) => !args.detach,
+        Command::Serve(_) => true,
+        _ => false,
+    };
+    platform::prepare(!runs_services);
     init_logging(&cli);
     let style = output::Style::detect();
     let result = match &cli.command {

@@ -74,7 +74,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit() || c == '.') {
         if let Ok(secs) = t.parse::<f64>() {
-            return Ok(Duration::from_secs_f64(secs));
+            return Duration::try_from_secs_f64(secs)
+                .ok()
+                .filter(|d| *d <= ringmaster::config::MAX_DURATION)
+                .ok_or_else(|| {
+                    format!("invalid duration \"{text}\": it is too long (at most a year)")
+                });
         }
     }
     ringmaster::config::parse_duration(t)

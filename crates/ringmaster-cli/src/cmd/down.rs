@@ -21,7 +21,10 @@ pub fn run(args: &ConfigArg, style: &Style) -> CmdResult {
     let config = load_config(&args.file)?;
     let state_dir = config.settings.state_dir.clone();
     let client = Client::new(&state_dir).with_timeout(Some(
-        config.settings.shutdown_timeout + Duration::from_secs(30),
+        config
+            .settings
+            .shutdown_timeout
+            .saturating_add(Duration::from_secs(30)),
     ));
     let mut result = client.post_json::<ShutdownReport>("/shutdown");
     if let Err(ClientError::NoInstance(_)) = &result {

@@ -62,11 +62,18 @@ fn from_files(
         .iter()
         .filter(|n| logfiles::path(&dir, n).exists())
         .collect();
-    if existing.is_empty() && !args.follow {
-        return Err(Failure::failed(format!(
-            "no ringmaster is running and there are no log files in {}",
+    if existing.is_empty() {
+        if !args.follow {
+            return Err(Failure::failed(format!(
+                "no ringmaster is running and there are no log files in {}",
+                dir.display()
+            )));
+        }
+        // Like `tail -F`: the files appear once a run starts the services.
+        eprintln!(
+            "no ringmaster is running and there are no log files in {} yet; waiting for them (Ctrl-C to stop)",
             dir.display()
-        )));
+        );
     }
     let mut offsets = Vec::new();
     for name in names {

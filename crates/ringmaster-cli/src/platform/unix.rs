@@ -1,5 +1,5 @@
 //! Unix: SIGINT, SIGTERM and SIGHUP (the terminal went away); `setsid` for the
-//! detached instance.
+//! detached instance; what a process inherited is not handed on.
 use std::os::unix::process::CommandExt;
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -39,5 +39,45 @@ pub fn detach(cmd: &mut std::process::Command) {
             }
             Ok(())
         });
+    }
+}
+
+/// Start-up preparation, before any thread: every file descriptor above 2 that we
+/// inherited is marked close-on-exec, so neither the detached instance nor any
+/// service holds it (a pipe the caller waits on, such as `{ ringmaster up -d 7>&1; } | cat`,
+/// would otherwise stay open while they run). With `default_sigpipe`, a write to a
+/// closed pipe ends the process quietly, as for other Unix tools (`ringmaster ports |
+/// head`), instead of a failed print; the foreground `up` keeps SIGPIPE ignored, so
+/// a closed output never skips its shutdown cascade.
+pub fn prepare(default_sigpipe: bool) {
+    let dir = if cfg!(target_os = "linux") {
+        "/proc/self/fd"
+    } else {
+        "/dev/fd"
+    };
+    // Listed first, changed after: the listing's own descriptor is closed by then.
+    let fds: Vec<i32> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .filter(|fd| *fd > 2)
+                .collect()
+        })
+        .unwrap_or_default();
+    for fd in fds {
+        // SAFETY: fcntl on a descriptor number only reads and sets its flags; one
+        // that is no longer open fails with EBADF and is skipped.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    if default_sigpipe {
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread runs.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
     }
 }

@@ -59,3 +59,7 @@ fn keep_std_handles_from_children() {
         unsafe { SetHandleInformation(handle, HANDLE_FLAG_INHERIT, 0) };
     }
 }
+
+/// Start-up preparation: nothing to do on Windows (the detached instance is kept
+/// from our handles by [`detach`]; there is no SIGPIPE).
+pub fn prepare(_default_sigpipe: bool) {}

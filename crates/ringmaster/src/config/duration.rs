@@ -113,10 +113,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         total = total.checked_add(part).ok_or_else(too_long)?;
     }
+    if total > MAX.as_nanos() {
+        return Err(invalid("it is too long (at most 8760h, a year)"));
+    }
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| invalid("it is too long"))?;
     let nanos = (total % 1_000_000_000) as u32;
     Ok(Duration::new(secs, nanos))
 }
+
+/// The longest duration accepted: a year. Longer ones are typing errors, and a
+/// deadline computed from one (`now + duration`) must not overflow.
+pub const MAX: Duration = Duration::from_secs(365 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {
@@ -124,6 +131,19 @@ mod tests {
 
     fn ok(s: &str) -> Duration {
         parse_duration(s).unwrap_or_else(|e| panic!("{s}: {e}"))
+    }
+
+    #[test]
+    fn at_most_a_year() {
+        assert_eq!(ok("8760h"), MAX);
+        for long in [
+            "8760h1ms",
+            "18446744073709551615s",
+            "99999999999999999999999h",
+        ] {
+            let e = parse_duration(long).expect_err(long);
+            assert!(e.contains("too long"), "{long}: {e}");
+        }
     }
 
     #[test]

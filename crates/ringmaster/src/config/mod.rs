@@ -62,7 +62,7 @@ mod parse;
 mod validate;
 
 pub use builder::{ConfigBuilder, ServiceConfigBuilder, BUILDER_FILE};
-pub use duration::parse_duration;
+pub use duration::{parse_duration, MAX as MAX_DURATION};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
