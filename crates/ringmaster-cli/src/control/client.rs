@@ -74,8 +74,8 @@ impl Client {
                 }
             })?;
         stream.set_read_timeout_dyn(self.timeout)?;
-        send(&mut *stream, method, path, token.as_deref())?;
-        let response = read_head(stream)?;
+        send(&mut *stream, method, path, token.as_deref()).map_err(|e| self.timed_out(e))?;
+        let response = read_head(stream).map_err(|e| self.timed_out(e))?;
         if response.status >= 400 {
             let status = response.status;
             let body = response.text().unwrap_or_default();
@@ -85,6 +85,21 @@ impl Client {
             });
         }
         Ok(response)
+    }
+
+    /// A read or write that ran out of time says so, with the limit, instead of
+    /// the OS's "resource temporarily unavailable".
+    fn timed_out(&self, e: io::Error) -> io::Error {
+        match e.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+                io::ErrorKind::TimedOut,
+                match self.timeout {
+                    Some(t) => format!("the instance did not answer within {t:?}"),
+                    None => "the instance did not answer in time".to_string(),
+                },
+            ),
+            _ => e,
+        }
     }
 
     /// `GET path` and parse the JSON body.

@@ -57,8 +57,20 @@ pub fn listen(state_dir: &Path) -> io::Result<Listening> {
         tracing::info!(path = %path.display(), "removing a stale control socket");
         std::fs::remove_file(&path)?;
     }
-    let listener = UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+    // Bound under a temporary name and renamed once it is 0600: no client can reach
+    // it while it still has the umask's mode (the state directory may be an existing
+    // folder that others can enter).
+    let mut temp_name = path.clone().into_os_string();
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = PathBuf::from(temp_name);
+    let _ = std::fs::remove_file(&temp);
+    let listener = UnixListener::bind(&temp)?;
+    let placed = std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o600))
+        .and_then(|()| std::fs::rename(&temp, &path));
+    if let Err(e) = placed {
+        let _ = std::fs::remove_file(&temp);
+        return Err(e);
+    }
     Ok(Listening {
         listener,
         path,
@@ -100,8 +112,9 @@ pub fn connect(state_dir: &Path, timeout: Duration) -> io::Result<Connection> {
 }
 
 /// The longest socket path used as is: `sockaddr_un` holds 104 bytes (macOS) to
-/// 108 (Linux), with the terminating NUL.
-const MAX_SOCKET_PATH: usize = 100;
+/// 108 (Linux) with the terminating NUL, and the socket is first bound under its
+/// name plus `.<pid>.tmp` (up to 15 bytes more).
+const MAX_SOCKET_PATH: usize = 88;
 
 /// Where the control socket of `state_dir` lives: `<state_dir>/control.sock` when
 /// that path is short enough, else `<project id>.sock` in [`short_dir`] (created
