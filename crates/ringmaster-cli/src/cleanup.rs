@@ -1,6 +1,7 @@
 //! Cleaning up without a running instance (what a crashed `up` left), and the
-//! check that nothing is left. Used by `down` when no instance answers, and by
-//! `up` when a second Ctrl-C forces the shutdown (kill at once).
+//! check that nothing is left. Used by `down` when no instance answers (every
+//! configured service), and by `up` when a second Ctrl-C forces the shutdown (kill
+//! at once; only the services that run selected).
 //!
 //! Per service, dependents first: its PID file (identity checked: a live process
 //! carrying this service's tag is stopped, a live process with another tag is left
@@ -21,6 +22,19 @@ pub struct Cleanup {
     pub actions: Vec<String>,
     /// One line per process or port that is still there.
     pub leftovers: Vec<String>,
+    /// Per service (stop order), the processes it stopped (with kill when forced)
+    /// and that are gone: the tag carriers, the PID file's process and the port's
+    /// holders.
+    pub stopped: Vec<(String, Vec<ProcessBrief>)>,
+}
+
+/// Adds `procs` to `into`, once per pid.
+fn add_unique(into: &mut Vec<ProcessBrief>, procs: &[ProcessBrief]) {
+    for p in procs {
+        if !into.iter().any(|q| q.pid == p.pid) {
+            into.push(p.clone());
+        }
+    }
 }
 
 /// `pid (name), pid (name)`.
@@ -35,12 +49,28 @@ fn joined(procs: &[ProcessBrief]) -> String {
 /// Stops everything of `config`'s project that is still running: with each
 /// service's stop signal and timeout, or with kill at once when `force`.
 pub fn sweep(config: &Config, force: bool) -> Cleanup {
+    sweep_in(config, None, force)
+}
+
+/// [`sweep`] of the services in `names` only (dependents first): the port of a
+/// service not named is not cleared, nor its processes stopped, nor its state
+/// checked afterwards.
+pub fn sweep_services(config: &Config, names: &[String], force: bool) -> Cleanup {
+    sweep_in(config, Some(names), force)
+}
+
+fn sweep_in(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut out = Cleanup::default();
     for name in config.stop_order() {
+        if only.is_some_and(|names| !names.contains(&name)) {
+            continue;
+        }
         let Some(svc) = config.services.get(&name) else {
             continue;
         };
+        let mut stopped: Vec<ProcessBrief> = Vec::new();
+        let mut survived: Vec<ProcessBrief> = Vec::new();
         let (signal, grace) = if force {
             (Signal::Kill, Duration::ZERO)
         } else {
@@ -80,10 +110,14 @@ pub fn sweep(config: &Config, force: bool) -> Cleanup {
                         format!(" (needed kill: {})", joined(&report.killed))
                     };
                     out.actions.push(format!(
-                        "{name}: stopped {}{killed}",
+                        "{name}: {} {}{killed}",
+                        if force { "killed" } else { "stopped" },
                         joined(&report.signalled)
                     ));
                 }
+                add_unique(&mut stopped, &report.signalled);
+                add_unique(&mut stopped, &report.killed);
+                add_unique(&mut survived, &report.survivors);
                 for p in &report.survivors {
                     out.leftovers
                         .push(format!("{name}: pid {p} is still alive after kill"));
@@ -98,16 +132,32 @@ pub fn sweep(config: &Config, force: bool) -> Cleanup {
                     clear_port(port, &policy, signal, grace, false)
                 });
             match cleared {
-                Ok(report) if !report.holders.is_empty() => out.actions.push(format!(
-                    "{name}: cleared port {port} (held by {})",
-                    joined(&report.holders)
-                )),
+                Ok(report) if !report.holders.is_empty() => {
+                    out.actions.push(format!(
+                        "{name}: cleared port {port} ({} {})",
+                        if force {
+                            "killed its holders"
+                        } else {
+                            "held by"
+                        },
+                        joined(&report.holders)
+                    ));
+                    for stop in &report.stops {
+                        add_unique(&mut stopped, &stop.signalled);
+                        add_unique(&mut stopped, &stop.killed);
+                        add_unique(&mut survived, &stop.survivors);
+                    }
+                }
                 Ok(_) => {}
                 Err(e) => out.leftovers.push(format!("{name}: {e}")),
             }
         }
+        stopped.retain(|p| !survived.iter().any(|q| q.pid == p.pid));
+        if !stopped.is_empty() {
+            out.stopped.push((name.clone(), stopped));
+        }
     }
-    let mut check = verify(config);
+    let mut check = check(config, only);
     for line in check.drain(..) {
         if !out.leftovers.contains(&line) {
             out.leftovers.push(line);
@@ -119,13 +169,26 @@ pub fn sweep(config: &Config, force: bool) -> Cleanup {
 /// What is still there: live processes carrying a tag of this project, and
 /// configured ports that are held.
 pub fn verify(config: &Config) -> Vec<String> {
+    check(config, None)
+}
+
+/// [`verify`] of the services in `names` only: processes carrying their tags, and
+/// their ports.
+pub fn verify_services(config: &Config, names: &[String]) -> Vec<String> {
+    check(config, Some(names))
+}
+
+/// What is still there, of the services in `only` (all, and any tag of the
+/// project, when `None`).
+fn check(config: &Config, only: Option<&[String]>) -> Vec<String> {
+    let wanted = |name: &String| only.is_none_or(|names| names.contains(name));
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut left = Vec::new();
     match ringmaster_os::process::snapshot() {
         Ok(table) => {
             for p in table.iter().filter(|p| !p.zombie) {
                 if let Some(tag) = &p.tag {
-                    if tag.project == project {
+                    if tag.project == project && wanted(&tag.service) {
                         left.push(format!(
                             "{}: pid {} ({}) is still alive",
                             tag.service, p.pid, p.name
@@ -136,7 +199,7 @@ pub fn verify(config: &Config) -> Vec<String> {
         }
         Err(e) => left.push(format!("cannot scan processes: {e}")),
     }
-    for (name, svc) in &config.services {
+    for (name, svc) in config.services.iter().filter(|(n, _)| wanted(n)) {
         let Some(port) = svc.port else { continue };
         match ringmaster_os::listeners(port) {
             Ok(holders) if holders.is_empty() => {}

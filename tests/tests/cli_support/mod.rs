@@ -253,3 +253,42 @@ pub fn has_escape(text: &str) -> bool {
 pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
+
+/// Starts `ringmaster up ARGS` in the foreground as a child whose stdout is a pipe
+/// (`child.stdout`, for the caller to read or to hold unread) and whose stderr goes
+/// to `up.err` in the project folder.
+pub fn spawn_up_piped(p: &Project, args: &[&str]) -> Child {
+    let err = std::fs::File::create(p.path().join("up.err")).expect("create up.err");
+    let child = StdCommand::new(bin_path("ringmaster"))
+        .arg("up")
+        .args(args)
+        .current_dir(p.path())
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
+        .spawn()
+        .expect("spawn ringmaster up");
+    p.guard.add(child.id());
+    child
+}
+
+/// Sends `sig` to `pid` (a process the test started).
+#[cfg(unix)]
+pub fn send_unix_signal(pid: u32, sig: i32) {
+    // SAFETY: plain kill(2) on a pid this test started.
+    unsafe {
+        libc::kill(pid as libc::pid_t, sig);
+    }
+}
+
+/// Waits (up to [`LONG`]) until `child` exits; its status.
+pub fn wait_child_exit(child: &mut Child) -> std::process::ExitStatus {
+    let mut status = None;
+    ringmaster_tests::wait_for("ringmaster up to exit", LONG, || {
+        status = child.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    status.expect("exited")
+}

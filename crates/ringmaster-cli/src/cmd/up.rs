@@ -2,7 +2,10 @@
 //! foreground. While starting, one live line per service (a spinner on a
 //! terminal, plain lines otherwise); then each service's output prefixed with its
 //! name. SIGINT/SIGTERM (or `down` through the control socket) runs the shutdown
-//! cascade and prints its report; a second signal kills everything at once.
+//! cascade and prints its report; a second signal kills what is left of the
+//! selected services at once. Stdout is written by a thread of its own, so a
+//! reader that stops reading never holds up the actors (lines are dropped for the
+//! screen instead, and counted).
 //!
 //! `up -d` re-executes this program as a hidden `__serve` command in a new session,
 //! with its output going to `<state_dir>/ringmaster.log`, and returns once the
@@ -14,9 +17,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use ringmaster::messages::{EventKind, LogLine, ServiceEvent, ShutdownReport};
+use ringmaster::messages::{EventKind, LogLine, ServiceEvent, ServiceStopReport, ShutdownReport};
 use ringmaster::{Config, Options, Orchestrator, ServiceStatus};
-use ringmaster_os::InstanceLock;
+use ringmaster_os::{InstanceLock, StopReport};
 use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cli::UpArgs;
@@ -121,11 +124,119 @@ where
     }
 }
 
-/// Writes to stdout, ignoring a closed pipe.
-fn out(text: &str) {
-    let mut o = std::io::stdout().lock();
-    let _ = o.write_all(text.as_bytes());
-    let _ = o.flush();
+/// How many chunks of text may wait for stdout before lines are dropped for the
+/// screen (the services' log files keep every line).
+const SCREEN_QUEUE: usize = 2048;
+
+/// How long [`Screen::finish`] waits for stdout to take the last lines while it
+/// takes none at all.
+const SCREEN_STALL: Duration = Duration::from_secs(3);
+
+/// Stdout, written by a thread of its own: a reader that stops reading (`up |
+/// less` paused, a terminal on Ctrl-S) blocks that thread only, never the thread
+/// the actors, the signals and the control socket's answers run on.
+struct Screen {
+    tx: Option<std::sync::mpsc::Sender<String>>,
+    /// Chunks sent and not yet written.
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Chunks written so far (to tell a slow reader from a stalled one).
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Screen {
+    fn new() -> Screen {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (q, w) = (queued.clone(), written.clone());
+        let thread = std::thread::Builder::new()
+            .name("stdout".into())
+            .spawn(move || {
+                let stdout = std::io::stdout();
+                for text in rx {
+                    {
+                        // Ignoring a closed pipe.
+                        let mut o = stdout.lock();
+                        let _ = o.write_all(text.as_bytes());
+                        let _ = o.flush();
+                    }
+                    q.fetch_sub(1, SeqCst);
+                    w.fetch_add(1, SeqCst);
+                }
+            });
+        match thread {
+            Ok(thread) => Screen {
+                tx: Some(tx),
+                queued,
+                written,
+                thread: Some(thread),
+            },
+            // No thread: nothing is shown rather than risking a blocked actor thread.
+            Err(e) => {
+                tracing::warn!("cannot start the stdout writer: {e}");
+                Screen {
+                    tx: None,
+                    queued,
+                    written,
+                    thread: None,
+                }
+            }
+        }
+    }
+
+    /// Chunks waiting to be written.
+    fn backlog(&self) -> usize {
+        self.queued.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Queues `text` unless `limit` chunks are waiting already; false when it was
+    /// not queued. Never blocks.
+    fn send(&self, text: String, limit: usize) -> bool {
+        use std::sync::atomic::Ordering::SeqCst;
+        let Some(tx) = &self.tx else { return false };
+        if self.backlog() >= limit {
+            return false;
+        }
+        self.queued.fetch_add(1, SeqCst);
+        if tx.send(text).is_err() {
+            self.queued.fetch_sub(1, SeqCst);
+            return false;
+        }
+        true
+    }
+
+    /// Lets the writer take what is queued, and returns once it has, or once it has
+    /// written nothing for [`SCREEN_STALL`] (a reader that stopped reading must not
+    /// keep ringmaster from exiting; a slow one gets everything).
+    fn finish(&mut self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.tx = None;
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let mut last = self.written.load(SeqCst);
+        let mut since = Instant::now();
+        while !thread.is_finished() {
+            let now = self.written.load(SeqCst);
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= SCREEN_STALL {
+                // Still blocked on the write: left behind, it ends with the process.
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = thread.join();
+    }
+}
+
+impl Drop for Screen {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// How startup ended.
@@ -306,9 +417,12 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
         });
     }
 
-    // The cascade; a second signal kills what is left at once.
+    // The cascade; a second signal kills what is left of the selected services at
+    // once (never a service this run did not select: its port may be someone
+    // else's).
     let deadline = config.settings.shutdown_timeout;
     let started = Instant::now();
+    let mut forced: Option<cleanup::Cleanup> = None;
     let report = {
         let cascade = orch.shutdown(deadline);
         tokio::pin!(cascade);
@@ -316,13 +430,27 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
             tokio::select! {
                 r = &mut cascade => break r.ok(),
                 Some(sig) = signals.recv() => {
-                    view.own(&format!("{sig} again: killing everything at once"));
+                    view.own(&format!("{sig} again: killing what is left at once"));
                     let cfg = config.clone();
-                    let swept = actix_web::rt::task::spawn_blocking(move || cleanup::sweep(&cfg, true)).await;
-                    if let Ok(swept) = swept {
-                        for line in &swept.leftovers {
-                            view.own(&format!("still there: {line}"));
+                    let selected = names.clone();
+                    let swept = actix_web::rt::task::spawn_blocking(move || {
+                        cleanup::sweep_services(&cfg, &selected, true)
+                    })
+                    .await;
+                    match swept {
+                        Ok(swept) => {
+                            for line in &swept.actions {
+                                view.own(&format!("forced stop: {line}"));
+                            }
+                            if swept.stopped.is_empty() {
+                                view.own("forced stop: nothing was left to kill");
+                            }
+                            for line in &swept.leftovers {
+                                view.own(&format!("still there: {line}"));
+                            }
+                            forced = Some(swept);
                         }
+                        Err(e) => view.own(&format!("the forced stop failed: {e}")),
                     }
                     // The cascade finds nothing left to wait for; give it a moment to report.
                     match tokio::time::timeout(Duration::from_secs(5), &mut cascade).await {
@@ -339,21 +467,36 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
             }
         }
     };
-    let clean = match &report {
-        Some(r) => r.clean(),
-        None => {
-            let cfg = config.clone();
-            actix_web::rt::task::spawn_blocking(move || cleanup::verify(&cfg))
-                .await
-                .map(|left| left.is_empty())
-                .unwrap_or(false)
-        }
-    };
-    let report = report.unwrap_or(ShutdownReport {
+    let cascade_clean = report.as_ref().map(|r| r.clean());
+    let mut report = report.unwrap_or(ShutdownReport {
         services: Vec::new(),
         elapsed: started.elapsed(),
         deadline_hit: true,
     });
+    if let Some(swept) = &forced {
+        merge_forced(&mut report, swept);
+    }
+    // After a forced stop the cascade's word is not the last one: look again.
+    let clean = match cascade_clean {
+        Some(clean) if forced.is_none() => clean,
+        _ => {
+            let cfg = config.clone();
+            let selected = names.clone();
+            actix_web::rt::task::spawn_blocking(move || cleanup::verify_services(&cfg, &selected))
+                .await
+                .map(|left| {
+                    let said = forced
+                        .as_ref()
+                        .map(|f| f.leftovers.as_slice())
+                        .unwrap_or(&[]);
+                    for line in left.iter().filter(|l| !said.contains(l)) {
+                        view.own(&format!("still there: {line}"));
+                    }
+                    left.is_empty()
+                })
+                .unwrap_or(false)
+        }
+    };
     let _ = report_tx.send(Some(report.clone()));
     view.report(&report);
     if let Some(handle) = control {
@@ -371,6 +514,37 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
             FAILED,
             "the shutdown left processes or ports behind",
         )),
+    }
+}
+
+/// Puts what a forced stop killed into the cascade's report: a process the sweep
+/// killed did not stop gracefully, whatever the cascade saw of its end. A service
+/// the cascade did not report (it gave no report in time) gets an entry of its own.
+fn merge_forced(report: &mut ShutdownReport, swept: &cleanup::Cleanup) {
+    for (name, killed) in &swept.stopped {
+        let entry = match report.services.iter().position(|s| &s.name == name) {
+            Some(i) => &mut report.services[i],
+            None => {
+                report.services.push(ServiceStopReport {
+                    name: name.clone(),
+                    report: StopReport::default(),
+                    port_free: None,
+                    deadline_cut: false,
+                    no_answer: None,
+                });
+                report.services.last_mut().expect("just pushed")
+            }
+        };
+        let r = &mut entry.report;
+        for p in killed {
+            if !r.signalled.iter().any(|q| q.pid == p.pid) {
+                r.signalled.push(p.clone());
+            }
+            if !r.killed.iter().any(|q| q.pid == p.pid) {
+                r.killed.push(p.clone());
+            }
+            r.survivors.retain(|q| q.pid != p.pid);
+        }
     }
 }
 
@@ -392,6 +566,19 @@ struct Progress {
     live: bool,
     frame: usize,
     started: Instant,
+    screen: Screen,
+    /// Lines dropped for the screen since the last note saying so.
+    dropped: usize,
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        // The last word on what the screen missed (the writer may still take it).
+        if self.dropped > 0 {
+            let note = self.dropped_note();
+            self.screen.send(note, usize::MAX);
+        }
+    }
 }
 
 const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "⠧", "⠇", "⠏"];
@@ -414,12 +601,46 @@ impl Progress {
             drawn: 0,
             frame: 0,
             started: Instant::now(),
+            screen: Screen::new(),
+            dropped: 0,
+        }
+    }
+
+    /// `ringmaster | N lines not shown (...)`.
+    fn dropped_note(&self) -> String {
+        format!(
+            "{}\n",
+            self.prefix.own(&format!(
+                "{} not shown (stdout was not read fast enough; the log files have every line)",
+                plural(self.dropped, "line")
+            ))
+        )
+    }
+
+    /// Writes `text` to stdout without ever blocking: when the writer is
+    /// [`SCREEN_QUEUE`] chunks behind, the text is dropped and counted; once half of
+    /// that backlog has drained, a note says how many lines were not shown.
+    fn out(&mut self, text: String) {
+        if self.dropped > 0 && self.screen.backlog() <= SCREEN_QUEUE / 2 {
+            let note = self.dropped_note();
+            if self.screen.send(note, SCREEN_QUEUE) {
+                self.dropped = 0;
+            }
+        }
+        // Once dropping, keep dropping until the note is out: it comes first.
+        let lines = text.lines().count().max(1);
+        if self.dropped > 0 || !self.screen.send(text, SCREEN_QUEUE) {
+            self.dropped += lines;
+            // The live block cannot be redrawn in place over lines that were lost:
+            // plain lines from here on.
+            self.live = false;
+            self.drawn = 0;
         }
     }
 
     fn clear_block(&mut self) {
         if self.drawn > 0 {
-            out(&format!("\x1b[{}A\x1b[J", self.drawn));
+            self.out(format!("\x1b[{}A\x1b[J", self.drawn));
             self.drawn = 0;
         }
     }
@@ -442,8 +663,10 @@ impl Progress {
             }
             text.push('\n');
         }
-        out(&text);
-        self.drawn = self.names.len();
+        self.out(text);
+        if self.live {
+            self.drawn = self.names.len();
+        }
     }
 
     fn redraw(&mut self) {
@@ -462,7 +685,7 @@ impl Progress {
     fn own(&mut self, line: &str) {
         let had = self.drawn > 0;
         self.clear_block();
-        out(&format!("{}\n", self.prefix.own(line)));
+        self.out(format!("{}\n", self.prefix.own(line)));
         if had {
             self.draw_block();
         }
@@ -474,10 +697,7 @@ impl Progress {
         }
         let had = self.drawn > 0;
         self.clear_block();
-        out(&format!(
-            "{}\n",
-            self.prefix.line(&line.service, &line.line)
-        ));
+        self.out(format!("{}\n", self.prefix.line(&line.service, &line.line)));
         if had {
             self.draw_block();
         }
@@ -542,7 +762,7 @@ impl Progress {
 
     fn report(&mut self, report: &ShutdownReport) {
         self.clear_block();
-        out(&shutdown_report(&self.style, report));
+        self.out(shutdown_report(&self.style, report));
     }
 }
 
@@ -630,7 +850,10 @@ fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> 
                 "failed" => {
                     let reason = startup.reason.unwrap_or_default();
                     // It stops what it started, then exits.
-                    let wait = config.settings.shutdown_timeout + Duration::from_secs(10);
+                    let wait = config
+                        .settings
+                        .shutdown_timeout
+                        .saturating_add(Duration::from_secs(10));
                     let t = Instant::now();
                     while t.elapsed() < wait {
                         if let Ok(Some(_)) = child.try_wait() {
