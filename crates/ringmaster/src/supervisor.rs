@@ -19,7 +19,11 @@
 //! a refusal, an install or spawn failure, the service is `failed`: its running
 //! dependents are stopped and wait again (with the reason), and a pending [`Up`]
 //! answers with the failure once what it started is stopped again. Dependents that
-//! wait keep waiting through a dependency's restart.
+//! wait keep waiting through a dependency's restart. Condition `started` stays met
+//! once the dependency was spawned in this run, even after it exited; a dependency
+//! that must be `ready` but exited with 0 and is not restarted never will be, so
+//! the dependents waiting for it cannot start, and pending requests that need them
+//! answer as for a failure.
 //!
 //! # Stopping
 //! Stops run as a cascade: the services to stop are grouped by height in the graph
@@ -485,6 +489,7 @@ impl Supervisor {
             let dep = self.entries.get(&d.service)?;
             let met = match d.condition {
                 Condition::Ready => dep.ready,
+                // Latched: spawned in this run, even when it has exited since.
                 Condition::Started => dep.started || dep.ready,
                 Condition::Completed => dep.completed,
             };
@@ -504,6 +509,31 @@ impl Supervisor {
             .map(|d| d.service.clone())
     }
 
+    /// The first dependency of `e` that can never reach its condition in this
+    /// run although it did not fail: one that must be `ready` but exited with
+    /// status 0 and is not restarted (policy `never` or `on-failure`), with the
+    /// reason to give.
+    fn ended_dependency(&self, e: &Entry) -> Option<(String, String)> {
+        e.spec.deps.iter().find_map(|d| {
+            let dep = self.entries.get(&d.service)?;
+            let ended = d.condition == Condition::Ready
+                && !dep.ready
+                && dep.completed
+                && dep.phase == Phase::Idle
+                && dep.restart_timer.is_none();
+            ended.then(|| {
+                (
+                    d.service.clone(),
+                    format!(
+                        "dependency `{}` exited with code 0 and is not restarted, so it can \
+                         never be ready (a one-shot job wants the condition \"completed\")",
+                        d.service
+                    ),
+                )
+            })
+        })
+    }
+
     /// Moves every needed service as far as it can go now.
     fn advance(&mut self, ctx: &mut Context<Self>) {
         if self.shutting_down || self.closed {
@@ -514,6 +544,7 @@ impl Supervisor {
             if !e.needed || e.restart_timer.is_some() {
                 continue;
             }
+            let ended = self.ended_dependency(e).map(|(_, reason)| reason);
             match e.phase {
                 Phase::Idle if e.state == ServiceState::Waiting => {
                     if let Some(dep) = self.failed_dependency(e) {
@@ -523,8 +554,17 @@ impl Supervisor {
                         }
                         continue;
                     }
+                    if let Some(reason) = ended {
+                        self.cannot_start(&name, reason, ctx);
+                        continue;
+                    }
                     self.begin_prepare(&name, ctx);
                     self.note_waiting(&name);
+                }
+                Phase::Preparing | Phase::Prepared if ended.is_some() => {
+                    if let Some(reason) = ended {
+                        self.cannot_start(&name, reason, ctx);
+                    }
                 }
                 Phase::Preparing => self.note_waiting(&name),
                 Phase::Prepared => {
@@ -636,7 +676,8 @@ impl Supervisor {
         e.op += 1;
         e.set_state(ServiceState::Starting, None);
         e.ready = false;
-        e.started = false;
+        // `started` stays as it is: once spawned in this run, a service counts
+        // as started for its dependents (see `unmet`).
         e.completed = false;
         // What an earlier run's probe said does not describe this one.
         e.health_text = None;
@@ -707,7 +748,7 @@ impl Supervisor {
         e.pid = None;
         e.last_exit = code;
         e.ready = false;
-        e.started = false;
+        // `started` is kept: it was spawned in this run (condition `started`).
         e.phase = Phase::Idle;
         e.op += 1;
         if e.ready_since
@@ -872,10 +913,6 @@ impl Supervisor {
         );
 
         let dependents = self.dependents(name);
-        let (affected, rest): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
-            .into_iter()
-            .partition(|w| w.names.iter().any(|n| n == name));
-        self.waiters = rest;
         let waiting_reason = format!("dependency `{name}` failed");
         for d in &dependents {
             if let Some(de) = self.entries.get_mut(d) {
@@ -884,15 +921,52 @@ impl Supervisor {
                 }
             }
         }
-        let mut to_stop: Vec<String> = dependents
+        let to_stop: Vec<String> = dependents
             .iter()
             .filter(|d| self.entries.get(*d).is_some_and(|e| e.in_flight()))
             .cloned()
             .collect();
+        self.fail_requests(name, reason, to_stop, ctx);
+    }
+
+    /// `name` cannot start in this run although it did not fail itself: a
+    /// dependency it must wait for ended for good. It waits with `reason`, and
+    /// the pending requests that need it answer with `reason`, as for a failure,
+    /// once what they started (it too) is stopped again.
+    fn cannot_start(&mut self, name: &str, reason: String, ctx: &mut Context<Self>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.reason.as_deref() != Some(reason.as_str()) {
+            tracing::warn!(service = %name, "cannot start: {reason}");
+        }
+        e.set_state(ServiceState::Waiting, Some(reason.clone()));
+        self.fail_requests(name, reason, Vec::new(), ctx);
+    }
+
+    /// Answers the pending requests that need `name` with its failure (`reason`)
+    /// once `to_stop` (its running dependents, which wait again) and what those
+    /// requests started are stopped again.
+    fn fail_requests(
+        &mut self,
+        name: &str,
+        reason: String,
+        mut to_stop: Vec<String>,
+        ctx: &mut Context<Self>,
+    ) {
+        let (affected, rest): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.names.iter().any(|n| n == name));
+        self.waiters = rest;
+        // A failed service stays as it is; one that cannot start is undone too.
+        let failed_itself = self
+            .entries
+            .get(name)
+            .is_some_and(|e| e.state == ServiceState::Failed);
         let undo: BTreeSet<String> = affected
             .iter()
             .flat_map(|w| w.started_here.iter().cloned())
-            .filter(|n| n != name)
+            .filter(|n| n != name || !failed_itself)
             .collect();
         for n in &undo {
             if let Some(e) = self.entries.get_mut(n) {
@@ -917,7 +991,10 @@ impl Supervisor {
                     if e.phase != Phase::Idle || e.state == ServiceState::Failed {
                         continue;
                     }
-                    if undo.contains(&r.name) {
+                    if r.name == failed {
+                        e.needed = false;
+                        e.set_state(ServiceState::Stopped, Some(reason.clone()));
+                    } else if undo.contains(&r.name) {
                         e.needed = false;
                         e.set_state(
                             ServiceState::Stopped,
@@ -934,10 +1011,12 @@ impl Supervisor {
                     if let Some(e) = act.entries.get_mut(n) {
                         if e.state == ServiceState::Waiting {
                             e.needed = false;
-                            e.set_state(
-                                ServiceState::Stopped,
-                                Some(format!("not started: `{failed}` failed")),
-                            );
+                            let why = if *n == failed {
+                                reason.clone()
+                            } else {
+                                format!("not started: `{failed}` failed")
+                            };
+                            e.set_state(ServiceState::Stopped, Some(why));
                         }
                     }
                 }
@@ -1350,8 +1429,10 @@ impl Handler<Up> for Supervisor {
             };
             e.needed = true;
             if !e.in_flight() && e.state != ServiceState::Waiting {
+                // A new run.
                 e.attempts = 0;
                 e.completed = false;
+                e.started = false;
                 e.set_state(ServiceState::Waiting, None);
             }
             if !e.in_flight() {
