@@ -1108,7 +1108,8 @@ impl Supervisor {
     }
 
     /// After a [`Restart`] stopped `stopped` (`name` and its running dependents):
-    /// needs them again, with the dependents that were waiting for `name`, and
+    /// needs them again, with what they depend on (started as [`Up`] would, when
+    /// it does not run) and the dependents that were waiting for `name`, and
     /// returns the answer to wait for.
     fn start_again(
         &mut self,
@@ -1125,9 +1126,19 @@ impl Supervisor {
                 if e.phase == Phase::Idle {
                     e.set_state(ServiceState::Waiting, None);
                 }
-                names.push(n.clone());
             }
         }
+        // Every name is known here: `closure` cannot fail.
+        let closure = self.closure(Some(stopped)).unwrap_or_default();
+        let deps: Vec<String> = closure
+            .iter()
+            .filter(|n| !stopped.contains(n))
+            .cloned()
+            .collect();
+        // What this request starts besides the restarted services is stopped
+        // again when it fails.
+        let started_here = self.need(&deps);
+        names.extend(closure);
         // Dependents that were waiting for it come along.
         for d in self.dependents(name) {
             let waits = self
@@ -1138,7 +1149,7 @@ impl Supervisor {
                 names.push(d);
             }
         }
-        let rx = self.wait_for(names, Vec::new());
+        let rx = self.wait_for(names, started_here);
         self.advance(ctx);
         self.check_waiters();
         rx
@@ -1172,6 +1183,29 @@ impl Supervisor {
                 tag: !e.is_plugin(),
             })
             .collect()
+    }
+
+    /// Marks `names` needed; those not running or on their way (and not already
+    /// waiting) begin a new run. Returns the ones this starts.
+    fn need(&mut self, names: &[String]) -> Vec<String> {
+        let mut started_here = Vec::new();
+        for n in names {
+            let Some(e) = self.entries.get_mut(n) else {
+                continue;
+            };
+            e.needed = true;
+            if !e.in_flight() && e.state != ServiceState::Waiting {
+                // A new run.
+                e.attempts = 0;
+                e.completed = false;
+                e.started = false;
+                e.set_state(ServiceState::Waiting, None);
+            }
+            if !e.in_flight() {
+                started_here.push(n.clone());
+            }
+        }
+        started_here
     }
 
     /// Registers `names` as a request; returns its answer.
@@ -1422,23 +1456,7 @@ impl Handler<Up> for Supervisor {
             Ok(n) => n,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        let mut started_here = Vec::new();
-        for n in &names {
-            let Some(e) = self.entries.get_mut(n) else {
-                continue;
-            };
-            e.needed = true;
-            if !e.in_flight() && e.state != ServiceState::Waiting {
-                // A new run.
-                e.attempts = 0;
-                e.completed = false;
-                e.started = false;
-                e.set_state(ServiceState::Waiting, None);
-            }
-            if !e.in_flight() {
-                started_here.push(n.clone());
-            }
-        }
+        let started_here = self.need(&names);
         let rx = self.wait_for(names, started_here);
         self.advance(ctx);
         self.check_waiters();

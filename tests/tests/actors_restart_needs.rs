@@ -1,0 +1,71 @@
+//! `Restart` of a service that never ran, whose dependencies never ran either:
+//! what it depends on is started too (as `Up` of it would), and the request
+//! answers once it is ready.
+#![cfg(unix)]
+
+mod actors_support;
+
+use std::time::Duration;
+
+use actors_support::*;
+use ringmaster::{Options, Orchestrator, ServiceState};
+use ringmaster_tests::{free_port, pid_alive, PidGuard};
+
+#[actix_rt::test]
+async fn restart_starts_the_dependencies_that_were_never_needed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b, c) = (free_port(), free_port(), free_port());
+    let config = config(
+        dir.path(),
+        vec![
+            svc("a", &format!("--listen {a}")).port(a).health_tcp(a),
+            svc("b", &format!("--listen {b}"))
+                .port(b)
+                .health_tcp(b)
+                .depends_on("c"),
+            svc("c", &format!("--listen {c}")).port(c).health_tcp(c),
+        ],
+    );
+    let orch = Orchestrator::start(config, Options::default()).expect("starts");
+    let seen = record(&orch, None);
+    let guard = PidGuard::new();
+
+    timed(orch.up(Some(vec!["a".into()]))).await.expect("up a");
+    let status = orch.status().await.expect("status");
+    let st = |s: &[ringmaster::ServiceStatus], n: &str| {
+        s.iter().find(|s| s.name == n).expect("listed").clone()
+    };
+    assert_eq!(st(&status, "b").state, ServiceState::Stopped, "{status:?}");
+    assert_eq!(st(&status, "c").state, ServiceState::Stopped, "{status:?}");
+    guard.add(st(&status, "a").pid.expect("a runs"));
+
+    // Watch for spawns so that a hang still cleans up what did start.
+    let result = actix_rt::time::timeout(LONG, orch.restart("b")).await;
+    for s in seen.events() {
+        if let ringmaster::messages::EventKind::Spawned { pid: Some(pid) } = s.event.kind {
+            guard.add(pid);
+        }
+    }
+    result
+        .expect("restart b answers in time")
+        .expect("restart b succeeds");
+
+    let status = orch.status().await.expect("status");
+    for n in ["a", "b", "c"] {
+        assert_eq!(st(&status, n).state, ServiceState::Ready, "{status:?}");
+    }
+    // c was ready before b spawned.
+    let c_ready = seen.index("c", is_ready).expect("c ready");
+    let b_spawned = seen.index("b", is_spawned).expect("b spawned");
+    assert!(c_ready < b_spawned, "{:?}", seen.events());
+    let pids: Vec<u32> = status.iter().filter_map(|s| s.pid).collect();
+
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report:?}");
+    for pid in pids {
+        assert!(!pid_alive(pid), "pid {pid} still alive");
+    }
+    assert!(port_free(a) && port_free(b) && port_free(c));
+}
