@@ -1,7 +1,8 @@
 //! A foreground `up` whose stdout nobody reads (`ringmaster up | reader-that-stopped`):
 //! the pipe fills, yet the instance keeps answering `status`, SIGTERM still runs the
 //! cascade, and every service process is gone afterwards. When the reader resumes,
-//! a note says how many lines were not shown.
+//! a note says how many lines were not shown. The same for its log lines on a
+//! stderr nobody reads (`ringmaster up -vv 2>&1 | …`).
 #![cfg(unix)]
 
 mod cli_support;
@@ -117,6 +118,39 @@ fn sigterm_stops_up_while_nobody_reads_its_stdout() {
     let code = wait_child_exit(&mut up);
     let err = std::fs::read_to_string(p.path().join("up.err")).unwrap_or_default();
     assert_eq!(code.code(), Some(0), "{err}");
+    for pid in members {
+        assert!(!pid_alive(pid), "pid {pid} survived the stop");
+    }
+    assert!(p.tagged_pids().is_empty(), "no tagged process is left");
+    wait_port_free(api);
+}
+
+/// `up -vv` logs every service line on stderr; nobody reads it.
+#[test]
+fn sigterm_stops_up_while_nobody_reads_its_log_lines_on_stderr() {
+    let api = free_port();
+    let p = Project::with_config(&config(api));
+    let mut up = std::process::Command::new(ringmaster_tests::bin_path("ringmaster"))
+        .args(["up", "-vv"])
+        .current_dir(p.path())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn ringmaster up -vv");
+    p.guard.add(up.id());
+    let _unread = up.stderr.take().expect("piped stderr");
+
+    p.wait_ready(&["api", "chatty"]);
+    wait_for("chatty to log 2 MB", LONG, || chatty_logged(&p) > 2_000_000);
+    p.status().expect("status answers while stderr is stalled");
+    let mut members = p.guard_tagged();
+    members.extend(holders(api));
+
+    send_unix_signal(up.id(), libc::SIGTERM);
+    let code = wait_child_exit(&mut up);
+    assert_eq!(code.code(), Some(0), "up exits 0 after a clean stop");
     for pid in members {
         assert!(!pid_alive(pid), "pid {pid} survived the stop");
     }

@@ -18,6 +18,7 @@ mod logfiles;
 mod metrics;
 mod output;
 mod platform;
+mod stderr_log;
 
 use cli::{Cli, Command, LogFormat};
 use cmd::up::{Mode, Passthrough};
@@ -30,7 +31,7 @@ fn main() -> ExitCode {
         _ => false,
     };
     platform::prepare(!runs_services);
-    init_logging(&cli);
+    init_logging(&cli, runs_services);
     let style = output::Style::detect();
     let result = match &cli.command {
         Command::Up(args) => cmd::up::run(args, style, Mode::Foreground, &passthrough(&cli)),
@@ -43,6 +44,9 @@ fn main() -> ExitCode {
         Command::KillPort(args) => cmd::kill_port::run(args, &style),
         Command::Validate(args) => cmd::validate::run(args),
     };
+    if runs_services {
+        stderr_log::flush(std::time::Duration::from_secs(2));
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
@@ -55,8 +59,9 @@ fn main() -> ExitCode {
 }
 
 /// Log levels: warnings by default, `-v` info, `-vv` debug, `-vvv` trace, `-q`
-/// errors only; `RUST_LOG` wins when set. Logs go to stderr, as text or JSON.
-fn init_logging(cli: &Cli) {
+/// errors only; `RUST_LOG` wins when set. Logs go to stderr, as text or JSON; for
+/// a command that runs services, through [`stderr_log`], which never blocks.
+fn init_logging(cli: &Cli, runs_services: bool) {
     let level = if cli.quiet {
         "error"
     } else {
@@ -70,11 +75,17 @@ fn init_logging(cli: &Cli) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
         .with_ansi(output::Style::detect_stderr());
-    let _ = match cli.log_format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+    let _ = match (cli.log_format, runs_services) {
+        (LogFormat::Text, false) => builder.with_writer(std::io::stderr).try_init(),
+        (LogFormat::Json, false) => builder.with_writer(std::io::stderr).json().try_init(),
+        (LogFormat::Text, true) => builder
+            .with_writer(stderr_log::NonBlockingStderr)
+            .try_init(),
+        (LogFormat::Json, true) => builder
+            .with_writer(stderr_log::NonBlockingStderr)
+            .json()
+            .try_init(),
     };
 }
 
