@@ -31,7 +31,7 @@
 //! stopped lowest first, each level in parallel, each service with its stop
 //! timeout cut to what is left of the deadline; past the deadline, everything left
 //! is stopped at once with no grace. After each stop the PortJanitor checks the
-//! port. [`Shutdown`] runs the cascade, then releases the instance lock, and
+//! port, its grace for leftovers also cut to what is left of the deadline. [`Shutdown`] runs the cascade, then releases the instance lock, and
 //! replies only when everything is done. The Supervisor keeps answering meanwhile:
 //! [`GetStatus`] shows the services `stopping`, [`Up`] and [`Restart`] are refused,
 //! health results and the events of the services being stopped change nothing, and
@@ -1255,6 +1255,7 @@ async fn run_cascade(
     ctx: CascadeCtx,
 ) -> (Vec<ServiceStopReport>, bool) {
     let start = Instant::now();
+    let end = start + deadline;
     let mut out = Vec::new();
     let mut hit = false;
     while let Some(mut level) = levels.pop_front() {
@@ -1273,7 +1274,7 @@ async fn run_cascade(
                 item.timeout.min(remaining)
             };
             let cut = grace < item.timeout;
-            stop_item(item, grace, cut, &ctx)
+            stop_item(item, grace, cut, end, &ctx)
         });
         let reports = futures::future::join_all(stops).await;
         for r in &reports {
@@ -1295,10 +1296,14 @@ async fn run_cascade(
     (out, hit)
 }
 
+/// Stops one service with `grace` (`cut`: shorter than its stop timeout because
+/// of the deadline), then checks its port, with a grace for the port's leftovers
+/// that never reaches past `end` (the cascade's deadline).
 async fn stop_item(
     item: StopItem,
     grace: Duration,
     cut: bool,
+    end: Instant,
     ctx: &CascadeCtx,
 ) -> ServiceStopReport {
     let started = Instant::now();
@@ -1344,6 +1349,9 @@ async fn stop_item(
     };
     let port_free = match item.port {
         Some(port) => {
+            // What is left of the deadline now, not the grace the stop had (which
+            // the stop may have used up already).
+            let left = end.saturating_duration_since(Instant::now());
             let check = ctx
                 .janitor
                 .send(CheckPort {
@@ -1351,10 +1359,33 @@ async fn stop_item(
                     service: item.name.clone(),
                     allow: item.allow.clone(),
                     signal: item.signal,
-                    grace,
+                    grace: grace.min(left),
                 })
                 .await;
-            Some(check.map(|c| c.free).unwrap_or(false))
+            match check {
+                Ok(c) => {
+                    // ServiceStopReport has no field for these: they go to the log.
+                    if !c.stopped.is_empty() {
+                        tracing::warn!(
+                            service = %item.name,
+                            "port {port} was still held after the stop; stopped {}",
+                            c.stopped
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                    for r in &c.refused {
+                        tracing::warn!(service = %item.name, "after the stop: {r}");
+                    }
+                    Some(c.free)
+                }
+                Err(e) => {
+                    tracing::warn!(service = %item.name, "port {port} not checked: {e}");
+                    Some(false)
+                }
+            }
         }
         None => None,
     };
