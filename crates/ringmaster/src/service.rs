@@ -73,6 +73,9 @@ pub struct ServiceActor {
     starting: Option<SpawnHandle>,
     prepared: bool,
     pid_file: PidFileSlot,
+    /// Bumped by every [`Stop`]: a preparation that began before it spawns no
+    /// install step after it and does not count as prepared.
+    stops: Arc<AtomicU64>,
 }
 
 impl ServiceActor {
@@ -88,6 +91,7 @@ impl ServiceActor {
             starting: None,
             prepared: false,
             pid_file: PidFileSlot::new(cfg.pid_file.clone()),
+            stops: Arc::default(),
             cfg,
         }
     }
@@ -115,11 +119,19 @@ impl ServiceActor {
         }
     }
 
-    /// The preparation as a future that does not touch the actor.
+    /// The preparation as a future that does not touch the actor. A [`Stop`] that
+    /// comes while it runs cancels it: no install step is spawned after the stop,
+    /// and it ends with an error (which the Supervisor, having stopped the
+    /// service, ignores).
     fn prepare_future(&self) -> impl std::future::Future<Output = Result<(), String>> + 'static {
         let cfg = self.cfg.clone();
         let tag = self.tag.clone();
         let sink = self.sink(true);
+        let stops = self.stops.clone();
+        let at = stops.load(Ordering::SeqCst);
+        let stopped = move || {
+            (stops.load(Ordering::SeqCst) != at).then(|| "stopped while preparing".to_owned())
+        };
         async move {
             let (pid_file, signal, timeout, t) = (
                 cfg.pid_file.clone(),
@@ -143,10 +155,20 @@ impl ServiceActor {
                     None => true,
                 };
                 if needed {
+                    // Checked right before the spawn, with no await between: the
+                    // Stop handler runs on this actor's thread, so either it came
+                    // first and nothing is spawned, or the install already carries
+                    // the tag that the stop sweeps.
+                    if let Some(e) = stopped() {
+                        return Err(e);
+                    }
                     run_install(&cfg, &install.command, &tag, sink).await?;
                 }
             }
-            Ok(())
+            match stopped() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
         }
     }
 
@@ -406,6 +428,7 @@ impl Handler<Stop> for ServiceActor {
         if let Some(h) = self.starting.take() {
             ctx.cancel_future(h);
         }
+        self.stops.fetch_add(1, Ordering::SeqCst);
         self.run += 1;
         self.prepared = false;
         let running = self.child.take();
