@@ -36,7 +36,9 @@ async fn started_is_met_by_a_dependency_that_already_exited() {
     let seen = record(&orch, None);
     let guard = PidGuard::new();
 
-    timed(orch.up(None)).await.expect("up answers and succeeds");
+    up_or_clean_up(&orch)
+        .await
+        .expect("up answers and succeeds");
 
     let status = orch.status().await.expect("status");
     let st = |n: &str| status.iter().find(|s| s.name == n).expect("listed").clone();
@@ -85,7 +87,7 @@ async fn ready_cannot_be_met_by_a_dependency_that_exited_for_good() {
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     let seen = record(&orch, None);
 
-    let err = timed(orch.up(None))
+    let err = up_or_clean_up(&orch)
         .await
         .expect_err("up fails: web can never start");
     match &err {
@@ -126,4 +128,16 @@ async fn ready_cannot_be_met_by_a_dependency_that_exited_for_good() {
         .await
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
+}
+
+/// `Up` of everything; when it does not answer within [`LONG`], shuts down (so
+/// that what did start is stopped) and panics.
+async fn up_or_clean_up(orch: &Orchestrator) -> Result<(), Error> {
+    match actix_rt::time::timeout(LONG, orch.up(None)).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            let _ = timed(orch.shutdown(Duration::from_secs(20))).await;
+            panic!("up did not answer within {LONG:?}");
+        }
+    }
 }
