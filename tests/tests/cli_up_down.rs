@@ -221,7 +221,13 @@ restart = {{ policy = "never" }}
     // Detached, the same failure is reported by `up -d` with exit 1.
     let out = p.rm().args(["up", "-d"]).output().expect("up -d");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
-    assert!(text(&out.stderr).contains("web"), "{}", text(&out.stderr));
+    // The reason comes first, whether `up -d` saw the failure through the control
+    // socket or only found the instance gone (its log then says why).
+    let err = text(&out.stderr);
+    assert!(
+        err.starts_with("startup failed: ") && err.lines().next().unwrap_or("").contains("web"),
+        "{err}"
+    );
     wait_for("the detached instance to exit", LONG, || {
         p.instance_pid().is_none()
     });

@@ -810,10 +810,23 @@ fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> 
     let started = Instant::now();
     loop {
         if let Ok(Some(status)) = child.try_wait() {
+            let tail = log_since(&log_path, start_len, 30);
+            // The instance may have failed and exited between two polls of
+            // `/startup`: its log then says why, and that comes first.
+            let reason = tail.lines().find_map(|l| {
+                let (_, rest) = l.split_once("startup failed: ")?;
+                Some(
+                    rest.trim_end_matches("; stopping what was started")
+                        .to_string(),
+                )
+            });
+            let head = match reason {
+                Some(reason) => format!("startup failed: {reason}\n"),
+                None => String::new(),
+            };
             return Err(Failure::failed(format!(
-                "the background instance exited during startup ({status}); from {}:\n{}",
+                "{head}the background instance exited during startup ({status}); from {}:\n{tail}",
                 log_path.display(),
-                log_since(&log_path, start_len, 30)
             )));
         }
         if let Ok(startup) = client.get_json::<Startup>("/startup") {
