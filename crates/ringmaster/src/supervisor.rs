@@ -852,7 +852,7 @@ impl Supervisor {
         }
         let name_owned = name.to_owned();
         let timeout = self.shutdown_timeout;
-        self.cascade(vec![name_owned.clone()], timeout)
+        self.cascade(vec![name_owned.clone()], timeout, ctx)
             .map(move |_, act, ctx| {
                 if let Some(e) = act.entries.get_mut(&name_owned) {
                     if e.phase == Phase::Idle {
@@ -982,7 +982,7 @@ impl Supervisor {
         }
         let failed = name.to_owned();
         let timeout = self.shutdown_timeout;
-        self.cascade(to_stop, timeout)
+        self.cascade(to_stop, timeout, ctx)
             .map(move |(reports, _), act, _| {
                 for r in &reports {
                     let Some(e) = act.entries.get_mut(&r.name) else {
@@ -1036,6 +1036,7 @@ impl Supervisor {
         &mut self,
         names: Vec<String>,
         deadline: Duration,
+        ctx: &mut Context<Self>,
     ) -> impl ActorFuture<Self, Output = (Vec<ServiceStopReport>, bool)> + 'static {
         let mut items: Vec<(usize, StopItem)> = Vec::new();
         let mut ops: Vec<(String, u64)> = Vec::new();
@@ -1047,8 +1048,11 @@ impl Supervisor {
             // A plugin hears Stop only after a Start (one waiting for its
             // dependencies, or between restarts, has nothing running).
             let plugin_idle = e.is_plugin() && !matches!(e.phase, Phase::Starting | Phase::Running);
-            // A pending restart's timer finds the service stopped and does nothing.
-            e.restart_timer = None;
+            // A pending restart is cancelled: left to fire, its timer would clear
+            // the handle of a later one and start the service before its backoff.
+            if let Some(t) = e.restart_timer.take() {
+                ctx.cancel_future(t);
+            }
             e.phase = Phase::Stopping;
             e.op += 1;
             ops.push((n.clone(), e.op));
@@ -1082,14 +1086,13 @@ impl Supervisor {
             by_height.entry(h).or_default().push(item);
         }
         let levels: VecDeque<Vec<StopItem>> = by_height.into_values().collect();
-        let ctx = CascadeCtx {
+        let cascade = CascadeCtx {
             janitor: self.janitor.clone(),
             subscribers: self.subscribers.clone(),
             project: self.project.clone(),
         };
-        run_cascade(levels, deadline, ctx)
-            .into_actor(self)
-            .map(move |(reports, hit), act, _| {
+        run_cascade(levels, deadline, cascade).into_actor(self).map(
+            move |(reports, hit), act, _| {
                 act.reap();
                 for (name, op) in &ops {
                     if let Some(e) = act.entries.get_mut(name) {
@@ -1104,7 +1107,8 @@ impl Supervisor {
                     }
                 }
                 (reports, hit)
-            })
+            },
+        )
     }
 
     /// After a [`Restart`] stopped `stopped` (`name` and its running dependents):
@@ -1524,7 +1528,7 @@ impl Handler<Restart> for Supervisor {
         let name = msg.name;
         let timeout = self.shutdown_timeout;
         Box::pin(
-            self.cascade(to_stop.clone(), timeout)
+            self.cascade(to_stop.clone(), timeout, ctx)
                 .then(move |_, act, ctx| {
                     // A shutdown that began while this restart stopped things wins.
                     let rx = (!act.shutting_down && !act.closed)
@@ -1579,23 +1583,22 @@ impl Handler<Shutdown> for Supervisor {
         );
         // Not atomic: GetStatus is answered while the cascade runs, and what could
         // start something is refused (`shutting_down`).
-        Box::pin(
-            self.cascade(names, msg.deadline)
-                .map(move |(services, deadline_hit), act, _| {
-                    act.closed = true;
-                    act.lock.take();
-                    let report = ShutdownReport {
-                        services,
-                        elapsed: start.elapsed(),
-                        deadline_hit,
-                    };
-                    tracing::info!("shutdown done in {:?}", report.elapsed);
-                    for tx in std::mem::take(&mut act.shutdown_waiters) {
-                        let _ = tx.send(report.clone());
-                    }
-                    report
-                }),
-        )
+        Box::pin(self.cascade(names, msg.deadline, ctx).map(
+            move |(services, deadline_hit), act, _| {
+                act.closed = true;
+                act.lock.take();
+                let report = ShutdownReport {
+                    services,
+                    elapsed: start.elapsed(),
+                    deadline_hit,
+                };
+                tracing::info!("shutdown done in {:?}", report.elapsed);
+                for tx in std::mem::take(&mut act.shutdown_waiters) {
+                    let _ = tx.send(report.clone());
+                }
+                report
+            },
+        ))
     }
 }
 
