@@ -35,7 +35,8 @@
 //! replies only when everything is done. The Supervisor keeps answering meanwhile:
 //! [`GetStatus`] shows the services `stopping`, [`Up`] and [`Restart`] are refused,
 //! health results and the events of the services being stopped change nothing, and
-//! a second `Shutdown` gets the same report when the first is done.
+//! a second `Shutdown` gets the same report when the first is done (one that comes
+//! later too). What never started (`waiting`) shows `stopped` once it is done.
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -275,6 +276,8 @@ pub struct Supervisor {
     shutdown_waiters: Vec<oneshot::Sender<ShutdownReport>>,
     /// The shutdown is done.
     closed: bool,
+    /// The report of the shutdown, once it is done: what a later [`Shutdown`] gets.
+    last_report: Option<ShutdownReport>,
     /// Present when we are a subreaper.
     reaper: Option<ReaperHandle>,
 }
@@ -422,6 +425,7 @@ impl Supervisor {
             swept: false,
             shutdown_waiters: Vec::new(),
             closed: false,
+            last_report: None,
             reaper: subreaper.then(ReaperHandle::start),
         })
     }
@@ -1549,7 +1553,9 @@ impl Handler<Shutdown> for Supervisor {
 
     fn handle(&mut self, msg: Shutdown, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed {
-            return Box::pin(actix::fut::ready(ShutdownReport::default()));
+            // Done already: the same report again.
+            let report = self.last_report.clone().unwrap_or_default();
+            return Box::pin(actix::fut::ready(report));
         }
         if self.shutting_down {
             // One cascade at a time: this one gets the running cascade's report.
@@ -1587,6 +1593,14 @@ impl Handler<Shutdown> for Supervisor {
             move |(services, deadline_hit), act, _| {
                 act.closed = true;
                 act.lock.take();
+                // What never started (waiting for a dependency that failed, say)
+                // had nothing to stop: it is stopped now all the same.
+                for e in act.entries.values_mut() {
+                    e.needed = false;
+                    if e.phase == Phase::Idle && e.state == ServiceState::Waiting {
+                        e.set_state(ServiceState::Stopped, e.reason.clone());
+                    }
+                }
                 let report = ShutdownReport {
                     services,
                     elapsed: start.elapsed(),
@@ -1596,6 +1610,7 @@ impl Handler<Shutdown> for Supervisor {
                 for tx in std::mem::take(&mut act.shutdown_waiters) {
                     let _ = tx.send(report.clone());
                 }
+                act.last_report = Some(report.clone());
                 report
             },
         ))
