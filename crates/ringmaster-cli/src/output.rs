@@ -195,8 +195,9 @@ pub fn state_name(s: &ServiceStatus) -> String {
 }
 
 /// The shutdown report, one line per service: stopped gracefully, needed kill
-/// (naming who), survivors, a plugin that did not answer, and whether its port
-/// is free.
+/// (naming who), survivors, a plugin that did not answer, a stop that failed, and
+/// whether its port is free (naming who was stopped on it, or who holds it and
+/// was left alone).
 pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
     let mut out = String::new();
     let width = report
@@ -229,6 +230,8 @@ pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
         };
         let mut what = if let Some(no_answer) = &s.no_answer {
             style.paint("31", no_answer)
+        } else if let Some(error) = &s.stop_error {
+            style.paint("31", error)
         } else if !r.survivors.is_empty() {
             style.paint("31", &format!("still alive: {}", list(&r.survivors)))
         } else if !r.killed.is_empty() {
@@ -245,14 +248,48 @@ pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
         if !r.signalled.is_empty() {
             what.push_str(&format!(" in {}", human_duration(r.elapsed)));
         }
+        let freed = if s.port_stopped.is_empty() {
+            String::new()
+        } else {
+            format!(" by stopping {}", list(&s.port_stopped))
+        };
         match s.port_free {
-            Some(true) => what.push_str("; port free"),
-            Some(false) => what.push_str(&format!("; {}", style.paint("31", "port still held"))),
+            Some(true) if freed.is_empty() => what.push_str("; port free"),
+            Some(true) => what.push_str(&format!("; port freed{freed}")),
+            Some(false) => {
+                let held = if s.port_refused.is_empty() {
+                    "port still held".to_string()
+                } else {
+                    let holders = s
+                        .port_refused
+                        .iter()
+                        .map(holder)
+                        .collect::<Vec<_>>()
+                        .join(", ");
+                    format!("port held by {holders}, not ours: left alone")
+                };
+                what.push_str(&format!("; {}", style.paint("31", &held)));
+                if !freed.is_empty() {
+                    what.push_str(&format!(" (after stopping{freed})"));
+                }
+            }
             None => {}
         }
         out.push_str(&format!("  {:width$}  {what}\n", s.name));
     }
     out
+}
+
+/// A holder of a port that may not be stopped: `4242 (python, /usr/bin/python3, user bob)`.
+fn holder(r: &ringmaster_os::Refusal) -> String {
+    let mut parts = vec![r.name.clone()];
+    if let Some(exe) = &r.exe {
+        parts.push(exe.display().to_string());
+    }
+    if let Some(user) = &r.user {
+        parts.push(format!("user {user}"));
+    }
+    format!("{} ({})", r.pid, parts.join(", "))
 }
 
 /// Prefixes service output with the service's name, padded to the longest name,
@@ -356,6 +393,9 @@ mod tests {
                 no_answer: Some(
                     "plugin `cache` did not answer Stop within 15s; it may still be running".into(),
                 ),
+                port_stopped: Vec::new(),
+                port_refused: Vec::new(),
+                stop_error: None,
             }],
             elapsed: Duration::from_secs(15),
             deadline_hit: false,
@@ -364,6 +404,67 @@ mod tests {
             shutdown_report(&Style::plain(), &report),
             "stopped with leftovers in 15.0s\n  cache  plugin `cache` did not answer Stop within 15s; it may still be running; port free\n"
         );
+    }
+
+    #[test]
+    fn a_failed_stop_and_the_holders_of_a_port_are_named() {
+        use ringmaster::messages::ServiceStopReport;
+        use ringmaster_os::authz::RefusalReason;
+        use ringmaster_os::{ProcessBrief, Refusal};
+        let refusal = Refusal {
+            pid: 4242,
+            name: "python".into(),
+            exe: Some("/usr/bin/python3".into()),
+            user: Some("bob".into()),
+            port: Some(8000),
+            service: Some("web".into()),
+            reason: RefusalReason::NotInAllowList,
+        };
+        let report = ShutdownReport {
+            services: vec![
+                ServiceStopReport {
+                    name: "web".into(),
+                    port_free: Some(false),
+                    port_refused: vec![refusal],
+                    ..Default::default()
+                },
+                ServiceStopReport {
+                    name: "api".into(),
+                    port_free: Some(true),
+                    port_stopped: vec![ProcessBrief {
+                        pid: 4243,
+                        name: "node".into(),
+                    }],
+                    ..Default::default()
+                },
+                ServiceStopReport {
+                    name: "db".into(),
+                    stop_error: Some("the stop failed: cannot read /proc".into()),
+                    ..Default::default()
+                },
+            ],
+            elapsed: Duration::from_millis(40),
+            deadline_hit: false,
+        };
+        assert!(!report.clean());
+        assert!(!report.services[2].graceful());
+        assert_eq!(
+            shutdown_report(&Style::plain(), &report),
+            "stopped with leftovers in 40ms\n\
+             \x20 web  was not running; port held by 4242 (python, /usr/bin/python3, user bob), not ours: left alone\n\
+             \x20 api  was not running; port freed by stopping 4243 (node)\n\
+             \x20 db   the stop failed: cannot read /proc\n"
+        );
+        // Only the error makes it not clean.
+        let mut fine = report.clone();
+        fine.services.truncate(0);
+        fine.services.push(ServiceStopReport {
+            name: "db".into(),
+            ..Default::default()
+        });
+        assert!(fine.clean());
+        fine.services[0].stop_error = Some("x".into());
+        assert!(!fine.clean());
     }
 
     #[test]

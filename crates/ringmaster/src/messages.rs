@@ -253,7 +253,7 @@ pub struct ShutdownReport {
 }
 
 /// One service in a [`ShutdownReport`].
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ServiceStopReport {
     pub name: String,
     pub report: StopReport,
@@ -270,6 +270,20 @@ pub struct ServiceStopReport {
     /// kill of what carries the service's tag, which `report` shows.)
     #[serde(default)]
     pub no_answer: Option<String>,
+    /// Who still held its port after its own processes stopped and was stopped
+    /// by the port check (a leftover carrying its tag, or a holder its `allow`
+    /// list names). Empty when the port was free at once, or it has no port.
+    #[serde(default)]
+    pub port_stopped: Vec<ringmaster_os::ProcessBrief>,
+    /// Who still held its port after the stop and may not be stopped (not ours,
+    /// not in its `allow` list): left alive, named with pid, name, exe and user.
+    #[serde(default)]
+    pub port_refused: Vec<Refusal>,
+    /// Set when the stop itself failed (the process table could not be read,
+    /// say): what went wrong. Nothing may have been stopped then, so the report
+    /// is not clean although `report` is empty.
+    #[serde(default)]
+    pub stop_error: Option<String>,
 }
 
 impl ServiceStopReport {
@@ -279,16 +293,20 @@ impl ServiceStopReport {
         self.report.killed.is_empty()
             && self.report.survivors.is_empty()
             && self.no_answer.is_none()
+            && self.stop_error.is_none()
     }
 }
 
 impl ShutdownReport {
-    /// True when every service stopped with no survivor, every plugin answered its
-    /// [`Stop`], and every port is free.
+    /// True when every service stopped with no survivor and no error, every
+    /// plugin answered its [`Stop`], and every port is free.
     pub fn clean(&self) -> bool {
-        self.services
-            .iter()
-            .all(|s| s.report.clean() && s.no_answer.is_none() && s.port_free != Some(false))
+        self.services.iter().all(|s| {
+            s.report.clean()
+                && s.no_answer.is_none()
+                && s.stop_error.is_none()
+                && s.port_free != Some(false)
+        })
     }
 
     /// Every process still alive after the cascade, with its service: who blocks

@@ -421,10 +421,23 @@ impl Handler<Start> for ServiceActor {
     }
 }
 
-impl Handler<Stop> for ServiceActor {
-    type Result = ResponseActFuture<Self, StopReport>;
+/// Supervisor (its stop cascade) → ServiceActor: [`Stop`], answered with the
+/// error of a stop that failed besides its (then empty) report, so that the
+/// shutdown report does not call it clean.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "(StopReport, Option<String>)")]
+pub(crate) struct StopChecked {
+    pub grace: Duration,
+}
 
-    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
+impl ServiceActor {
+    /// Stops the running process group (and whatever carries the tag) within
+    /// `grace`: its report, and the error when the stop failed.
+    fn stop_now(
+        &mut self,
+        grace: Duration,
+        ctx: &mut Context<Self>,
+    ) -> impl ActorFuture<Self, Output = (StopReport, Option<String>)> + 'static {
         if let Some(h) = self.starting.take() {
             ctx.cancel_future(h);
         }
@@ -437,34 +450,45 @@ impl Handler<Stop> for ServiceActor {
             pgid: running.as_ref().and_then(|r| r.pgid),
             tag: Some(self.tag.clone()),
         };
-        let (signal, grace) = (self.cfg.stop.signal, msg.grace);
+        let signal = self.cfg.stop.signal;
         let retire = self.pid_file.retire();
         let name = self.cfg.name.clone();
         let started = Instant::now();
+        async move {
+            let res = blocking_now(move || ringmaster_os::stop(&target, signal, grace)).await;
+            retire.await;
+            let error = match res {
+                Ok(Ok(report)) => return (report, None),
+                Ok(Err(e)) | Err(crate::Error::Os(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::warn!(service = %name, "stop: {error}");
+            let report = StopReport {
+                elapsed: started.elapsed(),
+                ..StopReport::default()
+            };
+            (report, Some(format!("the stop failed: {error}")))
+        }
+        .into_actor(self)
+    }
+}
+
+impl Handler<Stop> for ServiceActor {
+    type Result = ResponseActFuture<Self, StopReport>;
+
+    fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
         Box::pin(
-            async move {
-                let res = blocking_now(move || ringmaster_os::stop(&target, signal, grace)).await;
-                retire.await;
-                match res {
-                    Ok(Ok(report)) => report,
-                    Ok(Err(e)) | Err(crate::Error::Os(e)) => {
-                        tracing::warn!(service = %name, "stop: {e}");
-                        StopReport {
-                            elapsed: started.elapsed(),
-                            ..StopReport::default()
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(service = %name, "stop: {e}");
-                        StopReport {
-                            elapsed: started.elapsed(),
-                            ..StopReport::default()
-                        }
-                    }
-                }
-            }
-            .into_actor(self),
+            self.stop_now(msg.grace, ctx)
+                .map(|(report, _), _, _| report),
         )
+    }
+}
+
+impl Handler<StopChecked> for ServiceActor {
+    type Result = ResponseActFuture<Self, (StopReport, Option<String>)>;
+
+    fn handle(&mut self, msg: StopChecked, ctx: &mut Context<Self>) -> Self::Result {
+        Box::pin(self.stop_now(msg.grace, ctx))
     }
 }
 

@@ -59,7 +59,7 @@ use crate::messages::{
     SubscribeLogs, Unwatch, Up, Watch,
 };
 use crate::plugin::PluginService;
-use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext};
+use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopChecked};
 use crate::status::{ServiceState, ServiceStatus};
 use crate::{Error, Result};
 
@@ -1318,14 +1318,20 @@ async fn stop_item(
     let wait = grace + STOP_MARGIN;
     // Why there is no answer, when there is none.
     let answer = match &item.via {
-        StopVia::Process(a) => tokio::time::timeout(wait, a.send(Stop { grace })).await,
-        StopVia::Plugin(r) => tokio::time::timeout(wait, r.send(Stop { grace })).await,
+        StopVia::Process(a) => tokio::time::timeout(wait, a.send(StopChecked { grace })).await,
+        StopVia::Plugin(r) => tokio::time::timeout(wait, r.send(Stop { grace }))
+            .await
+            .map(|r| r.map(|report| (report, None))),
     }
     .map_err(|_| format!("did not answer Stop within {wait:?}"))
     .and_then(|r| r.map_err(|e| format!("could not take Stop ({e})")));
     let mut no_answer = None;
+    let mut stop_error = None;
     let report = match answer {
-        Ok(r) => r,
+        Ok((r, error)) => {
+            stop_error = error;
+            r
+        }
         Err(why) => match &item.via {
             StopVia::Process(_) => {
                 tracing::warn!(service = %item.name, "its actor {why}; killing what carries its tag");
@@ -1334,13 +1340,21 @@ async fn stop_item(
                     pgid: None,
                     tag: Some(Tag::new(ctx.project.clone(), item.name.clone())),
                 };
-                let mut r = blocking_now(move || {
+                let res = blocking_now(move || {
                     ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO)
                 })
-                .await
-                .ok()
-                .and_then(|r| r.ok())
-                .unwrap_or_default();
+                .await;
+                let mut r = match res {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) | Err(crate::Error::Os(e)) => {
+                        stop_error = Some(format!("the kill in its place failed: {e}"));
+                        StopReport::default()
+                    }
+                    Err(e) => {
+                        stop_error = Some(format!("the kill in its place failed: {e}"));
+                        StopReport::default()
+                    }
+                };
                 r.elapsed = started.elapsed();
                 r
             }
@@ -1355,6 +1369,8 @@ async fn stop_item(
             }
         },
     };
+    let mut port_stopped = Vec::new();
+    let mut port_refused = Vec::new();
     let port_free = match item.port {
         Some(port) => {
             // What is left of the deadline now, not the grace the stop had (which
@@ -1372,7 +1388,6 @@ async fn stop_item(
                 .await;
             match check {
                 Ok(c) => {
-                    // ServiceStopReport has no field for these: they go to the log.
                     if !c.stopped.is_empty() {
                         tracing::warn!(
                             service = %item.name,
@@ -1387,6 +1402,8 @@ async fn stop_item(
                     for r in &c.refused {
                         tracing::warn!(service = %item.name, "after the stop: {r}");
                     }
+                    port_stopped = c.stopped;
+                    port_refused = c.refused;
                     Some(c.free)
                 }
                 Err(e) => {
@@ -1403,6 +1420,9 @@ async fn stop_item(
         port_free,
         deadline_cut: cut,
         no_answer,
+        port_stopped,
+        port_refused,
+        stop_error,
     }
 }
 

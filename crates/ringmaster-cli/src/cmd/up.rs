@@ -531,6 +531,7 @@ fn merge_forced(report: &mut ShutdownReport, swept: &cleanup::Cleanup) {
                     port_free: None,
                     deadline_cut: false,
                     no_answer: None,
+                    ..Default::default()
                 });
                 report.services.last_mut().expect("just pushed")
             }
