@@ -101,13 +101,15 @@ fn a_stalled_stdout_does_not_freeze_up() {
     assert!(out.contains("stopped"), "the report: {}", tail(&out));
 }
 
-/// Only a stall with SIGTERM while nobody reads at all: the instance must exit.
+/// A stall with SIGTERM while nobody reads: the instance must exit, and a reader
+/// that resumes only after the signal still gets ringmaster's own lines and the
+/// whole shutdown report (only service output is ever dropped).
 #[test]
 fn sigterm_stops_up_while_nobody_reads_its_stdout() {
     let api = free_port();
     let p = Project::with_config(&config(api));
     let mut up = spawn_up_piped(&p, &[]);
-    let _unread = up.stdout.take().expect("piped stdout");
+    let mut stdout = up.stdout.take().expect("piped stdout");
 
     p.wait_ready(&["api", "chatty"]);
     wait_for("chatty to log 2 MB", LONG, || chatty_logged(&p) > 2_000_000);
@@ -115,6 +117,11 @@ fn sigterm_stops_up_while_nobody_reads_its_stdout() {
     members.extend(holders(api));
 
     send_unix_signal(up.id(), libc::SIGTERM);
+    let mut out = Vec::new();
+    let reader = std::thread::spawn(move || {
+        let _ = stdout.read_to_end(&mut out);
+        out
+    });
     let code = wait_child_exit(&mut up);
     let err = std::fs::read_to_string(p.path().join("up.err")).unwrap_or_default();
     assert_eq!(code.code(), Some(0), "{err}");
@@ -123,6 +130,20 @@ fn sigterm_stops_up_while_nobody_reads_its_stdout() {
     }
     assert!(p.tagged_pids().is_empty(), "no tagged process is left");
     wait_port_free(api);
+
+    let out = text(&reader.join().expect("reader thread"));
+    assert!(out.contains("SIGTERM: stopping"), "{}", tail(&out));
+    assert!(
+        out.lines().any(|l| l.starts_with("stopped in ")),
+        "the report's first line: {}",
+        tail(&out)
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim_start().starts_with("api ") && l.contains("port free")),
+        "the report's line for api: {}",
+        tail(&out)
+    );
 }
 
 /// `up -vv` logs every service line on stderr; nobody reads it.

@@ -618,7 +618,7 @@ impl Progress {
         )
     }
 
-    /// Writes `text` to stdout without ever blocking: when the writer is
+    /// Writes service output to stdout without ever blocking: when the writer is
     /// [`SCREEN_QUEUE`] chunks behind, the text is dropped and counted; once half of
     /// that backlog has drained, a note says how many lines were not shown.
     fn out(&mut self, text: String) {
@@ -637,6 +637,19 @@ impl Progress {
             self.live = false;
             self.drawn = 0;
         }
+    }
+
+    /// Writes `text` that must reach the reader: ringmaster's own lines (state
+    /// changes, signals) and the shutdown report. Queued whatever the backlog, after
+    /// the note on what was dropped; they are few, so the queue stays bounded by the
+    /// service output that [`Progress::out`] drops.
+    fn out_kept(&mut self, text: String) {
+        if self.dropped > 0 {
+            let note = self.dropped_note();
+            self.screen.send(note, usize::MAX);
+            self.dropped = 0;
+        }
+        self.screen.send(text, usize::MAX);
     }
 
     fn clear_block(&mut self) {
@@ -686,7 +699,7 @@ impl Progress {
     fn own(&mut self, line: &str) {
         let had = self.drawn > 0;
         self.clear_block();
-        self.out(format!("{}\n", self.prefix.own(line)));
+        self.out_kept(format!("{}\n", self.prefix.own(line)));
         if had {
             self.draw_block();
         }
@@ -763,7 +776,7 @@ impl Progress {
 
     fn report(&mut self, report: &ShutdownReport) {
         self.clear_block();
-        self.out(shutdown_report(&self.style, report));
+        self.out_kept(shutdown_report(&self.style, report));
     }
 }
 
