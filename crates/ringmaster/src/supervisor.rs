@@ -1138,9 +1138,12 @@ impl Supervisor {
         }
         // Every name is known here: `closure` cannot fail.
         let closure = self.closure(Some(stopped)).unwrap_or_default();
+        // A dependency that completed (a one-shot job that exited with 0) stays
+        // completed: restarting what depends on it does not run it again.
         let deps: Vec<String> = closure
             .iter()
             .filter(|n| !stopped.contains(n))
+            .filter(|n| !self.entries.get(*n).is_some_and(|e| e.completed))
             .cloned()
             .collect();
         // What this request starts besides the restarted services is stopped
