@@ -31,8 +31,9 @@
 //! stopped lowest first, each level in parallel, each service with its stop
 //! timeout cut to what is left of the deadline; past the deadline, everything left
 //! is stopped at once with no grace. After each stop the PortJanitor checks the
-//! port, its grace for leftovers also cut to what is left of the deadline. [`Shutdown`] runs the cascade, then releases the instance lock, and
-//! replies only when everything is done. The Supervisor keeps answering meanwhile:
+//! port, its grace for leftovers also cut to what is left of the deadline.
+//! [`Shutdown`] runs the cascade, then releases the instance lock, and replies
+//! only when everything is done. The Supervisor keeps answering meanwhile:
 //! [`GetStatus`] shows the services `stopping`, [`Up`] and [`Restart`] are refused,
 //! health results and the events of the services being stopped change nothing, and
 //! a second `Shutdown` gets the same report when the first is done (one that comes
