@@ -19,6 +19,7 @@ mod metrics;
 mod output;
 mod platform;
 mod stderr_log;
+mod writer;
 
 use cli::{Cli, Command, LogFormat};
 use cmd::up::{Mode, Passthrough};

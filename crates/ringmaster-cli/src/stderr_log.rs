@@ -1,25 +1,28 @@
 //! Log lines to stderr that never block the thread that logs them. The foreground
 //! `up` logs from the thread its actors run on; if stderr is a pipe nobody reads
 //! (`ringmaster up 2>&1 | less`, paused), a blocking write there would freeze the
-//! instance, its signals and its control socket. Each line goes through a bounded
-//! queue to a thread of its own; when the queue is full the line is dropped and
-//! counted, and the writer says how many once it can write again.
-use std::io::{self, Write};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+//! instance, its signals and its control socket. Each line goes to a
+//! [`QueuedWriter`]; when [`QUEUE`] lines wait already, the line is dropped and
+//! counted, and the next line that gets through is preceded by how many.
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing_subscriber::fmt::MakeWriter;
+
+use crate::writer::QueuedWriter;
 
 /// Lines that may wait for the writer thread.
 const QUEUE: usize = 1024;
 
-static SENDER: OnceLock<SyncSender<Vec<u8>>> = OnceLock::new();
-/// Lines dropped since the writer last wrote.
+static WRITER: OnceLock<QueuedWriter> = OnceLock::new();
+/// Lines dropped since the last note saying so.
 static DROPPED: AtomicU64 = AtomicU64::new(0);
-/// Lines queued and not yet written.
-static PENDING: AtomicUsize = AtomicUsize::new(0);
+
+fn writer() -> &'static QueuedWriter {
+    WRITER.get_or_init(|| QueuedWriter::spawn("stderr-log", io::stderr))
+}
 
 /// The `MakeWriter` for `tracing_subscriber`: one buffer per event, queued when
 /// the event is complete.
@@ -36,7 +39,7 @@ impl<'a> MakeWriter<'a> for NonBlockingStderr {
 /// One event's text, queued when dropped.
 pub struct Line(Vec<u8>);
 
-impl Write for Line {
+impl io::Write for Line {
     fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
         self.0.extend_from_slice(bytes);
         Ok(bytes.len())
@@ -52,49 +55,28 @@ impl Drop for Line {
         if self.0.is_empty() {
             return;
         }
-        PENDING.fetch_add(1, Ordering::SeqCst);
-        match sender().try_send(std::mem::take(&mut self.0)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                PENDING.fetch_sub(1, Ordering::SeqCst);
-                DROPPED.fetch_add(1, Ordering::Relaxed);
-            }
+        let w = writer();
+        if w.backlog() >= QUEUE {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let dropped = DROPPED.swap(0, Ordering::Relaxed);
+        if dropped > 0 {
+            w.send(
+                format!("ringmaster: {dropped} log lines not shown (stderr was not being read)\n"),
+                usize::MAX,
+            );
+        }
+        if !w.send(std::mem::take(&mut self.0), QUEUE) {
+            DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }
 }
 
-fn sender() -> &'static SyncSender<Vec<u8>> {
-    SENDER.get_or_init(|| {
-        let (tx, rx) = sync_channel::<Vec<u8>>(QUEUE);
-        let spawned = std::thread::Builder::new()
-            .name("stderr-log".into())
-            .spawn(move || {
-                let mut err = io::stderr();
-                for line in rx {
-                    let dropped = DROPPED.swap(0, Ordering::Relaxed);
-                    if dropped > 0 {
-                        let _ = writeln!(
-                            err,
-                            "ringmaster: {dropped} log lines not shown (stderr was not being read)"
-                        );
-                    }
-                    let _ = err.write_all(&line);
-                    PENDING.fetch_sub(1, Ordering::SeqCst);
-                }
-            });
-        if let Err(e) = spawned {
-            // No writer thread: every line is dropped (and counted) rather than blocking.
-            let _ = writeln!(io::stderr(), "ringmaster: no log writer thread: {e}");
-        }
-        tx
-    })
-}
-
-/// Waits until the queued lines are written, for at most `limit` (a stderr that
-/// is not read must not keep the process from exiting).
-pub fn flush(limit: Duration) {
-    let start = Instant::now();
-    while PENDING.load(Ordering::SeqCst) > 0 && start.elapsed() < limit {
-        std::thread::sleep(Duration::from_millis(5));
+/// Waits until the queued lines are written, or until stderr has taken nothing
+/// for `stall` (a stderr that is not read must not keep the process from exiting).
+pub fn flush(stall: Duration) {
+    if let Some(w) = WRITER.get() {
+        w.drain(stall);
     }
 }

@@ -11,7 +11,6 @@
 //! with its output going to `<state_dir>/ringmaster.log`, and returns once the
 //! control socket says every service is ready.
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use crate::control::server::Shared;
 use crate::control::Startup;
 use crate::exit::{load_config, CmdResult, Failure, FAILED, OK};
 use crate::output::{human_duration, shutdown_report, state_color, Prefixer, Style};
+use crate::writer::QueuedWriter;
 use crate::{cleanup, control, metrics, platform};
 
 /// The file the detached instance writes its output to, in the state directory.
@@ -128,116 +128,9 @@ where
 /// screen (the services' log files keep every line).
 const SCREEN_QUEUE: usize = 2048;
 
-/// How long [`Screen::finish`] waits for stdout to take the last lines while it
-/// takes none at all.
+/// How long stdout may take nothing at all before the last lines are given up at
+/// exit (see [`QueuedWriter::drain`]).
 const SCREEN_STALL: Duration = Duration::from_secs(3);
-
-/// Stdout, written by a thread of its own: a reader that stops reading (`up |
-/// less` paused, a terminal on Ctrl-S) blocks that thread only, never the thread
-/// the actors, the signals and the control socket's answers run on.
-struct Screen {
-    tx: Option<std::sync::mpsc::Sender<String>>,
-    /// Chunks sent and not yet written.
-    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    /// Chunks written so far (to tell a slow reader from a stalled one).
-    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Screen {
-    fn new() -> Screen {
-        use std::sync::atomic::Ordering::SeqCst;
-        let (tx, rx) = std::sync::mpsc::channel::<String>();
-        let queued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let (q, w) = (queued.clone(), written.clone());
-        let thread = std::thread::Builder::new()
-            .name("stdout".into())
-            .spawn(move || {
-                let stdout = std::io::stdout();
-                for text in rx {
-                    {
-                        // Ignoring a closed pipe.
-                        let mut o = stdout.lock();
-                        let _ = o.write_all(text.as_bytes());
-                        let _ = o.flush();
-                    }
-                    q.fetch_sub(1, SeqCst);
-                    w.fetch_add(1, SeqCst);
-                }
-            });
-        match thread {
-            Ok(thread) => Screen {
-                tx: Some(tx),
-                queued,
-                written,
-                thread: Some(thread),
-            },
-            // No thread: nothing is shown rather than risking a blocked actor thread.
-            Err(e) => {
-                tracing::warn!("cannot start the stdout writer: {e}");
-                Screen {
-                    tx: None,
-                    queued,
-                    written,
-                    thread: None,
-                }
-            }
-        }
-    }
-
-    /// Chunks waiting to be written.
-    fn backlog(&self) -> usize {
-        self.queued.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    /// Queues `text` unless `limit` chunks are waiting already; false when it was
-    /// not queued. Never blocks.
-    fn send(&self, text: String, limit: usize) -> bool {
-        use std::sync::atomic::Ordering::SeqCst;
-        let Some(tx) = &self.tx else { return false };
-        if self.backlog() >= limit {
-            return false;
-        }
-        self.queued.fetch_add(1, SeqCst);
-        if tx.send(text).is_err() {
-            self.queued.fetch_sub(1, SeqCst);
-            return false;
-        }
-        true
-    }
-
-    /// Lets the writer take what is queued, and returns once it has, or once it has
-    /// written nothing for [`SCREEN_STALL`] (a reader that stopped reading must not
-    /// keep ringmaster from exiting; a slow one gets everything).
-    fn finish(&mut self) {
-        use std::sync::atomic::Ordering::SeqCst;
-        self.tx = None;
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
-        let mut last = self.written.load(SeqCst);
-        let mut since = Instant::now();
-        while !thread.is_finished() {
-            let now = self.written.load(SeqCst);
-            if now != last {
-                last = now;
-                since = Instant::now();
-            } else if since.elapsed() >= SCREEN_STALL {
-                // Still blocked on the write: left behind, it ends with the process.
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = thread.join();
-    }
-}
-
-impl Drop for Screen {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
 
 /// How startup ended.
 enum Outcome {
@@ -567,7 +460,8 @@ struct Progress {
     live: bool,
     frame: usize,
     started: Instant,
-    screen: Screen,
+    /// Stdout, written by a thread of its own.
+    screen: QueuedWriter,
     /// Lines dropped for the screen since the last note saying so.
     dropped: usize,
 }
@@ -579,6 +473,7 @@ impl Drop for Progress {
             let note = self.dropped_note();
             self.screen.send(note, usize::MAX);
         }
+        self.screen.drain(SCREEN_STALL);
     }
 }
 
@@ -602,7 +497,7 @@ impl Progress {
             drawn: 0,
             frame: 0,
             started: Instant::now(),
-            screen: Screen::new(),
+            screen: QueuedWriter::spawn("stdout", std::io::stdout),
             dropped: 0,
         }
     }
