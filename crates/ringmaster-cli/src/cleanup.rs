@@ -46,20 +46,11 @@ fn joined(procs: &[ProcessBrief]) -> String {
         .join(", ")
 }
 
-/// Stops everything of `config`'s project that is still running: with each
-/// service's stop signal and timeout, or with kill at once when `force`.
-pub fn sweep(config: &Config, force: bool) -> Cleanup {
-    sweep_in(config, None, force)
-}
-
-/// [`sweep`] of the services in `names` only (dependents first): the port of a
-/// service not named is not cleared, nor its processes stopped, nor its state
-/// checked afterwards.
-pub fn sweep_services(config: &Config, names: &[String], force: bool) -> Cleanup {
-    sweep_in(config, Some(names), force)
-}
-
-fn sweep_in(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
+/// Stops what is still running of the services in `only` (dependents first), or of
+/// every configured service when `None`: with each service's stop signal and
+/// timeout, or with kill at once when `force`. The port of a service not in `only`
+/// is not cleared, nor its processes stopped, nor its state checked afterwards.
+pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut out = Cleanup::default();
     for name in config.stop_order() {
@@ -157,7 +148,7 @@ fn sweep_in(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
             out.stopped.push((name.clone(), stopped));
         }
     }
-    let mut check = check(config, only);
+    let mut check = verify(config, only);
     for line in check.drain(..) {
         if !out.leftovers.contains(&line) {
             out.leftovers.push(line);
@@ -166,21 +157,10 @@ fn sweep_in(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
     out
 }
 
-/// What is still there: live processes carrying a tag of this project, and
-/// configured ports that are held.
-pub fn verify(config: &Config) -> Vec<String> {
-    check(config, None)
-}
-
-/// [`verify`] of the services in `names` only: processes carrying their tags, and
-/// their ports.
-pub fn verify_services(config: &Config, names: &[String]) -> Vec<String> {
-    check(config, Some(names))
-}
-
-/// What is still there, of the services in `only` (all, and any tag of the
-/// project, when `None`).
-fn check(config: &Config, only: Option<&[String]>) -> Vec<String> {
+/// What is still there of the services in `only`: live processes carrying their
+/// tags, and their ports when held; with `None`, every process carrying a tag of
+/// this project and every configured port.
+pub fn verify(config: &Config, only: Option<&[String]>) -> Vec<String> {
     let wanted = |name: &String| only.is_none_or(|names| names.contains(name));
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut left = Vec::new();

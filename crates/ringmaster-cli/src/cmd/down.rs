@@ -56,12 +56,12 @@ pub fn run(args: &ConfigArg, style: &Style) -> CmdResult {
             if let Some(pid) = InstanceLock::owner(&state_dir) {
                 eprintln!("ringmaster pid {pid} is still running after its shutdown");
             }
-            cleanup::verify(&config)
+            cleanup::verify(&config, None)
         }
         Err(ClientError::NoInstance(_)) => {
             crate::control::remove(&state_dir);
             println!("no ringmaster is running; cleaning up what is left");
-            let done = cleanup::sweep(&config, false);
+            let done = cleanup::sweep(&config, None, false);
             for action in &done.actions {
                 println!("  {action}");
             }

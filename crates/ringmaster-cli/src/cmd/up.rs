@@ -327,7 +327,7 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
                     let cfg = config.clone();
                     let selected = names.clone();
                     let swept = actix_web::rt::task::spawn_blocking(move || {
-                        cleanup::sweep_services(&cfg, &selected, true)
+                        cleanup::sweep(&cfg, Some(&selected), true)
                     })
                     .await;
                     match swept {
@@ -375,7 +375,7 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
         _ => {
             let cfg = config.clone();
             let selected = names.clone();
-            actix_web::rt::task::spawn_blocking(move || cleanup::verify_services(&cfg, &selected))
+            actix_web::rt::task::spawn_blocking(move || cleanup::verify(&cfg, Some(&selected)))
                 .await
                 .map(|left| {
                     let said = forced
