@@ -87,6 +87,8 @@ impl Handler<ServiceEvent> for Notifier {
             EventKind::Ready => "ready".to_string(),
             EventKind::Unhealthy { reason } => format!("unhealthy: {reason}"),
             EventKind::Healthy => "healthy again".to_string(),
+            EventKind::Daemonized { pid: Some(pid) } => format!("daemonized (pid {pid})"),
+            EventKind::Daemonized { pid: None } => "daemonized".to_string(),
             EventKind::Exited { code: Some(c) } => format!("exited with code {c}"),
             EventKind::Exited { code: None } => "exited (killed by a signal)".to_string(),
             EventKind::Failed { reason } => format!("failed: {reason}"),

@@ -21,6 +21,9 @@
 //!   --exit-code C
 //!   --ready-after MS       wait MS before binding the listener
 //!   --print-pids           also print `pid root <pid>` for itself
+//!   --wipe-env             overwrite its environment block in memory once its children
+//!                          are spawned, as nginx, redis and postgres do when they set
+//!                          their process title (/proc/PID/environ then shows no tag)
 //! ```
 //!
 //! Children, the worker and the daemon always print their `pid <role> <pid>` line;
@@ -55,6 +58,7 @@ struct Options {
     exit_code: i32,
     ready_after: Option<u64>,
     print_pids: bool,
+    wipe_env: bool,
     /// Internal: this process is a child spawned by `--children` (prints `pid child`).
     as_child: bool,
 }
@@ -100,6 +104,7 @@ fn parse_args() -> Options {
             "--exit-code" => o.exit_code = value(&arg, args.next()),
             "--ready-after" => o.ready_after = Some(value(&arg, args.next())),
             "--print-pids" => o.print_pids = true,
+            "--wipe-env" => o.wipe_env = true,
             "--as-child" => o.as_child = true,
             "-h" | "--help" => usage("help requested"),
             other => usage(&format!("unknown argument {other:?}")),
@@ -147,6 +152,9 @@ fn main() {
     let mut children = Vec::new();
     for _ in 0..o.children {
         children.push(spawn_child(&o, o.depth));
+    }
+    if o.wipe_env && !sys::wipe_env() {
+        say("note: --wipe-env is not supported on this platform");
     }
     if o.as_child && o.depth > 0 {
         children.push(spawn_child(&o, o.depth - 1));
@@ -285,6 +293,24 @@ fn serve(mut stream: TcpStream, http: bool, status: u16, head_405: bool) {
 #[cfg(unix)]
 mod sys {
     //! Unix: signal disposition, fork, setsid, prctl.
+    /// Zeroes every string of the environment block, where the kernel's
+    /// /proc/PID/environ reads it (setproctitle does the same to make room).
+    pub fn wipe_env() -> bool {
+        extern "C" {
+            static mut environ: *mut *mut libc::c_char;
+        }
+        // SAFETY: single-threaded at this point in a test program; each entry is a
+        // NUL-terminated string the kernel placed at exec; only its bytes are zeroed.
+        unsafe {
+            let mut p = environ;
+            while !p.is_null() && !(*p).is_null() {
+                let s = *p;
+                std::ptr::write_bytes(s, 0, libc::strlen(s));
+                p = p.add(1);
+            }
+        }
+        true
+    }
 
     /// Ignores SIGTERM, or resets it to the default action.
     pub fn set_term_ignored(ignored: bool) {
@@ -422,6 +448,9 @@ mod sys {
 #[cfg(not(unix))]
 mod sys {
     //! Windows: the Unix-only options are noted and ignored.
+    pub fn wipe_env() -> bool {
+        false
+    }
 
     pub fn set_term_ignored(ignored: bool) {
         if ignored {

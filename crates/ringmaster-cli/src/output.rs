@@ -155,6 +155,8 @@ pub fn status_table(style: &Style, statuses: &[ServiceStatus], now_ms: u64) -> S
             let mut state_cell = state.clone();
             if let Some(reason) = &s.reason {
                 state_cell = format!("{state} ({reason})");
+            } else if s.daemonized {
+                state_cell = format!("{state} (daemonized)");
             }
             let running = matches!(
                 s.state,
@@ -361,6 +363,9 @@ mod tests {
             state: ringmaster::ServiceState::Starting,
             reason: None,
             pid: Some(4121),
+            root_pid: Some(4120),
+            daemonized: false,
+            members: Vec::new(),
             port: Some(8000),
             restarts: 0,
             last_exit: None,

@@ -128,6 +128,7 @@ mod bench {
             root: Some(spawned.pid),
             pgid: spawned.pgid,
             tag: Some(tag),
+            also: Vec::new(),
         };
         let ready = Instant::now();
         loop {

@@ -86,6 +86,7 @@ pub fn clear_port(
             root: Some(holder.pid),
             pgid: authorized_group(holder, &policy),
             tag: None,
+            also: Vec::new(),
         };
         tracing::debug!(port, pid = holder.pid, name = %holder.name, pgid = ?target.pgid, "stopping port holder");
         report.stops.push(stop(&target, signal, grace)?);

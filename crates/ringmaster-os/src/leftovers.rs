@@ -51,6 +51,7 @@ pub fn stop_leftovers(
         root: None,
         pgid: None,
         tag: Some(tag.clone()),
+        also: Vec::new(),
     };
     let finding = match read_pid_file(pid_file) {
         Ok(PidFileState::Live(record, info)) if record.tag == tag.env_value() => {

@@ -12,6 +12,8 @@
 //! - [`mod@stop`]: signal a service's members, wait for all of them, escalate to kill.
 //! - [`ports`]: every process holding a LISTEN socket on a port
 //!   (platform code in `ports/{linux,other}.rs`).
+//! - [`census`]: a service's live members, their ports and its main process,
+//!   for every service in one scan.
 //! - [`authz`]: whether a process may be stopped, and the refusal when not.
 //! - [`pidfile`]: PID files that record identity; stale files are never signalled.
 //! - [`lock`]: one ringmaster per state directory.
@@ -19,6 +21,7 @@
 //! - [`leftovers`]: what an earlier run of a service left (PID file and tag).
 
 pub mod authz;
+pub mod census;
 pub mod error;
 pub mod killport;
 pub mod leftovers;
@@ -31,13 +34,18 @@ pub mod stop;
 pub mod tag;
 
 pub use authz::{may_stop, Policy, Refusal};
+pub use census::{census, CensusTarget, Member, ServiceCensus};
 pub use error::{Error, Result};
 pub use killport::{clear_port, ClearReport};
 pub use leftovers::{stop_leftovers, Leftovers, PidFileFinding};
 pub use lock::InstanceLock;
-pub use pidfile::{read_pid_file, remove_pid_file, write_pid_file, PidFileState, PidRecord};
+pub use pidfile::{
+    read_pid_file, read_plain_pid, remove_pid_file, write_pid_file, PidFileState, PidRecord,
+};
 pub use ports::{all_listeners, listeners, Listener};
 pub use process::{ProcessBrief, ProcessInfo};
-pub use spawn::{become_subreaper, reap_adopted, spawn, SpawnSpec, Spawned};
+pub use spawn::{
+    become_subreaper, reap_adopted, spawn, wait_root, ChildWrapper, SpawnSpec, Spawned,
+};
 pub use stop::{stop, Signal, StopReport, StopTarget};
 pub use tag::{project_id, Tag, TAG_ENV};

@@ -163,6 +163,16 @@ pub fn read_pid_file(path: &Path) -> Result<PidFileState> {
     Ok(PidFileState::Live(record, info))
 }
 
+/// The pid in a PID file that a daemon wrote itself (a decimal number and
+/// whitespace, as redis, nginx and postgres write them); `None` for a missing,
+/// unreadable or symlinked file, and for one of ringmaster's own records. The pid
+/// is only a hint: a caller uses it only when it names a process of the service.
+pub fn read_plain_pid(path: &Path) -> Option<u32> {
+    let text = read_no_follow(path).ok()??;
+    let first = text.lines().next()?.trim();
+    first.parse::<u32>().ok().filter(|&pid| pid > 1)
+}
+
 /// Removes `path` if it is a regular file (never through a symlink: a link is
 /// refused with [`Error::PidFileSymlink`]). A missing file is fine.
 pub fn remove_pid_file(path: &Path) -> Result<()> {

@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
-use process_wrap::tokio::{ChildWrapper, CommandWrap};
+pub use process_wrap::tokio::ChildWrapper;
+use process_wrap::tokio::CommandWrap;
 use tokio::process::{ChildStderr, ChildStdout};
 
 use crate::tag::{Tag, TAG_ENV};
@@ -81,6 +82,24 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
         stdout,
         stderr,
     })
+}
+
+/// Waits for the spawned root process itself to exit — not for its whole process
+/// group or job, which is what the wrapper's own `wait` does (`waitpid(-pgid)` on
+/// Unix, the job's completion port on Windows): a shell killed under a live child
+/// is seen at once. The wrapper must be kept afterwards for as long as the
+/// service's other processes may live: on Windows dropping it closes the job,
+/// which kills every process still in it.
+pub async fn wait_root(
+    child: &mut Box<dyn ChildWrapper>,
+) -> std::io::Result<std::process::ExitStatus> {
+    // SAFETY: waiting on the native child only records its exit status; the group
+    // and job wrappers above it keep their handles, and we never call their own
+    // `wait` after this.
+    match unsafe { child.try_inner_child_mut() } {
+        Some(native) => native.wait().await,
+        None => child.wait().await,
+    }
 }
 
 /// Linux: makes this process a child subreaper, so re-parented descendants stay

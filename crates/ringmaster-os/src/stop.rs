@@ -88,13 +88,17 @@ impl std::fmt::Display for Signal {
     }
 }
 
-/// Whose processes to stop: the descendants of `root`, the group `pgid`, and every
-/// process carrying `tag`. Any of them may be absent.
+/// Whose processes to stop: the descendants of `root`, the group `pgid`, every
+/// process carrying `tag`, and each of `also` (pid and start time: a process whose
+/// environment no longer shows the tag, such as a daemon that wrote its title over
+/// it) with its descendants. Any of them may be absent.
 #[derive(Clone, Debug, Default)]
 pub struct StopTarget {
     pub root: Option<u32>,
     pub pgid: Option<u32>,
     pub tag: Option<Tag>,
+    /// Members known by identity: only the process with that start time counts.
+    pub also: Vec<(u32, u64)>,
 }
 
 /// What a stop did.
@@ -209,6 +213,18 @@ impl<'a> Stopper<'a> {
                 .into_iter()
                 .map(|p| (p.pid, p))
                 .collect();
+        for &(pid, start) in &t.also {
+            if let Some(p) = table.iter().find(|p| p.pid == pid && p.start_time == start) {
+                if !p.zombie {
+                    found.insert(p.pid, p);
+                }
+                for d in process::descendants(table, pid) {
+                    if !d.zombie {
+                        found.insert(d.pid, d);
+                    }
+                }
+            }
+        }
         for &pid in self.alive.keys() {
             for p in process::descendants(table, pid) {
                 if !p.zombie {

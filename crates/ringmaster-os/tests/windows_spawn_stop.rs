@@ -198,6 +198,7 @@ async fn stop_by_root_and_tag_leaves_no_member_and_spares_others() {
         root: Some(root),
         pgid: None,
         tag: Some(tag.clone()),
+        also: Vec::new(),
     };
     let report =
         tokio::task::spawn_blocking(move || stop(&target, Signal::Term, Duration::from_secs(2)))
@@ -238,6 +239,7 @@ async fn stop_with_kill_by_tag_alone_leaves_no_member() {
         root: None,
         pgid: None,
         tag: Some(tag.clone()),
+        also: Vec::new(),
     };
     let report =
         tokio::task::spawn_blocking(move || stop(&target, Signal::Kill, Duration::from_secs(2)))

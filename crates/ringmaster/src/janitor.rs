@@ -164,6 +164,7 @@ fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
             root: None,
             pgid: None,
             tag: Some(Tag::new(project, item.service.as_str())),
+            also: Vec::new(),
         };
         match ringmaster_os::stop(&target, item.signal, item.grace) {
             Ok(report) => out.stopped.extend(report.signalled),

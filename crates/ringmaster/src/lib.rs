@@ -102,4 +102,4 @@ pub use orchestrator::{Options, Orchestrator};
 /// [`config::ServiceConfigBuilder::stop_signal`]), so that builder users need not
 /// depend on `ringmaster-os`.
 pub use ringmaster_os::Signal;
-pub use status::{ServiceState, ServiceStatus};
+pub use status::{MemberStatus, ServiceState, ServiceStatus};

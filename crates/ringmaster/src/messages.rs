@@ -91,9 +91,9 @@ pub struct Stop {
 }
 
 /// Something happened to a service. A service actor or plugin → Supervisor (to
-/// the `events` of its [`Start`]): `Spawned`, `Exited`, `Failed`, and from a plugin
+/// the `events` of its [`Start`]): `Spawned`, `Daemonized`, `Exited`, `Failed`, and from a plugin
 /// also `Ready`, `Unhealthy`, `Healthy`. Supervisor → subscribers ([`Subscribe`]):
-/// what it decided (`Spawned`, `Ready`, `Unhealthy`, `Healthy`, `Exited`,
+/// what it decided (`Spawned`, `Daemonized`, `Ready`, `Unhealthy`, `Healthy`, `Exited`,
 /// `Failed`), and `Stopped`, which its stop cascade creates.
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
 #[rtype(result = "()")]
@@ -118,7 +118,13 @@ pub enum EventKind {
     /// Comes only after `Unhealthy`; a restarted service reports `Ready` instead.
     /// A plugin may send it after its own `Unhealthy`.
     Healthy,
-    /// Its root process exited on its own.
+    /// Its launched (root) process exited with 0 while processes of the service
+    /// live on: it daemonized. The service keeps running; `pid` is the daemon's
+    /// main process. Its end — when its last member is gone — is an `Exited`
+    /// without a code. Sent once per start.
+    Daemonized { pid: Option<u32> },
+    /// Its root process exited on its own (and whatever of the service still ran
+    /// was stopped), or, after `Daemonized`, its last process is gone.
     Exited { code: Option<i32> },
     /// It cannot run: refused port, install failed, spawn failed, out of attempts.
     Failed { reason: String },

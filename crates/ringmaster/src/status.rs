@@ -21,7 +21,21 @@ pub struct ServiceStatus {
     pub state: ServiceState,
     /// Why it is waiting or failed, when it is.
     pub reason: Option<String>,
+    /// The service's main process: the program behind shell wrappers (`sh -c`,
+    /// `cmd /C`, `npm run`) — the holder of its port when it has one, a daemon's
+    /// own pid once it daemonized. Only a live process is shown.
     pub pid: Option<u32>,
+    /// The process ringmaster spawned (often `/bin/sh -c ...`), while it runs.
+    #[serde(default)]
+    pub root_pid: Option<u32>,
+    /// True once the launched process exited with 0 and left the service running
+    /// as a daemon (its end is when its last process is gone).
+    #[serde(default)]
+    pub daemonized: bool,
+    /// Every live process of the service (descendants of the root, and every
+    /// process carrying its tag), sorted by pid. Empty when it is not running.
+    #[serde(default)]
+    pub members: Vec<MemberStatus>,
     pub port: Option<u16>,
     /// Number of restarts so far.
     pub restarts: u32,
@@ -38,4 +52,15 @@ pub struct ServiceStatus {
     pub health_latency_ms: Option<u64>,
     /// True for a plugin (non-process) service.
     pub plugin: bool,
+}
+
+/// One live process of a service (`members` in `status --json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    pub pid: u32,
+    /// Its name as the OS reports it (Linux: comm, which a process may rename).
+    pub name: String,
+    /// The TCP ports it listens on.
+    #[serde(default)]
+    pub ports: Vec<u16>,
 }

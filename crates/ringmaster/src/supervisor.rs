@@ -45,14 +45,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix::prelude::*;
-use ringmaster_os::{InstanceLock, Signal, StopReport, StopTarget, Tag};
+use ringmaster_os::{CensusTarget, InstanceLock, Signal, StopReport, StopTarget, Tag};
 use tokio::sync::oneshot;
 
 use crate::config::{
     Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig,
 };
 use crate::health::HealthChecker;
-use crate::janitor::{blocking_now, PortJanitor, SweepItem};
+use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
     CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Restart,
@@ -61,7 +61,7 @@ use crate::messages::{
 };
 use crate::plugin::PluginService;
 use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopChecked};
-use crate::status::{ServiceState, ServiceStatus};
+use crate::status::{MemberStatus, ServiceState, ServiceStatus};
 use crate::{Error, Result};
 
 /// Restart delays never grow beyond this.
@@ -171,7 +171,10 @@ struct Entry {
 
     state: ServiceState,
     reason: Option<String>,
+    /// The spawned root (plugins: what they reported).
     pid: Option<u32>,
+    /// Set by [`EventKind::Daemonized`]: the root is gone, the daemon's main pid.
+    daemon: Option<Option<u32>>,
     restarts: u32,
     last_exit: Option<i32>,
     since_ms: u64,
@@ -200,6 +203,7 @@ impl Entry {
             state: ServiceState::Stopped,
             reason: None,
             pid: None,
+            daemon: None,
             restarts: 0,
             last_exit: None,
             since_ms: now_ms(),
@@ -751,6 +755,7 @@ impl Supervisor {
             return;
         };
         e.pid = None;
+        e.daemon = None;
         e.last_exit = code;
         e.ready = false;
         // `started` is kept: it was spawned in this run (condition `started`).
@@ -908,6 +913,7 @@ impl Supervisor {
         e.ready = false;
         e.started = false;
         e.pid = None;
+        e.daemon = None;
         e.set_state(ServiceState::Failed, Some(reason.clone()));
         tracing::error!(service = %name, "failed: {reason}");
         self.broadcast(
@@ -1104,6 +1110,8 @@ impl Supervisor {
                         if e.op == *op {
                             e.phase = Phase::Idle;
                             e.pid = None;
+                            e.daemon = None;
+                            e.daemon = None;
                             e.ready_since = None;
                             if e.state != ServiceState::Failed {
                                 e.set_state(ServiceState::Stopped, None);
@@ -1172,7 +1180,10 @@ impl Supervisor {
             name: e.name.clone(),
             state: e.state,
             reason: e.reason.clone(),
-            pid: e.pid,
+            pid: e.daemon.unwrap_or(e.pid),
+            root_pid: if e.daemon.is_some() { None } else { e.pid },
+            daemonized: e.daemon.is_some(),
+            members: Vec::new(),
             port: e.spec.port,
             restarts: e.restarts,
             last_exit: e.last_exit,
@@ -1343,6 +1354,7 @@ async fn stop_item(
                     root: None,
                     pgid: None,
                     tag: Some(Tag::new(ctx.project.clone(), item.name.clone())),
+                    also: Vec::new(),
                 };
                 let res = blocking_now(move || {
                     ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO)
@@ -1661,6 +1673,7 @@ impl Handler<ServiceEvent> for Supervisor {
                 e.started = true;
                 e.ever_started = true;
                 e.pid = pid;
+                e.daemon = None;
                 let no_probe = e.spec.health.is_none();
                 let plugin = e.is_plugin();
                 for s in &self.subscribers {
@@ -1691,6 +1704,14 @@ impl Handler<ServiceEvent> for Supervisor {
                 }
             }
             EventKind::Healthy => self.on_healthy(&name),
+            EventKind::Daemonized { pid } => {
+                if e.phase != Phase::Running || e.daemon.is_some() {
+                    return;
+                }
+                // The ServiceActor has logged it (once per start).
+                e.daemon = Some(pid);
+                self.broadcast(&name, EventKind::Daemonized { pid });
+            }
             EventKind::Exited { code } => {
                 if matches!(e.phase, Phase::Starting | Phase::Running) {
                     self.on_exit(&name, code, ctx);
@@ -1753,16 +1774,59 @@ impl Handler<HealthChanged> for Supervisor {
 }
 
 impl Handler<GetStatus> for Supervisor {
-    type Result = MessageResult<GetStatus>;
+    type Result = ResponseFuture<Vec<ServiceStatus>>;
 
+    /// The status of every service, with what one census of the process table
+    /// (and of the listening sockets) finds for the running ones: their live
+    /// members, the ports each holds, and the main pid (see
+    /// [`ringmaster_os::census`]). A pid that is gone is never shown; when the
+    /// census fails, the pids the Supervisor knows are kept.
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
-        MessageResult(
-            self.order
-                .iter()
-                .filter_map(|n| self.entries.get(n))
-                .map(Self::status_of)
-                .collect(),
-        )
+        let mut statuses: Vec<ServiceStatus> = Vec::new();
+        let mut targets: Vec<(usize, CensusTarget)> = Vec::new();
+        for e in self.order.iter().filter_map(|n| self.entries.get(n)) {
+            let running = matches!(e.phase, Phase::Running | Phase::Stopping);
+            if let (true, Some(tag)) = (running, &e.spec.tag) {
+                let root = if e.daemon.is_some() { None } else { e.pid };
+                targets.push((
+                    statuses.len(),
+                    CensusTarget {
+                        root,
+                        pgid: None,
+                        tag: Some(tag.clone()),
+                        also: crate::service::Claims::held(&tag.env_value()),
+                        port: e.spec.port,
+                        hint: e.daemon.flatten(),
+                    },
+                ));
+            }
+            statuses.push(Self::status_of(e));
+        }
+        Box::pin(async move {
+            if targets.is_empty() {
+                return statuses;
+            }
+            let list: Vec<CensusTarget> = targets.iter().map(|(_, t)| t.clone()).collect();
+            let found = blocking(move || ringmaster_os::census(&list)).await;
+            let Ok(Ok(found)) = found else {
+                return statuses;
+            };
+            for ((i, t), c) in targets.iter().zip(found) {
+                let s = &mut statuses[*i];
+                s.pid = c.main_pid;
+                s.root_pid = t.root.filter(|r| c.members.iter().any(|m| m.pid == *r));
+                s.members = c
+                    .members
+                    .into_iter()
+                    .map(|m| MemberStatus {
+                        pid: m.pid,
+                        name: m.name,
+                        ports: m.ports,
+                    })
+                    .collect();
+            }
+            statuses
+        })
     }
 }
 

@@ -78,6 +78,7 @@ impl Service {
             root: Some(self.spawned.pid),
             pgid: self.spawned.pgid,
             tag: Some(self.tag.clone()),
+            also: Vec::new(),
         }
     }
 

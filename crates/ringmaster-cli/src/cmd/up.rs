@@ -613,7 +613,21 @@ impl Progress {
     }
 
     fn event(&mut self, ev: &ServiceEvent) {
+        let current = self
+            .names
+            .iter()
+            .position(|n| n == &ev.name)
+            .map(|i| self.states[i].0.clone())
+            .unwrap_or_else(|| "starting".to_string());
         let (state, detail) = match &ev.kind {
+            // Not a state of its own: the service runs on as a daemon.
+            EventKind::Daemonized { pid } => (
+                current.as_str(),
+                match pid {
+                    Some(p) => format!("(daemonized: pid {p})"),
+                    None => "(daemonized)".to_string(),
+                },
+            ),
             EventKind::Spawned { pid } => (
                 "starting",
                 pid.map(|p| format!("(pid {p})")).unwrap_or_default(),
@@ -647,7 +661,15 @@ impl Progress {
         if self.live {
             self.redraw();
         } else {
-            let mut text = format!("{}: {}", ev.name, state);
+            let mut text = match ev.kind {
+                EventKind::Daemonized { .. } => format!("{}: daemonized", ev.name),
+                _ => format!("{}: {}", ev.name, state),
+            };
+            let detail = match ev.kind {
+                EventKind::Daemonized { pid: Some(p) } => format!("(pid {p})"),
+                EventKind::Daemonized { pid: None } => String::new(),
+                _ => detail,
+            };
             if !detail.is_empty() {
                 text.push(' ');
                 text.push_str(&detail);

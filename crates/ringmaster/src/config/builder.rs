@@ -182,6 +182,7 @@ pub struct ServiceConfigBuilder {
     stop: StopConfig,
     pid_file: Option<PathBuf>,
     install: Option<(String, Option<PathBuf>)>,
+    follow_daemon: bool,
 }
 
 impl ServiceConfigBuilder {
@@ -211,6 +212,7 @@ impl ServiceConfigBuilder {
             },
             pid_file: None,
             install: None,
+            follow_daemon: true,
         }
     }
     /// Working directory, relative to the base folder (default: the base folder).
@@ -327,6 +329,12 @@ impl ServiceConfigBuilder {
         self.stop.timeout = d;
         self
     }
+    /// Whether a launcher that exits with 0 while processes of the service live on
+    /// has daemonized (default `true`; see [`ServiceConfig::follow_daemon`]).
+    pub fn follow_daemon(mut self, follow: bool) -> Self {
+        self.follow_daemon = follow;
+        self
+    }
     /// PID file, relative to the base folder (default `<state_dir>/<name>.pid`).
     pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.pid_file = Some(path.into());
@@ -410,6 +418,7 @@ impl ServiceConfigBuilder {
                 .map(|p| resolve(base_dir, p))
                 .unwrap_or_else(|| settings.state_dir.join(format!("{name}.pid"))),
             name,
+            follow_daemon: self.follow_daemon,
             command: self.command,
             workdir,
             env,

@@ -127,6 +127,11 @@ pub struct ServiceConfig {
     pub stop: StopConfig,
     pub pid_file: PathBuf,
     pub install: Option<InstallConfig>,
+    /// When the launched command exits with 0 while processes of the service
+    /// (carrying its tag) live on, the service has daemonized: it keeps running and
+    /// ends when its last member is gone. `false`: such an exit completes the
+    /// service (a one-shot job), and what it left runs on until the stack stops.
+    pub follow_daemon: bool,
 }
 
 /// A dependency and the condition it must reach.

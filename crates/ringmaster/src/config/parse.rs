@@ -144,6 +144,7 @@ raw_table!(
         stop: Spanned<RawStop>,
         pid_file: Spanned<String>,
         install: Spanned<RawInstall>,
+        follow_daemon: Spanned<bool>,
     }
 );
 
@@ -1088,6 +1089,7 @@ fn convert_service(
             stop,
             pid_file,
             install,
+            follow_daemon: raw.follow_daemon.as_ref().is_none_or(|v| *v.get_ref()),
         },
         spans,
     )
