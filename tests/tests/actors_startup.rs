@@ -125,7 +125,10 @@ async fn a_stale_pid_file_is_removed_and_its_pid_left_alone() {
 
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
     timed(orch.up(None)).await.expect("up");
-    let pid = orch.status().await.expect("status")[0].pid.expect("pid");
+    // The PID file names the spawned root (`root_pid`; `pid` is the program it runs).
+    let pid = orch.status().await.expect("status")[0]
+        .root_pid
+        .expect("the root runs");
     guard.add(pid);
     assert!(
         pid_alive(stranger.id()),

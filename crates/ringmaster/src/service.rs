@@ -318,13 +318,20 @@ impl RootWatch {
             Err(e) => (None, format!("waiting for it failed: {e}")),
         };
         drop(guard);
+        if self.live_run.load(Ordering::SeqCst) != self.run {
+            // A stop is under way (or done): the root ended by it, and what is
+            // left is the stop's to handle and report. The wrapper goes once the
+            // whole group (the job, on Windows) is gone, as the stop expects.
+            let _ = wrapper.wait().await;
+            return;
+        }
         let (pgid, tag, since) = (self.pgid, self.tag.clone(), self.root_start);
         let left = blocking_now(move || live_members(pgid, &tag, &[], since))
             .await
             .ok()
             .and_then(|r| r.ok())
             .unwrap_or_default();
-        if !left.is_empty() {
+        if !left.is_empty() && self.live_run.load(Ordering::SeqCst) == self.run {
             if code == Some(0) && self.follow_daemon {
                 return self.daemonized(wrapper, left).await;
             }

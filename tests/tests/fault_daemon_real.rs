@@ -1,0 +1,189 @@
+//! Real servers that daemonize themselves, run by the real CLI: `redis-server
+//! --daemonize yes` and nginx with its default `daemon on`, each a dependency of
+//! another service. Both write their process title over their environment, so
+//! their tag cannot be read: ringmaster follows them through the subreaper.
+//! `up -d` is ready, `status` shows the daemon, killing the daemon is noticed and
+//! the service restarted, `down` leaves no process and the ports free.
+//!
+//! Needs Debian's `redis-server` and `nginx` (`.ci/run` installs them); a test
+//! whose server is missing says so and passes without running.
+#![cfg(target_os = "linux")]
+
+mod cli_support;
+
+use cli_support::*;
+use ringmaster_tests::{fake_service, free_port, kill_pid, pid_alive, port_answers, wait_for};
+use serde_json::Value;
+
+fn have(program: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn service<'a>(status: &'a [Value], name: &str) -> &'a Value {
+    status
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {status:?}"))
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+fn member_pids(s: &Value) -> Vec<u32> {
+    s["members"]
+        .as_array()
+        .map(|m| {
+            m.iter()
+                .filter_map(|m| m["pid"].as_u64().map(|p| p as u32))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The common run: `daemon` is the daemonizing service (on `port`), `app` depends on it.
+fn run_daemon_stack(p: &Project, port: u16, app_port: u16, daemon_name: &str) {
+    p.up_detached();
+    let status = p.wait_ready(&["server", "app"]);
+    let s = service(&status, "server");
+    assert_eq!(s["daemonized"], true, "{s}");
+    assert!(s["root_pid"].is_null(), "the launcher is gone: {s}");
+    let main = s["pid"].as_u64().expect("the daemon's pid") as u32;
+    let members = member_pids(s);
+    members.iter().for_each(|m| p.guard.add(*m));
+    assert!(
+        comm(main).starts_with(daemon_name),
+        "{main} is {}",
+        comm(main)
+    );
+    assert!(
+        holders(port).contains(&main),
+        "the pid shown holds the port: {:?}",
+        holders(port)
+    );
+    assert!(port_answers(app_port));
+
+    // The daemon dies, every process of it: noticed, restarted.
+    for m in &members {
+        kill_pid(*m);
+    }
+    let mut last = Value::Null;
+    wait_for("the daemon restarted and ready", LONG, || {
+        let Some(status) = p.status() else {
+            return false;
+        };
+        last = service(&status, "server").clone();
+        last["restarts"] == 1
+            && last["state"] == "ready"
+            && last["daemonized"] == true
+            && last["pid"].as_u64().is_some_and(|n| n as u32 != main)
+    });
+    let again = last["pid"].as_u64().expect("pid") as u32;
+    let members_again = member_pids(&last);
+    members_again.iter().for_each(|m| p.guard.add(*m));
+    assert!(pid_alive(again) && comm(again).starts_with(daemon_name));
+    for m in &members {
+        assert!(!pid_alive(*m), "{m} survived its kill");
+    }
+
+    p.rm().arg("down").assert().code(0);
+    for m in members_again {
+        wait_gone(m);
+    }
+    wait_port_free(port);
+    wait_port_free(app_port);
+    assert!(p.tagged_pids().is_empty(), "{:?}", p.tagged_pids());
+}
+
+#[test]
+fn redis_that_daemonizes_is_followed_restarted_and_stopped() {
+    if !have("redis-server") {
+        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        return;
+    }
+    let (port, app) = (free_port(), free_port());
+    let p = Project::new();
+    let dir = p.path().display().to_string();
+    p.write(
+        "ringmaster.toml",
+        &format!(
+            r#"
+[services.server]
+command = "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {dir} --logfile {dir}/redis.log --pidfile {dir}/redis.pid"
+port = {port}
+health = {{ tcp = {port} }}
+restart = {{ policy = "on-failure", backoff = "100ms" }}
+stop = {{ timeout = "5s" }}
+
+[services.app]
+command = "'{fake}' --listen {app} --http"
+port = {app}
+depends_on = ["server"]
+health = {{ http = "http://127.0.0.1:{app}/" }}
+"#,
+            fake = fake_service().display()
+        ),
+    );
+    run_daemon_stack(&p, port, app, "redis-server");
+}
+
+#[test]
+fn nginx_that_daemonizes_is_followed_restarted_and_stopped() {
+    if !have("nginx") {
+        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
+        return;
+    }
+    let (port, app) = (free_port(), free_port());
+    let p = Project::new();
+    let dir = p.path().display().to_string();
+    p.write(
+        "nginx.conf",
+        &format!(
+            r#"
+worker_processes 2;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir};
+    proxy_temp_path {dir};
+    fastcgi_temp_path {dir};
+    uwsgi_temp_path {dir};
+    scgi_temp_path {dir};
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ return 200 "ok\n"; }}
+    }}
+}}
+"#
+        ),
+    );
+    p.write(
+        "ringmaster.toml",
+        &format!(
+            r#"
+[services.server]
+command = "nginx -c {dir}/nginx.conf -p {dir} -e {dir}/error.log"
+port = {port}
+health = {{ http = "http://127.0.0.1:{port}/" }}
+restart = {{ policy = "on-failure", backoff = "100ms" }}
+stop = {{ timeout = "5s" }}
+
+[services.app]
+command = "'{fake}' --listen {app} --http"
+port = {app}
+depends_on = ["server"]
+health = {{ http = "http://127.0.0.1:{app}/" }}
+"#,
+            fake = fake_service().display()
+        ),
+    );
+    run_daemon_stack(&p, port, app, "nginx");
+}
