@@ -18,9 +18,15 @@ use ringmaster::config::{Config, RestartPolicy, ServiceConfigBuilder};
 use ringmaster::messages::EventKind;
 use ringmaster::{Options, Orchestrator};
 
+#[cfg(unix)]
 fn kill9(pid: u32) {
     // SAFETY: a plain kill(2) on a pid this bench read from the status of its own service.
     unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+}
+
+#[cfg(not(unix))]
+fn kill9(_pid: u32) {
+    unreachable!("the exit-notice bench runs on Unix only");
 }
 
 async fn one(shape: &str) -> Duration {
@@ -68,6 +74,10 @@ async fn one(shape: &str) -> Duration {
 }
 
 fn main() {
+    if cfg!(not(unix)) {
+        println!("the exit-notice benchmark runs on Unix only");
+        return;
+    }
     let runs: usize = std::env::var("BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
