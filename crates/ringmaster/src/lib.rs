@@ -94,6 +94,7 @@ pub mod plugin;
 pub mod service;
 pub mod status;
 pub mod supervisor;
+pub mod text;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -102,4 +103,8 @@ pub use orchestrator::{Options, Orchestrator};
 /// [`config::ServiceConfigBuilder::stop_signal`]), so that builder users need not
 /// depend on `ringmaster-os`.
 pub use ringmaster_os::Signal;
-pub use status::{ServiceState, ServiceStatus};
+/// What a [`messages::Stop`] answers (a plugin's `Stop` handler returns one) and
+/// what the reports list: re-exported so that a bot or plugin needs no direct
+/// dependency on `ringmaster-os`.
+pub use ringmaster_os::{ProcessBrief, Refusal, StopReport};
+pub use status::{ServiceState, ServiceStatus, StatusTable};

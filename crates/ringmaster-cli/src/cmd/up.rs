@@ -613,33 +613,12 @@ impl Progress {
     }
 
     fn event(&mut self, ev: &ServiceEvent) {
-        let (state, detail) = match &ev.kind {
-            EventKind::Spawned { pid } => (
-                "starting",
-                pid.map(|p| format!("(pid {p})")).unwrap_or_default(),
-            ),
-            EventKind::Ready => (
-                "ready",
-                format!("in {}", human_duration(self.started.elapsed())),
-            ),
-            EventKind::Unhealthy { reason } => ("unhealthy", format!("({reason})")),
-            EventKind::Healthy => ("ready", "(healthy again)".to_string()),
-            EventKind::Exited { code } => (
-                "exited",
-                match code {
-                    Some(c) => format!("with code {c}"),
-                    None => "on a signal".to_string(),
-                },
-            ),
-            EventKind::Failed { reason } => ("failed", format!("({reason})")),
-            EventKind::Stopped { report } => (
-                "stopped",
-                if report.killed.is_empty() {
-                    String::new()
-                } else {
-                    format!("(needed kill: {})", report.killed.len())
-                },
-            ),
+        // The library's words for the event (what `Display` prints); only the
+        // time to ready is the CLI's own.
+        let state = ev.kind.state_name();
+        let detail = match &ev.kind {
+            EventKind::Ready => format!("in {}", human_duration(self.started.elapsed())),
+            kind => kind.detail(),
         };
         if let Some(i) = self.names.iter().position(|n| n == &ev.name) {
             self.states[i] = (state.to_string(), detail.clone());
