@@ -108,3 +108,14 @@ pub use ringmaster_os::Signal;
 /// dependency on `ringmaster-os`.
 pub use ringmaster_os::{ProcessBrief, Refusal, StopReport};
 pub use status::{ServiceState, ServiceStatus, StatusTable};
+
+/// Every code block of docs/embedding.md, compiled (and run where it is not
+/// `no_run`) as a doc test, so that the guide cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+mod embedding_guide {}
+
+/// Every code block of docs/plugins.md, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/plugins.md")]
+mod plugins_guide {}
