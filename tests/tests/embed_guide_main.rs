@@ -4,11 +4,16 @@
 //! end on a free port: its service becomes ready and answers, SIGINT makes it shut
 //! down, it exits 0 with the shutdown report, and the OS shows nothing of its
 //! service left (no process carrying the tag, the port free).
-mod example_support;
-
 use std::fs;
+use std::path::{Path, PathBuf};
 
-use example_support::workspace_root;
+/// The workspace root (the folder of the workspace Cargo.toml).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the tests crate lives in the workspace root")
+        .to_path_buf()
+}
 
 /// The first ```rust block of `markdown` (its body, without the fences).
 fn first_rust_block(markdown: &str) -> Option<String> {
@@ -114,8 +119,7 @@ mod run {
         assert!(port_answers(port), "web answers on {port}");
         assert!(
             out.iter()
-                .any(|l| l.starts_with(&format!("web: ready, pid "))
-                    && l.contains(&format!("port {port}"))),
+                .any(|l| l.starts_with("web: ready, pid ") && l.contains(&format!("port {port}"))),
             "{out:?}"
         );
         assert!(
