@@ -8,14 +8,18 @@
 //! use std::time::Duration;
 //! let config = ringmaster::Config::load("ringmaster.toml")?;
 //! let orch = ringmaster::Orchestrator::start(config, ringmaster::Options::default())?;
-//! orch.up(None).await?;                      // every service ready, in dependency order
+//! orch.up_within(None, Duration::from_secs(120)).await?;  // every service ready, in dependency order
 //! for s in orch.status().await? {
-//!     println!("{} {:?} pid {:?}", s.name, s.state, s.pid);
+//!     println!("{s}");                        // api: ready, pid 4121, port 8000, health ok, ...
 //! }
 //! let report = orch.shutdown(Duration::from_secs(15)).await?;  // the cascade, finished
-//! assert!(report.clean(), "left behind: {:?}", report.survivors());
+//! print!("{report}");                         // as `ringmaster up` prints it
 //! # Ok(()) }
 //! ```
+//! docs/embedding.md opens with a complete bot `main` (`examples/embedding.rs`).
+//! The last [`Orchestrator`] handle dropped without `shutdown` (an early return, a
+//! panic) stops what it started; a bot killed with SIGKILL leaves its services to
+//! the next start, which stops them before launching them again.
 //! A configuration can also be built in code ([`config::ConfigBuilder`]), services
 //! that are actors of your own join with [`Orchestrator::start_with`] and
 //! [`plugin::PluginService`], and [`Orchestrator::subscribe`] /
@@ -82,6 +86,8 @@
 //!   [`logs`]: service output; [`plugin`]: services that are your own actors.
 //! - [`messages`] lists every message with who sends it to whom.
 //! - [`status`]: the serializable status of every service.
+//! - [`text`]: the human text of reports, events and status (their `Display`),
+//!   which the CLI prints too.
 
 pub mod config;
 pub mod error;

@@ -10,7 +10,9 @@
 //! service is *launched* — `Watch` to the HealthChecker, then `Start` — the moment
 //! every dependency reached its condition, so gating costs one message hop after
 //! the dependency's first healthy probe. A service without a probe is ready when
-//! spawned (a plugin: when it reports `Ready`).
+//! spawned (a plugin: when it reports `Ready`). Each launch arms its readiness
+//! deadline (`ready_timeout`): not ready by then, it is stopped and fails with its
+//! last probe result. An [`Up`] may carry a deadline of its own (`within`).
 //!
 //! # Failures and restarts
 //! An exit (or `failures` failed probes in a row) is restarted when the policy says
