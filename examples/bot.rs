@@ -17,8 +17,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use ringmaster::messages::{EventKind, LogLine, ServiceEvent};
-use ringmaster::{Config, Options, Orchestrator, ServiceStatus};
+use ringmaster::messages::{LogLine, ServiceEvent};
+use ringmaster::{Config, Options, Orchestrator};
 use tokio::sync::mpsc;
 
 /// The cascade's deadline when the bot closes.
@@ -81,22 +81,8 @@ impl Actor for Notifier {
 impl Handler<ServiceEvent> for Notifier {
     type Result = ();
     fn handle(&mut self, ev: ServiceEvent, _: &mut Context<Self>) {
-        let what = match &ev.kind {
-            EventKind::Spawned { pid: Some(pid) } => format!("spawned (pid {pid})"),
-            EventKind::Spawned { pid: None } => "started".to_string(),
-            EventKind::Ready => "ready".to_string(),
-            EventKind::Unhealthy { reason } => format!("unhealthy: {reason}"),
-            EventKind::Healthy => "healthy again".to_string(),
-            EventKind::Daemonized { pid: Some(pid) } => format!("daemonized (pid {pid})"),
-            EventKind::Daemonized { pid: None } => "daemonized".to_string(),
-            EventKind::Exited { code: Some(c) } => format!("exited with code {c}"),
-            EventKind::Exited { code: None } => "exited (killed by a signal)".to_string(),
-            EventKind::Failed { reason } => format!("failed: {reason}"),
-            EventKind::Stopped { report } => {
-                format!("stopped in {} ms", report.elapsed.as_millis())
-            }
-        };
-        println!("[event] {}: {what}", ev.name);
+        // `ServiceEvent` prints as `ringmaster up` does: `api: starting (pid 4121)`.
+        println!("[event] {ev}");
     }
 }
 
@@ -115,28 +101,6 @@ impl Actor for ChatBot {
 #[rtype(result = "Vec<String>")]
 struct Command(String);
 
-fn status_line(s: &ServiceStatus) -> String {
-    let state = serde_json::to_value(s.state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{:?}", s.state));
-    let mut line = format!("{}: {state}", s.name);
-    if let Some(pid) = s.pid {
-        line.push_str(&format!(", pid {pid}"));
-    }
-    if let Some(port) = s.port {
-        line.push_str(&format!(", port {port}"));
-    }
-    line.push_str(&format!(", restarts {}", s.restarts));
-    if let Some(h) = &s.health {
-        line.push_str(&format!(", health {h}"));
-    }
-    if let Some(r) = &s.reason {
-        line.push_str(&format!(" ({r})"));
-    }
-    line
-}
-
 impl Handler<Command> for ChatBot {
     type Result = ResponseFuture<Vec<String>>;
 
@@ -152,7 +116,8 @@ impl Handler<Command> for ChatBot {
                 .as_slice()
             {
                 ["status"] => match orch.status().await {
-                    Ok(all) => all.iter().map(status_line).collect(),
+                    // `ServiceStatus` prints the cells of `ringmaster status`.
+                    Ok(all) => all.iter().map(|s| s.to_string()).collect(),
                     Err(e) => vec![format!("status failed: {e}")],
                 },
                 ["restart", name] => {
@@ -217,24 +182,8 @@ async fn close(orch: &Orchestrator) -> bool {
     let cascade = orch.shutdown(SHUTDOWN_DEADLINE);
     match tokio::time::timeout(SHUTDOWN_DEADLINE + REPORT_MARGIN, cascade).await {
         Ok(Ok(report)) => {
-            for s in &report.services {
-                let r = &s.report;
-                let mut line = format!("bot: {} stopped in {} ms", s.name, r.elapsed.as_millis());
-                if !r.killed.is_empty() {
-                    let killed: Vec<String> = r.killed.iter().map(|p| p.to_string()).collect();
-                    line.push_str(&format!(", killed {}", killed.join(", ")));
-                }
-                if !r.survivors.is_empty() {
-                    let left: Vec<String> = r.survivors.iter().map(|p| p.to_string()).collect();
-                    line.push_str(&format!(", STILL ALIVE {}", left.join(", ")));
-                }
-                match s.port_free {
-                    Some(true) => line.push_str(", port free"),
-                    Some(false) => line.push_str(", PORT STILL HELD"),
-                    None => {}
-                }
-                println!("{line}");
-            }
+            // The report as `ringmaster up` prints it.
+            print!("{report}");
             println!(
                 "bot: shutdown {} in {} ms",
                 if report.clean() { "clean" } else { "NOT clean" },

@@ -28,15 +28,13 @@ use actix::prelude::*;
 use ringmaster::config::{Probe, ServiceConfigBuilder};
 use ringmaster::messages::{EventKind, ServiceEvent, Start, Stop};
 use ringmaster::plugin::PluginService;
-use ringmaster::{Config, Options, Orchestrator};
+use ringmaster::{Config, Options, Orchestrator, StopReport};
 use ringmaster_examples::http;
-use ringmaster_os::StopReport;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// The plugin: forwards connections from `127.0.0.1:listen` to `127.0.0.1:target`.
 struct Gateway {
-    name: String,
     listen: u16,
     target: u16,
     /// The accept loop, while running. Aborting it drops its [`JoinSet`], which
@@ -46,9 +44,8 @@ struct Gateway {
 }
 
 impl Gateway {
-    fn new(name: &str, listen: u16, target: u16) -> Self {
+    fn new(listen: u16, target: u16) -> Self {
         Gateway {
-            name: name.to_string(),
             listen,
             target,
             accept: None,
@@ -92,13 +89,9 @@ impl Handler<Start> for Gateway {
     type Result = ();
 
     fn handle(&mut self, start: Start, _: &mut Context<Self>) {
-        let name = self.name.clone();
-        let report = move |kind| {
-            start.events.do_send(ServiceEvent {
-                name: name.clone(),
-                kind,
-            })
-        };
+        // `start.events` is bound to the name the plugin was registered under:
+        // its events cannot name another service.
+        let report = |kind| start.events.report(kind);
         // Binding is one quick system call; a std listener gives a plain error
         // when the port is taken.
         let listener = StdListener::bind(("127.0.0.1", self.listen))
@@ -107,8 +100,8 @@ impl Handler<Start> for Gateway {
         match listener {
             Ok(listener) => {
                 println!(
-                    "gateway: forwarding 127.0.0.1:{} → 127.0.0.1:{}",
-                    self.listen, self.target
+                    "{}: forwarding 127.0.0.1:{} → 127.0.0.1:{}",
+                    start.name, self.listen, self.target
                 );
                 self.accept = Some(actix::spawn(accept_loop(
                     listener,
@@ -224,7 +217,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         .build()?;
 
     // The plugin: its actor, and how it takes part in the stack.
-    let actor = Gateway::new("gateway", gateway, api).start();
+    let actor = Gateway::new(gateway, api).start();
     let plugin = PluginService::from_addr("gateway", &actor)
         .depends_on("api")
         .port(gateway)

@@ -16,15 +16,13 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use actors_support::*;
 use ringmaster::config::{Config, Probe};
-use ringmaster::messages::{EventKind, ServiceEvent, Start, Stop};
+use ringmaster::messages::{EventKind, Start, Stop};
 use ringmaster::plugin::PluginService;
-use ringmaster::{Options, Orchestrator, ServiceState};
-use ringmaster_os::StopReport;
+use ringmaster::{Options, Orchestrator, ServiceState, StopReport};
 use ringmaster_tests::{free_port, port_answers, PidGuard};
 
 /// A plugin serving HTTP `200 ok` on `port` from a thread, `delay` after its Start.
 struct HttpPlugin {
-    name: String,
     port: u16,
     delay: Duration,
     stop: Arc<AtomicBool>,
@@ -40,17 +38,14 @@ impl Handler<Start> for HttpPlugin {
     type Result = ();
     fn handle(&mut self, start: Start, _: &mut Context<Self>) {
         *self.started_at.lock().expect("lock") = Some(Instant::now());
-        let (name, port, delay) = (self.name.clone(), self.port, self.delay);
+        let (port, delay) = (self.port, self.delay);
         let stop = Arc::new(AtomicBool::new(false));
         self.stop = stop.clone();
         self.thread = Some(std::thread::spawn(move || {
             std::thread::sleep(delay);
             let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("plugin binds");
             listener.set_nonblocking(true).expect("nonblocking");
-            start.events.do_send(ServiceEvent {
-                name,
-                kind: EventKind::Spawned { pid: None },
-            });
+            start.events.report(EventKind::Spawned { pid: None });
             while !stop.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((mut s, _)) => {
@@ -98,10 +93,7 @@ impl Handler<Start> for Instant0 {
     fn handle(&mut self, start: Start, _: &mut Context<Self>) {
         *self.started_at.lock().expect("lock") = Some(Instant::now());
         for kind in [EventKind::Spawned { pid: None }, EventKind::Ready] {
-            start.events.do_send(ServiceEvent {
-                name: "cache".into(),
-                kind,
-            });
+            start.events.report(kind);
         }
     }
 }
@@ -131,7 +123,6 @@ async fn a_plugin_is_gated_and_stopped_like_a_process_service() {
         .expect("valid with the external name");
     let started_at = Arc::new(Mutex::new(None));
     let plugin = HttpPlugin {
-        name: "http-plugin".into(),
         port: plugin_port,
         delay: Duration::from_millis(300),
         stop: Arc::default(),
@@ -258,7 +249,6 @@ async fn plugin_names_and_dependencies_are_checked() {
 /// A plugin that starts, then either never answers `Stop` or stops its actor at
 /// once (so `Stop` cannot be delivered).
 struct Mute {
-    name: &'static str,
     gone_after_start: bool,
 }
 
@@ -270,10 +260,7 @@ impl Handler<Start> for Mute {
     type Result = ();
     fn handle(&mut self, start: Start, ctx: &mut Context<Self>) {
         for kind in [EventKind::Spawned { pid: None }, EventKind::Ready] {
-            start.events.do_send(ServiceEvent {
-                name: self.name.into(),
-                kind,
-            });
+            start.events.report(kind);
         }
         if self.gone_after_start {
             ctx.stop();
@@ -293,12 +280,10 @@ async fn a_plugin_that_does_not_answer_stop_is_reported_as_such() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = config(dir.path(), vec![]);
     let mute = Mute {
-        name: "mute",
         gone_after_start: false,
     }
     .start();
     let gone = Mute {
-        name: "gone",
         gone_after_start: true,
     }
     .start();

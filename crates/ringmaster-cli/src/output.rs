@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use ringmaster::messages::ShutdownReport;
+use ringmaster::text::{Paint, Tone};
 use ringmaster::ServiceStatus;
 
 /// How to write to stdout.
@@ -49,6 +50,19 @@ impl Style {
     }
 }
 
+/// The library's text in the CLI's colours.
+impl Paint for Style {
+    fn paint(&self, tone: Tone, text: &str) -> String {
+        let code = match tone {
+            Tone::Good => "32",
+            Tone::Warning => "33",
+            Tone::Bad => "31",
+            Tone::Header => "1",
+        };
+        Style::paint(self, code, text)
+    }
+}
+
 /// Colours given to services in turn (cyan, yellow, green, magenta, blue, and the bright ones).
 const SERVICE_COLORS: [&str; 10] = ["36", "33", "32", "35", "34", "96", "93", "92", "95", "94"];
 
@@ -85,213 +99,33 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     ringmaster::config::parse_duration(t)
 }
 
-/// A short human duration: `850ms`, `12.3s`, `5m12s`, `3h04m`, `2d03h`.
-pub fn human_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = d.as_secs();
-    if s < 60 {
-        return format!("{:.1}s", d.as_secs_f64());
-    }
-    if s < 3600 {
-        return format!("{}m{:02}s", s / 60, s % 60);
-    }
-    if s < 86400 {
-        return format!("{}h{:02}m", s / 3600, (s % 3600) / 60);
-    }
-    format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
-}
+/// A short human duration (the library's, so that the CLI and a bot print the same).
+pub use ringmaster::text::human_duration;
 
 /// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use ringmaster::text::now_ms;
 
 /// A table with left-aligned columns separated by two spaces; the header is bold
 /// when colour is on.
 pub fn table(style: &Style, header: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (i, cell) in row.iter().enumerate() {
-            if i < widths.len() {
-                widths[i] = widths[i].max(cell.chars().count());
-            }
-        }
-    }
-    let line = |cells: Vec<String>| -> String {
-        let last = cells.len().saturating_sub(1);
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            out.push_str(cell);
-            if i < last {
-                let pad = widths[i].saturating_sub(cell.chars().count()) + 2;
-                out.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        out.trim_end().to_string()
-    };
-    let mut out = String::new();
-    let head = line(header.iter().map(|h| h.to_string()).collect());
-    out.push_str(&style.paint("1", &head));
-    out.push('\n');
-    for row in rows {
-        out.push_str(&line(row.clone()));
-        out.push('\n');
-    }
-    out
+    ringmaster::text::table(style, header, rows)
 }
 
-/// The `status` table: service, state, pid, port, health, restarts, uptime.
+/// The `status` table: service, state, pid, port, health, restarts, uptime — the
+/// library's [`ringmaster::StatusTable`], which a bot prints too.
 pub fn status_table(style: &Style, statuses: &[ServiceStatus], now_ms: u64) -> String {
-    let rows: Vec<Vec<String>> = statuses
-        .iter()
-        .map(|s| {
-            let state = state_name(s);
-            let mut state_cell = state.clone();
-            if let Some(reason) = &s.reason {
-                state_cell = format!("{state} ({reason})");
-            } else if s.daemonized {
-                state_cell = format!("{state} (daemonized)");
-            }
-            let running = matches!(
-                s.state,
-                ringmaster::ServiceState::Starting
-                    | ringmaster::ServiceState::Ready
-                    | ringmaster::ServiceState::Unhealthy
-            );
-            vec![
-                s.name.clone(),
-                state_cell,
-                s.pid.map_or("-".into(), |p| p.to_string()),
-                s.port.map_or("-".into(), |p| p.to_string()),
-                s.health.clone().unwrap_or_else(|| "-".into()),
-                s.restarts.to_string(),
-                if running && s.since_ms > 0 {
-                    human_duration(Duration::from_millis(now_ms.saturating_sub(s.since_ms)))
-                } else {
-                    "-".into()
-                },
-            ]
-        })
-        .collect();
-    table(
-        style,
-        &[
-            "SERVICE", "STATE", "PID", "PORT", "HEALTH", "RESTARTS", "UPTIME",
-        ],
-        &rows,
-    )
+    ringmaster::StatusTable(statuses).render(style, now_ms)
 }
 
 /// The `status --json` state name of a service (`ready`, `failed`, ...).
 pub fn state_name(s: &ServiceStatus) -> String {
-    serde_json::to_value(s.state)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{:?}", s.state).to_lowercase())
+    s.state.to_string()
 }
 
-/// The shutdown report, one line per service: stopped gracefully, needed kill
-/// (naming who), survivors, a plugin that did not answer, a stop that failed, and
-/// whether its port is free (naming who was stopped on it, or who holds it and
-/// was left alone).
+/// The shutdown report, one line per service — the library's
+/// [`ShutdownReport::render`], which its `Display` prints without colour.
 pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
-    let mut out = String::new();
-    let width = report
-        .services
-        .iter()
-        .map(|s| s.name.chars().count())
-        .max()
-        .unwrap_or(0);
-    let verdict = if report.clean() {
-        style.paint("32", "stopped")
-    } else {
-        style.paint("31", "stopped with leftovers")
-    };
-    out.push_str(&format!(
-        "{verdict} in {}{}\n",
-        human_duration(report.elapsed),
-        if report.deadline_hit {
-            " (deadline passed: what was left was killed)"
-        } else {
-            ""
-        }
-    ));
-    for s in &report.services {
-        let r = &s.report;
-        let list = |v: &[ringmaster_os::ProcessBrief]| {
-            v.iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let mut what = if let Some(no_answer) = &s.no_answer {
-            style.paint("31", no_answer)
-        } else if let Some(error) = &s.stop_error {
-            style.paint("31", error)
-        } else if !r.survivors.is_empty() {
-            style.paint("31", &format!("still alive: {}", list(&r.survivors)))
-        } else if !r.killed.is_empty() {
-            style.paint("33", &format!("needed kill: {}", list(&r.killed)))
-        } else if r.signalled.is_empty() {
-            "was not running".to_string()
-        } else {
-            format!(
-                "stopped gracefully ({} process{})",
-                r.signalled.len(),
-                if r.signalled.len() == 1 { "" } else { "es" }
-            )
-        };
-        if !r.signalled.is_empty() {
-            what.push_str(&format!(" in {}", human_duration(r.elapsed)));
-        }
-        let freed = if s.port_stopped.is_empty() {
-            String::new()
-        } else {
-            format!(" by stopping {}", list(&s.port_stopped))
-        };
-        match s.port_free {
-            Some(true) if freed.is_empty() => what.push_str("; port free"),
-            Some(true) => what.push_str(&format!("; port freed{freed}")),
-            Some(false) => {
-                let held = if s.port_refused.is_empty() {
-                    "port still held".to_string()
-                } else {
-                    let holders = s
-                        .port_refused
-                        .iter()
-                        .map(holder)
-                        .collect::<Vec<_>>()
-                        .join(", ");
-                    format!("port held by {holders}, not ours: left alone")
-                };
-                what.push_str(&format!("; {}", style.paint("31", &held)));
-                if !freed.is_empty() {
-                    what.push_str(&format!(" (after stopping{freed})"));
-                }
-            }
-            None => {}
-        }
-        out.push_str(&format!("  {:width$}  {what}\n", s.name));
-    }
-    out
-}
-
-/// A holder of a port that may not be stopped: `4242 (python, /usr/bin/python3, user bob)`.
-fn holder(r: &ringmaster_os::Refusal) -> String {
-    let mut parts = vec![r.name.clone()];
-    if let Some(exe) = &r.exe {
-        parts.push(exe.display().to_string());
-    }
-    if let Some(user) = &r.user {
-        parts.push(format!("user {user}"));
-    }
-    format!("{} ({})", r.pid, parts.join(", "))
+    report.render(style)
 }
 
 /// Prefixes service output with the service's name, padded to the longest name,

@@ -12,6 +12,14 @@ pub enum Error {
     UnknownService(String),
     #[error("service `{service}` failed: {reason}")]
     ServiceFailed { service: String, reason: String },
+    /// [`crate::Orchestrator::up_within`]: not every service was ready by the
+    /// deadline; the text names each one that was not, with its state and last
+    /// probe result.
+    #[error("{0}")]
+    NotReady(String),
+    /// [`crate::Orchestrator::start`] was called outside a running actix System.
+    #[error("no actix System runs on this thread: start the orchestrator inside one (`actix::System::new().block_on(...)` or `#[actix_rt::main]`)")]
+    NoSystem,
     #[error("the supervisor is gone")]
     SupervisorGone,
     #[error("{0}")]

@@ -157,6 +157,27 @@ pub(crate) async fn sweep(project: String, items: Vec<SweepItem>) -> SweepReport
     report
 }
 
+/// The sweep, synchronously: every item on a thread of its own, all joined
+/// before it returns. For a caller that cannot await — a `Drop` (see
+/// [`crate::Orchestrator`]: a handle dropped without `shutdown`).
+pub(crate) fn sweep_blocking(project: &str, items: &[SweepItem]) -> SweepReport {
+    let parts: Vec<SweepReport> = std::thread::scope(|scope| {
+        let running: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || sweep_one(project, item)))
+            .collect();
+        running.into_iter().filter_map(|t| t.join().ok()).collect()
+    });
+    let mut report = SweepReport::default();
+    for part in parts {
+        report.stopped.extend(part.stopped);
+        report.refused.extend(part.refused);
+        report.ports_still_held.extend(part.ports_still_held);
+    }
+    report.ports_still_held.sort_unstable();
+    report
+}
+
 fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
     let mut out = SweepReport::default();
     if item.tag {

@@ -8,14 +8,18 @@
 //! use std::time::Duration;
 //! let config = ringmaster::Config::load("ringmaster.toml")?;
 //! let orch = ringmaster::Orchestrator::start(config, ringmaster::Options::default())?;
-//! orch.up(None).await?;                      // every service ready, in dependency order
+//! orch.up_within(None, Duration::from_secs(120)).await?;  // every service ready, in dependency order
 //! for s in orch.status().await? {
-//!     println!("{} {:?} pid {:?}", s.name, s.state, s.pid);
+//!     println!("{s}");                        // api: ready, pid 4121, port 8000, health ok, ...
 //! }
 //! let report = orch.shutdown(Duration::from_secs(15)).await?;  // the cascade, finished
-//! assert!(report.clean(), "left behind: {:?}", report.survivors());
+//! print!("{report}");                         // as `ringmaster up` prints it
 //! # Ok(()) }
 //! ```
+//! docs/embedding.md opens with a complete bot `main` (`examples/embedding.rs`).
+//! The last [`Orchestrator`] handle dropped without `shutdown` (an early return, a
+//! panic) stops what it started; a bot killed with SIGKILL leaves its services to
+//! the next start, which stops them before launching them again.
 //! A configuration can also be built in code ([`config::ConfigBuilder`]), services
 //! that are actors of your own join with [`Orchestrator::start_with`] and
 //! [`plugin::PluginService`], and [`Orchestrator::subscribe`] /
@@ -82,6 +86,8 @@
 //!   [`logs`]: service output; [`plugin`]: services that are your own actors.
 //! - [`messages`] lists every message with who sends it to whom.
 //! - [`status`]: the serializable status of every service.
+//! - [`text`]: the human text of reports, events and status (their `Display`),
+//!   which the CLI prints too.
 
 pub mod config;
 pub mod error;
@@ -94,6 +100,7 @@ pub mod plugin;
 pub mod service;
 pub mod status;
 pub mod supervisor;
+pub mod text;
 
 pub use config::Config;
 pub use error::{Error, Result};
@@ -102,4 +109,19 @@ pub use orchestrator::{Options, Orchestrator};
 /// [`config::ServiceConfigBuilder::stop_signal`]), so that builder users need not
 /// depend on `ringmaster-os`.
 pub use ringmaster_os::Signal;
-pub use status::{MemberStatus, ServiceState, ServiceStatus};
+/// What a [`messages::Stop`] answers (a plugin's `Stop` handler returns one) and
+/// what the reports list: re-exported so that a bot or plugin needs no direct
+/// dependency on `ringmaster-os`.
+pub use ringmaster_os::{ProcessBrief, Refusal, StopReport};
+pub use status::{MemberStatus, ServiceState, ServiceStatus, StatusTable};
+
+/// Every code block of docs/embedding.md, compiled (and run where it is not
+/// `no_run`) as a doc test, so that the guide cannot drift from the code.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/embedding.md")]
+mod embedding_guide {}
+
+/// Every code block of docs/plugins.md, compiled as a doc test.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/plugins.md")]
+mod plugins_guide {}

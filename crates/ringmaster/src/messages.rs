@@ -32,6 +32,11 @@ use crate::status::ServiceStatus;
 #[rtype(result = "Result<(), crate::Error>")]
 pub struct Up {
     pub only: Option<Vec<String>>,
+    /// An overall deadline: when not every service is ready by then, the reply is
+    /// [`crate::Error::NotReady`] naming what is not (state, reason, last probe),
+    /// once what this request started is stopped again. `None`: no deadline of
+    /// its own (each service's `ready_timeout` still applies).
+    pub within: Option<Duration>,
 }
 
 /// Bot or CLI ([`crate::Orchestrator::shutdown`]) → Supervisor: run the shutdown
@@ -75,11 +80,50 @@ pub struct Subscribe(pub Recipient<ServiceEvent>);
 #[rtype(result = "()")]
 pub struct SubscribeLogs(pub Recipient<LogLine>);
 
-/// Supervisor → service actor (process or plugin): start now; report to `events`.
+/// Supervisor → service actor (process or plugin): start now; report what
+/// happens with `events`, which is bound to the service's name.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Start {
-    pub events: Recipient<ServiceEvent>,
+    /// The name the service is registered under (for the plugin's own logs: the
+    /// events need not repeat it).
+    pub name: String,
+    /// Where this service's events go: [`Reporter::report`] sends a
+    /// [`ServiceEvent`] with this service's name to the Supervisor.
+    pub events: Reporter,
+}
+
+/// Reports one service's events to the Supervisor, with the service's name filled
+/// in: a plugin never writes its own name, so it cannot get it wrong. Cheap to
+/// clone (into a task that reports later).
+#[derive(Clone, Debug)]
+pub struct Reporter {
+    name: String,
+    to: Recipient<ServiceEvent>,
+}
+
+impl Reporter {
+    /// A reporter sending `name`'s events to `to`. The Supervisor makes one for
+    /// each [`Start`]; a plugin's unit test can make one to drive the plugin alone.
+    pub fn new(name: impl Into<String>, to: Recipient<ServiceEvent>) -> Reporter {
+        Reporter {
+            name: name.into(),
+            to,
+        }
+    }
+
+    /// Sends `kind` as an event of this service (dropped when the Supervisor is gone).
+    pub fn report(&self, kind: EventKind) {
+        self.to.do_send(ServiceEvent {
+            name: self.name.clone(),
+            kind,
+        });
+    }
+
+    /// The service this reporter speaks for.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 /// Supervisor (its stop cascade) → service actor or plugin, only after a
@@ -90,9 +134,10 @@ pub struct Stop {
     pub grace: Duration,
 }
 
-/// Something happened to a service. A service actor or plugin → Supervisor (to
-/// the `events` of its [`Start`]): `Spawned`, `Daemonized`, `Exited`, `Failed`, and from a plugin
-/// also `Ready`, `Unhealthy`, `Healthy`. Supervisor → subscribers ([`Subscribe`]):
+/// Something happened to a service. A service actor or plugin → Supervisor
+/// (through the [`Reporter`] of its [`Start`]): `Spawned`, `Daemonized`, `Exited`,
+/// `Failed`, and from a plugin also `Ready`, `Unhealthy`, `Healthy`. An event naming no known
+/// service is dropped with a warning. Supervisor → subscribers ([`Subscribe`]):
 /// what it decided (`Spawned`, `Daemonized`, `Ready`, `Unhealthy`, `Healthy`, `Exited`,
 /// `Failed`), and `Stopped`, which its stop cascade creates.
 #[derive(Message, Debug, Clone, Serialize, Deserialize)]
@@ -336,4 +381,167 @@ pub struct SweepReport {
     pub stopped: Vec<ringmaster_os::ProcessBrief>,
     pub refused: Vec<Refusal>,
     pub ports_still_held: Vec<u16>,
+}
+
+impl EventKind {
+    /// The state it puts the service in, as `ringmaster up` shows it: `starting`,
+    /// `ready`, `unhealthy`, `exited`, `failed`, `stopped`.
+    pub fn state_name(&self) -> &'static str {
+        match self {
+            EventKind::Spawned { .. } => "starting",
+            EventKind::Daemonized { .. } => "daemonized",
+            EventKind::Ready | EventKind::Healthy => "ready",
+            EventKind::Unhealthy { .. } => "unhealthy",
+            EventKind::Exited { .. } => "exited",
+            EventKind::Failed { .. } => "failed",
+            EventKind::Stopped { .. } => "stopped",
+        }
+    }
+
+    /// What `ringmaster up` adds after the state (empty when nothing):
+    /// `(pid 4121)`, `(connection refused)`, `with code 1`, `(needed kill: 2)`.
+    pub fn detail(&self) -> String {
+        match self {
+            EventKind::Spawned { pid } | EventKind::Daemonized { pid } => {
+                pid.map(|p| format!("(pid {p})")).unwrap_or_default()
+            }
+            EventKind::Ready => String::new(),
+            EventKind::Unhealthy { reason } | EventKind::Failed { reason } => format!("({reason})"),
+            EventKind::Healthy => "(healthy again)".to_owned(),
+            EventKind::Exited { code: Some(c) } => format!("with code {c}"),
+            EventKind::Exited { code: None } => "on a signal".to_owned(),
+            EventKind::Stopped { report } if report.killed.is_empty() => String::new(),
+            EventKind::Stopped { report } => format!("(needed kill: {})", report.killed.len()),
+        }
+    }
+}
+
+/// The state and its detail, as `ringmaster up` prints an event: `starting (pid
+/// 4121)`, `exited with code 1`, `failed (port 8000 is held by ...)`.
+impl std::fmt::Display for EventKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.state_name())?;
+        let detail = self.detail();
+        if !detail.is_empty() {
+            write!(f, " {detail}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `api: starting (pid 4121)`, as `ringmaster up` prints it without a terminal.
+impl std::fmt::Display for ServiceEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.name, self.kind)
+    }
+}
+
+impl ShutdownReport {
+    /// The report as `ringmaster up` and `down` print it, coloured by `paint`:
+    /// a verdict line, then one line per service — stopped gracefully, needed
+    /// kill (naming who), survivors, a plugin that did not answer, a stop that
+    /// failed, and whether its port is free (naming who was stopped on it, or who
+    /// holds it and was left alone).
+    pub fn render(&self, paint: &dyn crate::text::Paint) -> String {
+        use crate::text::{human_duration, Tone};
+        let mut out = String::new();
+        let width = self
+            .services
+            .iter()
+            .map(|s| s.name.chars().count())
+            .max()
+            .unwrap_or(0);
+        let verdict = if self.clean() {
+            paint.paint(Tone::Good, "stopped")
+        } else {
+            paint.paint(Tone::Bad, "stopped with leftovers")
+        };
+        out.push_str(&format!(
+            "{verdict} in {}{}\n",
+            human_duration(self.elapsed),
+            if self.deadline_hit {
+                " (deadline passed: what was left was killed)"
+            } else {
+                ""
+            }
+        ));
+        for s in &self.services {
+            let r = &s.report;
+            let list = |v: &[ringmaster_os::ProcessBrief]| {
+                v.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut what = if let Some(no_answer) = &s.no_answer {
+                paint.paint(Tone::Bad, no_answer)
+            } else if let Some(error) = &s.stop_error {
+                paint.paint(Tone::Bad, error)
+            } else if !r.survivors.is_empty() {
+                paint.paint(Tone::Bad, &format!("still alive: {}", list(&r.survivors)))
+            } else if !r.killed.is_empty() {
+                paint.paint(Tone::Warning, &format!("needed kill: {}", list(&r.killed)))
+            } else if r.signalled.is_empty() {
+                "was not running".to_string()
+            } else {
+                format!(
+                    "stopped gracefully ({} process{})",
+                    r.signalled.len(),
+                    if r.signalled.len() == 1 { "" } else { "es" }
+                )
+            };
+            if !r.signalled.is_empty() {
+                what.push_str(&format!(" in {}", human_duration(r.elapsed)));
+            }
+            let freed = if s.port_stopped.is_empty() {
+                String::new()
+            } else {
+                format!(" by stopping {}", list(&s.port_stopped))
+            };
+            match s.port_free {
+                Some(true) if freed.is_empty() => what.push_str("; port free"),
+                Some(true) => what.push_str(&format!("; port freed{freed}")),
+                Some(false) => {
+                    let held = if s.port_refused.is_empty() {
+                        "port still held".to_string()
+                    } else {
+                        let holders = s
+                            .port_refused
+                            .iter()
+                            .map(holder)
+                            .collect::<Vec<_>>()
+                            .join(", ");
+                        format!("port held by {holders}, not ours: left alone")
+                    };
+                    what.push_str(&format!("; {}", paint.paint(Tone::Bad, &held)));
+                    if !freed.is_empty() {
+                        what.push_str(&format!(" (after stopping{freed})"));
+                    }
+                }
+                None => {}
+            }
+            out.push_str(&format!("  {:width$}  {what}\n", s.name));
+        }
+        out
+    }
+}
+
+/// A holder of a port that may not be stopped: `4242 (python, /usr/bin/python3, user bob)`.
+fn holder(r: &Refusal) -> String {
+    let mut parts = vec![r.name.clone()];
+    if let Some(exe) = &r.exe {
+        parts.push(exe.display().to_string());
+    }
+    if let Some(user) = &r.user {
+        parts.push(format!("user {user}"));
+    }
+    format!("{} ({})", r.pid, parts.join(", "))
+}
+
+/// The report as `ringmaster up` and `down` print it (without colour), one line
+/// per service after the verdict; ends with a newline.
+impl std::fmt::Display for ShutdownReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(&crate::text::Plain))
+    }
 }

@@ -1,8 +1,12 @@
 //! The handle a bot (or the CLI) holds: start the actors inside the current actix
 //! System, then `up`, `status`, `restart`, `shutdown`, `sweep`, and subscribe to events.
+//!
+//! The last handle dropped without a `shutdown` (an early return with `?`, a
+//! panic unwinding) stops what the orchestrator started: see [`Orchestrator`].
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
@@ -39,12 +43,98 @@ impl Default for Options {
     }
 }
 
-/// A running orchestrator. Cheap to clone.
+/// A running orchestrator. Cheap to clone: every clone is a handle to the same
+/// Supervisor.
+///
+/// # Dropped without a shutdown
+/// When the last handle is dropped after [`Orchestrator::up`] (or
+/// [`Orchestrator::restart`]) and no [`Orchestrator::shutdown`] or
+/// [`Orchestrator::sweep`] has finished — a bot that returned early with `?`, or
+/// a panic unwinding through it — the drop stops what this orchestrator started,
+/// synchronously, before it returns: restarts are held, then, for each service it
+/// began to start, every process carrying the service's tag gets its stop signal
+/// and is killed after a short grace (its stop timeout, at most
+/// [`SWEEP_GRACE`](crate::supervisor::SWEEP_GRACE)), and its port is cleared of
+/// authorized holders, all services in parallel. A `tracing` warning names the
+/// services and what was stopped.
+///
+/// What it cannot cover: a bot that never unwinds — killed with SIGKILL, aborted
+/// (`panic = "abort"`, `std::process::exit`), out of memory. Its services keep
+/// running, adopted by PID 1, until the next start on the same state directory:
+/// each service's preparation stops what carries its tag (and its PID file names)
+/// and clears its port before launching it again.
 #[derive(Clone)]
 pub struct Orchestrator {
     supervisor: Addr<crate::supervisor::Supervisor>,
+    guard: Arc<DropGuard>,
+}
+
+/// Shared by every handle of one orchestrator; its `Drop` is the last handle's.
+struct DropGuard {
+    supervisor: Addr<crate::supervisor::Supervisor>,
     project: String,
-    sweep_items: Arc<Vec<crate::janitor::SweepItem>>,
+    sweep_items: Vec<crate::janitor::SweepItem>,
+    /// What the Supervisor began to start.
+    touched: crate::supervisor::Touched,
+    /// `up` or `restart` was called: something may run.
+    used: AtomicBool,
+    /// A shutdown or a sweep finished: nothing is left to stop.
+    closed: AtomicBool,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        if !self.used.load(Ordering::SeqCst) || self.closed.load(Ordering::SeqCst) {
+            return;
+        }
+        let touched: BTreeSet<String> = match self.touched.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let items: Vec<_> = self
+            .sweep_items
+            .iter()
+            .filter(|i| touched.contains(&i.service))
+            .cloned()
+            .collect();
+        if items.is_empty() {
+            return;
+        }
+        let names: Vec<&str> = items.iter().map(|i| i.service.as_str()).collect();
+        tracing::warn!(
+            "the last handle to the orchestrator was dropped without shutdown: stopping {} by tag and port",
+            names.join(", ")
+        );
+        // Nothing restarts what is stopped now (when the Supervisor still runs).
+        self.supervisor.do_send(crate::messages::HoldRestarts);
+        let started = Instant::now();
+        let report = crate::janitor::sweep_blocking(&self.project, &items);
+        let stopped: Vec<String> = report.stopped.iter().map(|p| p.to_string()).collect();
+        tracing::warn!(
+            "dropped without shutdown: stopped {} process(es) in {} ({}){}{}",
+            stopped.len(),
+            crate::text::human_duration(started.elapsed()),
+            stopped.join(", "),
+            if report.refused.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; refused: {}",
+                    report
+                        .refused
+                        .iter()
+                        .map(|r| r.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            },
+            if report.ports_still_held.is_empty() {
+                String::new()
+            } else {
+                format!("; ports still held: {:?}", report.ports_still_held)
+            }
+        );
+    }
 }
 
 /// Checks the combined graph of configured services and plugins: unique names,
@@ -101,6 +191,12 @@ impl Orchestrator {
         options: Options,
         plugins: Vec<PluginService>,
     ) -> Result<Orchestrator> {
+        // Actors can only start inside a running System (on its arbiter, within
+        // its block_on): checked before anything is touched (no lock taken).
+        if actix::System::try_current().is_none() || tokio::runtime::Handle::try_current().is_err()
+        {
+            return Err(Error::NoSystem);
+        }
         check_graph(&config, &plugins)?;
         let state_dir = config.settings.state_dir.clone();
         let lock = if options.lock {
@@ -110,6 +206,7 @@ impl Orchestrator {
             None
         };
         let subreaper = options.subreaper && ringmaster_os::become_subreaper()?;
+        let touched = crate::supervisor::Touched::default();
         let project = ringmaster_os::project_id(&state_dir);
 
         let janitor = PortJanitor::new(project.clone()).start();
@@ -134,21 +231,48 @@ impl Orchestrator {
             subreaper,
             janitor,
             health,
+            touched: touched.clone(),
         })?;
-        let sweep_items = Arc::new(supervisor.sweep_items());
+        let sweep_items = supervisor.sweep_items();
+        let supervisor = supervisor.start();
         Ok(Orchestrator {
-            supervisor: supervisor.start(),
-            project,
-            sweep_items,
+            supervisor: supervisor.clone(),
+            guard: Arc::new(DropGuard {
+                supervisor,
+                project,
+                sweep_items,
+                touched,
+                used: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
+            }),
         })
     }
 
     /// Starts services (all, or `only` plus their dependencies) in dependency order;
     /// resolves when every one is ready, or with the first failure (what it started
-    /// is then stopped again).
+    /// is then stopped again). A service that is not ready within its
+    /// `ready_timeout` of its launch is such a failure, with its last probe result
+    /// in the reason.
     pub async fn up(&self, only: Option<Vec<String>>) -> Result<()> {
+        self.send_up(Up { only, within: None }).await
+    }
+
+    /// [`Orchestrator::up`] with an overall deadline: when not every service is
+    /// ready `within` it, what this call started is stopped again and it answers
+    /// [`Error::NotReady`], naming each service that was not ready with its state,
+    /// reason and last probe result.
+    pub async fn up_within(&self, only: Option<Vec<String>>, within: Duration) -> Result<()> {
+        self.send_up(Up {
+            only,
+            within: Some(within),
+        })
+        .await
+    }
+
+    async fn send_up(&self, up: Up) -> Result<()> {
+        self.guard.used.store(true, Ordering::SeqCst);
         self.supervisor
-            .send(Up { only })
+            .send(up)
             .await
             .map_err(|_| Error::SupervisorGone)?
     }
@@ -165,6 +289,7 @@ impl Orchestrator {
     /// Stops one service (its dependents first) and starts it again; resolves once
     /// it and the dependents it stopped are ready again.
     pub async fn restart(&self, name: &str) -> Result<()> {
+        self.guard.used.store(true, Ordering::SeqCst);
         self.supervisor
             .send(Restart {
                 name: name.to_owned(),
@@ -176,10 +301,13 @@ impl Orchestrator {
     /// The shutdown cascade; completes before it returns (so the caller may stop
     /// the actix System right after). Releases the instance lock.
     pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
-        self.supervisor
+        let report = self
+            .supervisor
             .send(Shutdown { deadline })
             .await
-            .map_err(|_| Error::SupervisorGone)
+            .map_err(|_| Error::SupervisorGone)?;
+        self.guard.closed.store(true, Ordering::SeqCst);
+        Ok(report)
     }
 
     /// Forced fallback: sweep every configured port and tag (authorized only).
@@ -193,7 +321,10 @@ impl Orchestrator {
             self.supervisor.send(crate::messages::HoldRestarts),
         )
         .await;
-        Ok(crate::janitor::sweep(self.project.clone(), self.sweep_items.as_ref().clone()).await)
+        let report =
+            crate::janitor::sweep(self.guard.project.clone(), self.guard.sweep_items.clone()).await;
+        self.guard.closed.store(true, Ordering::SeqCst);
+        Ok(report)
     }
 
     /// Receive every service event.
@@ -213,6 +344,6 @@ impl Orchestrator {
 
     /// The project id of the state directory (the first half of every tag).
     pub fn project(&self) -> &str {
-        &self.project
+        &self.guard.project
     }
 }

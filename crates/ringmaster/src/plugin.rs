@@ -4,16 +4,20 @@
 //!
 //! # The protocol
 //! A plugin is any actor that handles [`Start`] and [`Stop`]:
-//! - On [`Start`] it begins its work and reports [`ServiceEvent`](crate::messages::ServiceEvent)s to `start.events`
-//!   (the Supervisor): `Spawned { pid: None }` once it runs, and — when it has no
-//!   health probe — `Ready` once it serves. With a health probe
-//!   ([`PluginService::health`]) the probe decides readiness like for a process
-//!   service (a `Ready` the plugin sends itself is accepted too).
+//! - On [`Start`] it begins its work and reports its events with
+//!   `start.events.report(kind)` (a [`Reporter`](crate::messages::Reporter) bound
+//!   to the plugin's registered name, `start.name`: the plugin never writes its
+//!   name into an event, so it cannot get it wrong): `Spawned { pid: None }` once
+//!   it runs, and — when it has no health probe — `Ready` once it serves. With a
+//!   health probe ([`PluginService::health`]) the probe decides readiness like
+//!   for a process service (a `Ready` the plugin sends itself is accepted too).
+//!   Not ready within its `ready_timeout` ([`PluginService::ready_timeout`],
+//!   default 5 minutes) of the `Start`, it is stopped and fails.
 //! - When it stops on its own it reports `Exited { code }` (`Some(0)`: done; other
 //!   codes and `None`: a failure); the restart policy then applies and a new
 //!   [`Start`] follows. `Failed { reason }` fails it for good (no restart).
 //! - On [`Stop`] (sent only after a [`Start`]) it stops within `grace` and replies
-//!   with a [`StopReport`](ringmaster_os::StopReport) (`StopReport::default()`
+//!   with a [`StopReport`](crate::StopReport) (`StopReport::default()`
 //!   with `elapsed` set is fine for a plugin without processes). It need not
 //!   report `Stopped`: the Supervisor does. A plugin that does not answer within
 //!   `grace` + 5 s (or whose actor is gone) is named in the shutdown report's
@@ -28,9 +32,9 @@
 //! # Example
 //! ```no_run
 //! use actix::prelude::*;
-//! use ringmaster::messages::{EventKind, ServiceEvent, Start, Stop};
+//! use ringmaster::messages::{EventKind, Start, Stop};
 //! use ringmaster::plugin::PluginService;
-//! use ringmaster_os::StopReport;
+//! use ringmaster::StopReport;
 //!
 //! /// A plugin that is ready as soon as it starts.
 //! struct Cache;
@@ -40,9 +44,8 @@
 //!     type Result = ();
 //!     fn handle(&mut self, start: Start, _: &mut Context<Self>) {
 //!         // ... start the work here ...
-//!         for kind in [EventKind::Spawned { pid: None }, EventKind::Ready] {
-//!             start.events.do_send(ServiceEvent { name: "cache".into(), kind });
-//!         }
+//!         start.events.report(EventKind::Spawned { pid: None });
+//!         start.events.report(EventKind::Ready);
 //!     }
 //! }
 //!
@@ -88,6 +91,7 @@ pub struct PluginService {
     pub(crate) allow: Vec<String>,
     pub(crate) restart: RestartConfig,
     pub(crate) stop_timeout: Duration,
+    pub(crate) ready_timeout: Duration,
 }
 
 impl std::fmt::Debug for PluginService {
@@ -99,6 +103,7 @@ impl std::fmt::Debug for PluginService {
             .field("port", &self.port)
             .field("restart", &self.restart)
             .field("stop_timeout", &self.stop_timeout)
+            .field("ready_timeout", &self.ready_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -107,7 +112,7 @@ impl PluginService {
     /// A plugin named `name` whose actor receives [`Start`] at `start` and [`Stop`]
     /// at `stop`. Defaults: no dependency, no health probe (the plugin reports
     /// `Ready` itself), no port, restart `on-failure` with the usual attempts and
-    /// backoff, stop timeout 10 s.
+    /// backoff, stop timeout 10 s, ready timeout 5 minutes.
     pub fn new(name: impl Into<String>, start: Recipient<Start>, stop: Recipient<Stop>) -> Self {
         PluginService {
             name: name.into(),
@@ -123,6 +128,7 @@ impl PluginService {
                 backoff: defaults::BACKOFF,
             },
             stop_timeout: defaults::STOP_TIMEOUT,
+            ready_timeout: defaults::READY_TIMEOUT,
         }
     }
 
@@ -137,11 +143,16 @@ impl PluginService {
 
     /// Starts only once `service` (a configured service or another plugin) is ready.
     pub fn depends_on(self, service: impl Into<String>) -> Self {
-        self.depends_on_when(service, Condition::Ready)
+        self.depends_on_condition(service, Condition::Ready)
     }
 
-    /// Starts only once `service` reached `condition`.
-    pub fn depends_on_when(mut self, service: impl Into<String>, condition: Condition) -> Self {
+    /// Starts only once `service` reached `condition` (the same name as
+    /// [`crate::config::ServiceConfigBuilder::depends_on_condition`]).
+    pub fn depends_on_condition(
+        mut self,
+        service: impl Into<String>,
+        condition: Condition,
+    ) -> Self {
         self.depends_on.push(Dependency {
             service: service.into(),
             condition,
@@ -188,6 +199,14 @@ impl PluginService {
     /// How long its [`Stop`] may take (its `grace`; default 10 s).
     pub fn stop_timeout(mut self, timeout: Duration) -> Self {
         self.stop_timeout = timeout;
+        self
+    }
+
+    /// How long it may take from its [`Start`] to being ready (its `Ready`, or
+    /// its first successful probe) before it is stopped and fails, with its last
+    /// probe result in the reason (default 5 minutes).
+    pub fn ready_timeout(mut self, timeout: Duration) -> Self {
+        self.ready_timeout = timeout;
         self
     }
 

@@ -23,7 +23,7 @@ use ringmaster_os::{
 use crate::config::{Probe, ServiceConfig};
 use crate::janitor::{blocking, blocking_now};
 use crate::logs::{LogSubscribers, LogWriter, OutputSink};
-use crate::messages::{EventKind, LogLine, ServiceEvent, Start, Stop, Stream};
+use crate::messages::{EventKind, LogLine, Reporter, Start, Stop, Stream};
 
 /// How long a service's pipes may stay open after its root process exited
 /// (children that inherited them) before the exit is reported anyway. Lines that
@@ -105,7 +105,7 @@ pub struct ServiceActor {
     cfg: ServiceConfig,
     tag: Tag,
     shared: ServiceContext,
-    events: Option<Recipient<ServiceEvent>>,
+    events: Option<Reporter>,
     /// Bumped by every spawn and every stop: a wait task of an older run is ignored.
     run: u64,
     child: Option<Running>,
@@ -154,10 +154,7 @@ impl ServiceActor {
 
     fn report(&self, kind: EventKind) {
         if let Some(events) = &self.events {
-            events.do_send(ServiceEvent {
-                name: self.cfg.name.clone(),
-                kind,
-            });
+            events.report(kind);
         }
     }
 

@@ -64,3 +64,101 @@ pub struct MemberStatus {
     #[serde(default)]
     pub ports: Vec<u16>,
 }
+
+/// The columns of `ringmaster status` (and of [`StatusTable`]), in order; each
+/// [`ServiceStatus::cells`] row has one cell per column.
+pub const STATUS_COLUMNS: [&str; 7] = [
+    "SERVICE", "STATE", "PID", "PORT", "HEALTH", "RESTARTS", "UPTIME",
+];
+
+impl ServiceState {
+    /// Its `status --json` name: `waiting`, `starting`, `ready`, `unhealthy`,
+    /// `stopping`, `stopped`, `failed`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ServiceState::Waiting => "waiting",
+            ServiceState::Starting => "starting",
+            ServiceState::Ready => "ready",
+            ServiceState::Unhealthy => "unhealthy",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Failed => "failed",
+        }
+    }
+
+    /// True while a run of it is alive: starting, ready or unhealthy.
+    pub fn running(&self) -> bool {
+        matches!(
+            self,
+            ServiceState::Starting | ServiceState::Ready | ServiceState::Unhealthy
+        )
+    }
+}
+
+impl std::fmt::Display for ServiceState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl ServiceStatus {
+    /// Its row of the `ringmaster status` table, one cell per [`STATUS_COLUMNS`]
+    /// (`-` where there is nothing), the uptime counted up to `now_ms`
+    /// ([`crate::text::now_ms`]).
+    pub fn cells(&self, now_ms: u64) -> Vec<String> {
+        let mut state = self.state.to_string();
+        if let Some(reason) = &self.reason {
+            state = format!("{state} ({reason})");
+        } else if self.daemonized {
+            state = format!("{state} (daemonized)");
+        }
+        vec![
+            self.name.clone(),
+            state,
+            self.pid.map_or("-".into(), |p| p.to_string()),
+            self.port.map_or("-".into(), |p| p.to_string()),
+            self.health.clone().unwrap_or_else(|| "-".into()),
+            self.restarts.to_string(),
+            if self.state.running() && self.since_ms > 0 {
+                crate::text::human_duration(std::time::Duration::from_millis(
+                    now_ms.saturating_sub(self.since_ms),
+                ))
+            } else {
+                "-".into()
+            },
+        ]
+    }
+}
+
+/// One line with the cells of `ringmaster status`, each labelled with its column
+/// and those without a value left out:
+/// `api: ready, pid 4121, port 8000, health ok, restarts 0, uptime 2.5s`.
+impl std::fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cells = self.cells(crate::text::now_ms());
+        write!(f, "{}: {}", cells[0], cells[1])?;
+        for (column, cell) in STATUS_COLUMNS.iter().zip(&cells).skip(2) {
+            if cell != "-" {
+                write!(f, ", {} {cell}", column.to_lowercase())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The `ringmaster status` table of `statuses`: `format!("{}", StatusTable(&list))`.
+pub struct StatusTable<'a>(pub &'a [ServiceStatus]);
+
+impl StatusTable<'_> {
+    /// The table, its header painted by `paint`, uptimes counted to `now_ms`.
+    pub fn render(&self, paint: &dyn crate::text::Paint, now_ms: u64) -> String {
+        let rows: Vec<Vec<String>> = self.0.iter().map(|s| s.cells(now_ms)).collect();
+        crate::text::table(paint, &STATUS_COLUMNS, &rows)
+    }
+}
+
+impl std::fmt::Display for StatusTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render(&crate::text::Plain, crate::text::now_ms()))
+    }
+}

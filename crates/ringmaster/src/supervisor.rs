@@ -10,7 +10,9 @@
 //! service is *launched* — `Watch` to the HealthChecker, then `Start` — the moment
 //! every dependency reached its condition, so gating costs one message hop after
 //! the dependency's first healthy probe. A service without a probe is ready when
-//! spawned (a plugin: when it reports `Ready`).
+//! spawned (a plugin: when it reports `Ready`). Each launch arms its readiness
+//! deadline (`ready_timeout`): not ready by then, it is stopped and fails with its
+//! last probe result. An [`Up`] may carry a deadline of its own (`within`).
 //!
 //! # Failures and restarts
 //! An exit (or `failures` failed probes in a row) is restarted when the policy says
@@ -55,8 +57,8 @@ use crate::health::HealthChecker;
 use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
-    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Restart,
-    ServiceEvent, ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe,
+    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Reporter,
+    Restart, ServiceEvent, ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe,
     SubscribeLogs, Unwatch, Up, Watch,
 };
 use crate::plugin::PluginService;
@@ -115,6 +117,8 @@ struct Spec {
     restart: RestartConfig,
     stop_timeout: Duration,
     stop_signal: Signal,
+    /// From launch to ready, else it fails ([`Supervisor::ready_timed_out`]).
+    ready_timeout: Duration,
     workdir: PathBuf,
     /// The environment its command (and its exec probe) gets on top of ours.
     env: Vec<(String, String)>,
@@ -133,6 +137,7 @@ impl Spec {
             restart: cfg.restart.clone(),
             stop_timeout: cfg.stop.timeout,
             stop_signal: cfg.stop.signal,
+            ready_timeout: cfg.ready_timeout,
             workdir: cfg.workdir.clone(),
             env: cfg.env.clone(),
             tag: Some(Tag::new(project, cfg.name.as_str())),
@@ -155,6 +160,7 @@ impl Spec {
             restart: p.restart.clone(),
             stop_timeout: p.stop_timeout,
             stop_signal: Signal::Term,
+            ready_timeout: p.ready_timeout,
             workdir: state_dir,
             env: Vec::new(),
             tag: None,
@@ -192,6 +198,8 @@ struct Entry {
     attempts: u32,
     ready_since: Option<Instant>,
     restart_timer: Option<SpawnHandle>,
+    /// Armed at launch, cancelled once it is ready, exits, fails or is stopped.
+    ready_timer: Option<SpawnHandle>,
 }
 
 impl Entry {
@@ -219,6 +227,7 @@ impl Entry {
             attempts: 0,
             ready_since: None,
             restart_timer: None,
+            ready_timer: None,
         }
     }
 
@@ -237,11 +246,36 @@ impl Entry {
     fn is_plugin(&self) -> bool {
         matches!(self.spec.runner, Runner::Plugin { .. })
     }
+
+    /// Cancels its readiness deadline, if armed.
+    fn disarm_ready(&mut self, ctx: &mut Context<Supervisor>) {
+        if let Some(t) = self.ready_timer.take() {
+            ctx.cancel_future(t);
+        }
+    }
+
+    /// What is known of its way to ready: its last probe result, or why there is none.
+    fn readiness_text(&self) -> String {
+        match (&self.health_text, &self.spec.health) {
+            (Some(h), _) => format!("last probe: {h}"),
+            (None, Some(_)) => "no probe result yet".to_owned(),
+            (None, None) if self.phase == Phase::Starting => {
+                if self.is_plugin() {
+                    "the plugin reported neither Spawned nor Ready".to_owned()
+                } else {
+                    "it was not spawned".to_owned()
+                }
+            }
+            (None, None) => "the plugin did not report Ready".to_owned(),
+        }
+    }
 }
 
 /// A pending [`Up`] or [`Restart`]: answered once all `names` are ready (or
 /// completed), or with the first failure among them.
 struct Waiter {
+    /// Names it for its deadline ([`Up::within`]).
+    id: u64,
     names: Vec<String>,
     /// What this request started (stopped again when it fails).
     started_here: Vec<String>,
@@ -258,7 +292,13 @@ pub struct SupervisorSetup {
     pub(crate) subreaper: bool,
     pub(crate) janitor: Addr<PortJanitor>,
     pub(crate) health: Addr<HealthChecker>,
+    /// Filled with the name of every service this Supervisor prepares: what the
+    /// orchestrator's last handle stops when it is dropped without a shutdown.
+    pub(crate) touched: Touched,
 }
+
+/// The services a Supervisor began to start, shared with the orchestrator handle.
+pub(crate) type Touched = Arc<std::sync::Mutex<BTreeSet<String>>>;
 
 /// Owns the dependency graph; see the module documentation.
 pub struct Supervisor {
@@ -272,6 +312,9 @@ pub struct Supervisor {
     shutdown_timeout: Duration,
     lock: Option<InstanceLock>,
     waiters: Vec<Waiter>,
+    /// The id of the next [`Waiter`].
+    next_waiter: u64,
+    touched: Touched,
     /// A shutdown cascade runs (or ran): nothing starts any more.
     shutting_down: bool,
     /// A forced sweep took the services down ([`HoldRestarts`]): what exits is
@@ -373,6 +416,7 @@ impl Supervisor {
             subreaper,
             janitor,
             health,
+            touched,
         } = setup;
         let mut entries = BTreeMap::new();
         for cfg in services {
@@ -426,6 +470,8 @@ impl Supervisor {
             shutdown_timeout,
             lock,
             waiters: Vec::new(),
+            next_waiter: 0,
+            touched,
             shutting_down: false,
             swept: false,
             shutdown_waiters: Vec::new(),
@@ -628,6 +674,9 @@ impl Supervisor {
         e.phase = Phase::Preparing;
         e.op += 1;
         let op = e.op;
+        if let Ok(mut touched) = self.touched.lock() {
+            touched.insert(name.to_owned());
+        }
         let prepare = match &e.spec.runner {
             Runner::Process(addr) => Some(addr.send(Prepare)),
             Runner::Plugin { .. } => None,
@@ -705,13 +754,52 @@ impl Supervisor {
             });
         }
         let start = Start {
-            events: me.recipient(),
+            name: name.to_owned(),
+            events: Reporter::new(name, me.recipient()),
         };
         tracing::debug!(service = %name, "launching");
         match &e.spec.runner {
             Runner::Process(addr) => addr.do_send(start),
             Runner::Plugin { start: to, .. } => to.do_send(start),
         }
+        // The readiness deadline of this run.
+        e.disarm_ready(ctx);
+        let (op, after) = (e.op, e.spec.ready_timeout);
+        let owned = name.to_owned();
+        e.ready_timer = Some(ctx.run_later(after, move |act, ctx| {
+            act.ready_timed_out(&owned, op, after, ctx)
+        }));
+    }
+
+    /// `name`'s run `op` was not ready `after` its launch: it is stopped, then
+    /// fails (no restart) with what its probe said last.
+    fn ready_timed_out(&mut self, name: &str, op: u64, after: Duration, ctx: &mut Context<Self>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.ready_timer = None;
+        if e.op != op
+            || e.ready
+            || !matches!(e.phase, Phase::Starting | Phase::Running)
+            || self.shutting_down
+        {
+            return;
+        }
+        let reason = format!(
+            "not ready within {} of its start ({})",
+            crate::text::human_duration(after),
+            e.readiness_text()
+        );
+        tracing::warn!(service = %name, "{reason}; stopping it");
+        let owned = name.to_owned();
+        let timeout = self.shutdown_timeout;
+        self.cascade(vec![owned.clone()], timeout, ctx)
+            .map(move |_, act, ctx| {
+                if !act.shutting_down {
+                    act.fail(&owned, reason, ctx);
+                }
+            })
+            .spawn(ctx);
     }
 
     fn mark_ready(&mut self, name: &str, ctx: &mut Context<Self>) {
@@ -721,6 +809,7 @@ impl Supervisor {
         if e.ready {
             return;
         }
+        e.disarm_ready(ctx);
         e.ready = true;
         e.started = true;
         e.ready_since = Some(Instant::now());
@@ -754,6 +843,7 @@ impl Supervisor {
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
+        e.disarm_ready(ctx);
         e.pid = None;
         e.daemon = None;
         e.last_exit = code;
@@ -906,6 +996,7 @@ impl Supervisor {
         if let Some(t) = e.restart_timer.take() {
             ctx.cancel_future(t);
         }
+        e.disarm_ready(ctx);
         if e.phase != Phase::Stopping {
             e.phase = Phase::Idle;
         }
@@ -1064,6 +1155,7 @@ impl Supervisor {
             if let Some(t) = e.restart_timer.take() {
                 ctx.cancel_future(t);
             }
+            e.disarm_ready(ctx);
             e.phase = Phase::Stopping;
             e.op += 1;
             ops.push((n.clone(), e.op));
@@ -1169,7 +1261,7 @@ impl Supervisor {
                 names.push(d);
             }
         }
-        let rx = self.wait_for(names, started_here);
+        let (_, rx) = self.wait_for(names, started_here);
         self.advance(ctx);
         self.check_waiters();
         rx
@@ -1236,14 +1328,81 @@ impl Supervisor {
         &mut self,
         names: Vec<String>,
         started_here: Vec<String>,
-    ) -> oneshot::Receiver<Result<()>> {
+    ) -> (u64, oneshot::Receiver<Result<()>>) {
         let (tx, rx) = oneshot::channel();
+        let id = self.next_waiter;
+        self.next_waiter += 1;
         self.waiters.push(Waiter {
+            id,
             names,
             started_here,
             tx,
         });
-        rx
+        (id, rx)
+    }
+
+    /// The request `id` ([`Up::within`]) is not answered `within` its deadline:
+    /// it answers with what is not ready (state, reason, last probe), once what it
+    /// started is stopped again — as for a failure.
+    fn up_timed_out(&mut self, id: u64, within: Duration, ctx: &mut Context<Self>) {
+        let Some(pos) = self.waiters.iter().position(|w| w.id == id) else {
+            return;
+        };
+        if self.shutting_down || self.closed {
+            return;
+        }
+        let w = self.waiters.remove(pos);
+        let pending: Vec<String> = w
+            .names
+            .iter()
+            .filter_map(|n| self.entries.get(n))
+            .filter(|e| !(e.ready || (e.completed && e.phase == Phase::Idle)))
+            .map(|e| {
+                let state = Self::status_of(e).state;
+                let mut text = format!("`{}` {state}", e.name);
+                if let Some(r) = &e.reason {
+                    text.push_str(&format!(" ({r})"));
+                }
+                if e.state == ServiceState::Starting {
+                    text.push_str(&format!(", {}", e.readiness_text()));
+                }
+                text
+            })
+            .collect();
+        let reason = format!(
+            "not ready within {}: {}",
+            crate::text::human_duration(within),
+            pending.join("; ")
+        );
+        tracing::warn!("up: {reason}; stopping what it started");
+        let mut to_stop = Vec::new();
+        for n in &w.started_here {
+            if let Some(e) = self.entries.get_mut(n) {
+                e.needed = false;
+                if e.in_flight() {
+                    to_stop.push(n.clone());
+                }
+            }
+        }
+        let timeout = self.shutdown_timeout;
+        let undo = w.started_here.clone();
+        self.cascade(to_stop, timeout, ctx)
+            .map(move |_, act, _| {
+                for n in &undo {
+                    if let Some(e) = act.entries.get_mut(n) {
+                        let idle = e.phase == Phase::Idle;
+                        if idle && matches!(e.state, ServiceState::Waiting | ServiceState::Stopped)
+                        {
+                            e.set_state(
+                                ServiceState::Stopped,
+                                Some("stopped again: up's deadline passed".to_owned()),
+                            );
+                        }
+                    }
+                }
+                let _ = w.tx.send(Err(Error::NotReady(reason)));
+            })
+            .spawn(ctx);
     }
 }
 
@@ -1532,7 +1691,10 @@ impl Handler<Up> for Supervisor {
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         let started_here = self.need(&names);
-        let rx = self.wait_for(names, started_here);
+        let (id, rx) = self.wait_for(names, started_here);
+        if let Some(within) = msg.within {
+            ctx.run_later(within, move |act, ctx| act.up_timed_out(id, within, ctx));
+        }
         self.advance(ctx);
         self.check_waiters();
         Box::pin(async move { rx.await.unwrap_or(Err(Error::SupervisorGone)) })
@@ -1662,6 +1824,10 @@ impl Handler<ServiceEvent> for Supervisor {
         }
         let name = ev.name.clone();
         let Some(e) = self.entries.get_mut(&name) else {
+            tracing::warn!(
+                "an event for `{name}`, which is no service of this orchestrator, was dropped: {}",
+                ev.kind
+            );
             return;
         };
         match ev.kind {

@@ -613,63 +613,24 @@ impl Progress {
     }
 
     fn event(&mut self, ev: &ServiceEvent) {
-        let current = self
-            .names
-            .iter()
-            .position(|n| n == &ev.name)
-            .map(|i| self.states[i].0.clone())
-            .unwrap_or_else(|| "starting".to_string());
-        let (state, detail) = match &ev.kind {
-            // Not a state of its own: the service runs on as a daemon.
-            EventKind::Daemonized { pid } => (
-                current.as_str(),
-                match pid {
-                    Some(p) => format!("(daemonized: pid {p})"),
-                    None => "(daemonized)".to_string(),
-                },
-            ),
-            EventKind::Spawned { pid } => (
-                "starting",
-                pid.map(|p| format!("(pid {p})")).unwrap_or_default(),
-            ),
-            EventKind::Ready => (
-                "ready",
-                format!("in {}", human_duration(self.started.elapsed())),
-            ),
-            EventKind::Unhealthy { reason } => ("unhealthy", format!("({reason})")),
-            EventKind::Healthy => ("ready", "(healthy again)".to_string()),
-            EventKind::Exited { code } => (
-                "exited",
-                match code {
-                    Some(c) => format!("with code {c}"),
-                    None => "on a signal".to_string(),
-                },
-            ),
-            EventKind::Failed { reason } => ("failed", format!("({reason})")),
-            EventKind::Stopped { report } => (
-                "stopped",
-                if report.killed.is_empty() {
-                    String::new()
-                } else {
-                    format!("(needed kill: {})", report.killed.len())
-                },
-            ),
+        // The library's words for the event (what `Display` prints); only the
+        // time to ready is the CLI's own.
+        let state = ev.kind.state_name();
+        let detail = match &ev.kind {
+            EventKind::Ready => format!("in {}", human_duration(self.started.elapsed())),
+            kind => kind.detail(),
         };
         if let Some(i) = self.names.iter().position(|n| n == &ev.name) {
-            self.states[i] = (state.to_string(), detail.clone());
+            match ev.kind {
+                // Not a state of its own: the service runs on as a daemon.
+                EventKind::Daemonized { .. } => self.states[i].1 = format!("(daemonized {detail})"),
+                _ => self.states[i] = (state.to_string(), detail.clone()),
+            }
         }
         if self.live {
             self.redraw();
         } else {
-            let mut text = match ev.kind {
-                EventKind::Daemonized { .. } => format!("{}: daemonized", ev.name),
-                _ => format!("{}: {}", ev.name, state),
-            };
-            let detail = match ev.kind {
-                EventKind::Daemonized { pid: Some(p) } => format!("(pid {p})"),
-                EventKind::Daemonized { pid: None } => String::new(),
-                _ => detail,
-            };
+            let mut text = format!("{}: {}", ev.name, state);
             if !detail.is_empty() {
                 text.push(' ');
                 text.push_str(&detail);

@@ -180,6 +180,7 @@ pub struct ServiceConfigBuilder {
     health_failures: Option<u32>,
     restart: RestartConfig,
     stop: StopConfig,
+    ready_timeout: Duration,
     pid_file: Option<PathBuf>,
     install: Option<(String, Option<PathBuf>)>,
     follow_daemon: bool,
@@ -210,6 +211,7 @@ impl ServiceConfigBuilder {
                 signal: Signal::Term,
                 timeout: defaults::STOP_TIMEOUT,
             },
+            ready_timeout: defaults::READY_TIMEOUT,
             pid_file: None,
             install: None,
             follow_daemon: true,
@@ -335,6 +337,12 @@ impl ServiceConfigBuilder {
         self.follow_daemon = follow;
         self
     }
+    /// How long it may take from its launch to being ready before it fails, with
+    /// its last probe result in the reason (default 5 minutes; must be more than 0).
+    pub fn ready_timeout(mut self, d: Duration) -> Self {
+        self.ready_timeout = d;
+        self
+    }
     /// PID file, relative to the base folder (default `<state_dir>/<name>.pid`).
     pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.pid_file = Some(path.into());
@@ -428,6 +436,7 @@ impl ServiceConfigBuilder {
             health,
             restart: self.restart,
             stop: self.stop,
+            ready_timeout: self.ready_timeout,
             install,
         }
     }

@@ -25,6 +25,7 @@
 //!                                  # exactly one of http (http:// only, no TLS), tcp (a port), exec (a command), log (a regex)
 //! restart = { policy = "on-failure", max_attempts = 3, backoff = "1s" }  # never | on-failure | always
 //! stop = { signal = "TERM", timeout = "10s" }
+//! ready_timeout = "5m"             # launch → ready, else it fails (default 5m)
 //! pid_file = ".api.pid"            # default: <state_dir>/<name>.pid
 //! install = { command = "pip install -r requirements.txt", unless_exists = ".venv" }
 //! ```
@@ -83,6 +84,11 @@ pub mod defaults {
     pub const MAX_ATTEMPTS: u32 = 3;
     pub const BACKOFF: Duration = Duration::from_secs(1);
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+    /// How long a service may take from its launch to its first successful probe
+    /// (`ready_timeout`): 5 minutes, so that slow real starters — `next dev`
+    /// compiling a large app on a small machine, a `cargo run` that builds first —
+    /// are not failed, while a start that can never succeed still ends.
+    pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
     /// Per-service log file size before rotation: 10 MiB.
     pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 }
@@ -125,6 +131,10 @@ pub struct ServiceConfig {
     pub health: Option<HealthConfig>,
     pub restart: RestartConfig,
     pub stop: StopConfig,
+    /// How long it may take from its launch to being ready (its first successful
+    /// probe; a plugin: its `Ready`) before it fails, with its last probe result
+    /// in the reason. Not counted: waiting for dependencies, the install step.
+    pub ready_timeout: Duration,
     pub pid_file: PathBuf,
     pub install: Option<InstallConfig>,
     /// When the launched command exits with 0 while processes of the service

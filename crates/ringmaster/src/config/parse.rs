@@ -142,6 +142,7 @@ raw_table!(
         health: Spanned<RawHealth>,
         restart: Spanned<RawRestart>,
         stop: Spanned<RawStop>,
+        ready_timeout: Spanned<String>,
         pid_file: Spanned<String>,
         install: Spanned<RawInstall>,
         follow_daemon: Spanned<bool>,
@@ -424,6 +425,7 @@ struct ServiceSpans {
     health_failures: Option<Range<usize>>,
     install: Option<Range<usize>>,
     install_command: Option<Range<usize>>,
+    ready_timeout: Option<Range<usize>>,
 }
 
 /// Makes `path` absolute and removes `.` and `..` components (lexically).
@@ -580,6 +582,7 @@ pub(crate) fn parse(
                     Spot::HealthTimeout => s.health_timeout.clone().or_else(|| s.health.clone()),
                     Spot::HealthFailures => s.health_failures.clone().or_else(|| s.health.clone()),
                     Spot::InstallCommand => s.install_command.clone().or_else(|| s.install.clone()),
+                    Spot::ReadyTimeout => s.ready_timeout.clone(),
                     Spot::Setting(_) => None,
                 };
                 found.unwrap_or_else(|| s.name.clone())
@@ -1047,6 +1050,14 @@ fn convert_service(
         }
     }
 
+    let mut ready_timeout = defaults::READY_TIMEOUT;
+    if let Some(v) = &raw.ready_timeout {
+        spans.ready_timeout = Some(v.span());
+        if let Some(d) = duration_of(v, &format!("{ctx} ready_timeout"), src, errors) {
+            ready_timeout = d;
+        }
+    }
+
     let pid_file = match &raw.pid_file {
         Some(v) => resolve(base_dir, v.get_ref()),
         None => settings.state_dir.join(format!("{name}.pid")),
@@ -1087,6 +1098,7 @@ fn convert_service(
             health,
             restart,
             stop,
+            ready_timeout,
             pid_file,
             install,
             follow_daemon: raw.follow_daemon.as_ref().is_none_or(|v| *v.get_ref()),

@@ -22,6 +22,7 @@ pub(crate) enum Spot {
     HealthTimeout,
     HealthFailures,
     InstallCommand,
+    ReadyTimeout,
     /// A key of `[settings]`.
     Setting(&'static str),
 }
@@ -157,6 +158,13 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
             name,
             Spot::Command,
             format!("service `{name}` has an empty command"),
+        );
+    }
+    if svc.ready_timeout.is_zero() {
+        err(
+            name,
+            Spot::ReadyTimeout,
+            format!("service `{name}`: ready_timeout must be greater than 0"),
         );
     }
     if svc.port == Some(0) {
