@@ -181,11 +181,13 @@ pub(crate) fn sweep_blocking(project: &str, items: &[SweepItem]) -> SweepReport 
 fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
     let mut out = SweepReport::default();
     if item.tag {
+        let tag = Tag::new(project, item.service.as_str());
         let target = StopTarget {
             root: None,
             pgid: None,
-            tag: Some(Tag::new(project, item.service.as_str())),
-            also: Vec::new(),
+            // A daemon that wrote over its environment is known by identity only.
+            also: crate::service::Claims::held(&tag.env_value()),
+            tag: Some(tag),
         };
         match ringmaster_os::stop(&target, item.signal, item.grace) {
             Ok(report) => out.stopped.extend(report.signalled),

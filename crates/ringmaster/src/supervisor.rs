@@ -1509,11 +1509,12 @@ async fn stop_item(
         Err(why) => match &item.via {
             StopVia::Process(_) => {
                 tracing::warn!(service = %item.name, "its actor {why}; killing what carries its tag");
+                let tag = Tag::new(ctx.project.clone(), item.name.clone());
                 let target = StopTarget {
                     root: None,
                     pgid: None,
-                    tag: Some(Tag::new(ctx.project.clone(), item.name.clone())),
-                    also: Vec::new(),
+                    also: crate::service::Claims::held(&tag.env_value()),
+                    tag: Some(tag),
                 };
                 let res = blocking_now(move || {
                     ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO)
