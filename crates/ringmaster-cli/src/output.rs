@@ -237,7 +237,15 @@ pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
         } else if !r.killed.is_empty() {
             style.paint("33", &format!("needed kill: {}", list(&r.killed)))
         } else if r.signalled.is_empty() {
-            "was not running".to_string()
+            match &s.stop_command {
+                Some(c) if c.stopped_service => {
+                    format!(
+                        "stopped by its stop command in {}",
+                        human_duration(c.elapsed)
+                    )
+                }
+                _ => "was not running".to_string(),
+            }
         } else {
             format!(
                 "stopped gracefully ({} process{})",
@@ -247,6 +255,15 @@ pub fn shutdown_report(style: &Style, report: &ShutdownReport) -> String {
         };
         if !r.signalled.is_empty() {
             what.push_str(&format!(" in {}", human_duration(r.elapsed)));
+        }
+        if let Some(c) = s.stop_command.as_ref().filter(|c| !c.stopped_service) {
+            // The command did not end the service: say why the signals came.
+            let text = format!(" (after {c})");
+            what.push_str(&if c.succeeded() {
+                text
+            } else {
+                style.paint("33", &text)
+            });
         }
         let freed = if s.port_stopped.is_empty() {
             String::new()
@@ -396,6 +413,7 @@ mod tests {
                 port_stopped: Vec::new(),
                 port_refused: Vec::new(),
                 stop_error: None,
+                stop_command: None,
             }],
             elapsed: Duration::from_secs(15),
             deadline_hit: false,

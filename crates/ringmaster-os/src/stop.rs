@@ -153,6 +153,33 @@ pub fn stop(target: &StopTarget, signal: Signal, grace: Duration) -> Result<Stop
     Ok(run.report)
 }
 
+/// The live members of `target` now (one scan), protected processes left out.
+pub fn alive_members(target: &StopTarget) -> Result<Vec<ProcessBrief>> {
+    let table = process::snapshot_brief()?;
+    let protected: HashSet<u32> = process::self_and_ancestors().into_iter().collect();
+    Ok(
+        process::members(&table, target.root, target.pgid, target.tag.as_ref())
+            .into_iter()
+            .filter(|p| !protected.contains(&p.pid) && p.pid > 1)
+            .map(ProcessInfo::brief)
+            .collect(),
+    )
+}
+
+/// Waits, sending no signal, until every member of `target` is gone or `until`
+/// passes: the known pids are checked every [`POLL_EVERY`], the table scanned
+/// again every [`RESCAN_EVERY`] (members that appear are waited for too). True
+/// when they are all gone (confirmed by a scan). Blocking: call it off actor
+/// threads. Used after a service's stop command, before any signal.
+pub fn wait_gone(target: &StopTarget, until: Instant) -> Result<bool> {
+    let mut run = Stopper::new(target, Signal::Term);
+    run.silent = true;
+    let table = process::snapshot_brief()?;
+    run.adopt_new(&table);
+    run.wait(until);
+    Ok(run.alive.is_empty())
+}
+
 /// A member being waited for.
 struct Tracked {
     start_time: u64,
@@ -172,6 +199,8 @@ struct Stopper<'a> {
     gone: HashSet<(u32, u64)>,
     /// Past the grace: everything gets the kill.
     escalated: bool,
+    /// Only waits: members are adopted but get no signal ([`wait_gone`]).
+    silent: bool,
     report: StopReport,
 }
 
@@ -186,6 +215,7 @@ impl<'a> Stopper<'a> {
             alive: BTreeMap::new(),
             gone: HashSet::new(),
             escalated: false,
+            silent: false,
             report: StopReport::default(),
         }
     }
@@ -226,7 +256,9 @@ impl<'a> Stopper<'a> {
                 continue;
             }
             let brief = p.brief();
-            if self.escalated {
+            if self.silent {
+                // Waited for, not signalled: no entry in the report.
+            } else if self.escalated {
                 self.report.killed.push(brief.clone());
             } else {
                 self.report.signalled.push(brief.clone());
@@ -240,7 +272,9 @@ impl<'a> Stopper<'a> {
             );
             fresh.push((pid, p.start_time));
         }
-        sys::send(&fresh, self.current_signal());
+        if !self.silent {
+            sys::send(&fresh, self.current_signal());
+        }
         fresh.len()
     }
 

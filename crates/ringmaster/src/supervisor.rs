@@ -60,7 +60,7 @@ use crate::messages::{
     SubscribeLogs, Unwatch, Up, Watch,
 };
 use crate::plugin::PluginService;
-use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopChecked};
+use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopAnswer, StopChecked};
 use crate::status::{ServiceState, ServiceStatus};
 use crate::{Error, Result};
 
@@ -115,6 +115,10 @@ struct Spec {
     restart: RestartConfig,
     stop_timeout: Duration,
     stop_signal: Signal,
+    /// A process service with a stop command.
+    stop_command: bool,
+    /// Without a probe: how long it must run before it is ready (zero for a plugin).
+    start_window: Duration,
     workdir: PathBuf,
     /// The environment its command (and its exec probe) gets on top of ours.
     env: Vec<(String, String)>,
@@ -133,6 +137,12 @@ impl Spec {
             restart: cfg.restart.clone(),
             stop_timeout: cfg.stop.timeout,
             stop_signal: cfg.stop.signal,
+            stop_command: cfg.stop.command.is_some(),
+            start_window: if cfg.health.is_some() {
+                Duration::ZERO
+            } else {
+                cfg.start_window
+            },
             workdir: cfg.workdir.clone(),
             env: cfg.env.clone(),
             tag: Some(Tag::new(project, cfg.name.as_str())),
@@ -155,6 +165,8 @@ impl Spec {
             restart: p.restart.clone(),
             stop_timeout: p.stop_timeout,
             stop_signal: Signal::Term,
+            stop_command: false,
+            start_window: Duration::ZERO,
             workdir: state_dir,
             env: Vec::new(),
             tag: None,
@@ -710,6 +722,31 @@ impl Supervisor {
         }
     }
 
+    /// A process service without a probe was spawned: it is ready once it still
+    /// runs after `window` (an exit before that is a failed start, see
+    /// `on_exit`). Meanwhile it is `starting`, and dependents that need it ready
+    /// wait; `started` is met already.
+    fn begin_start_window(&mut self, name: &str, window: Duration, ctx: &mut Context<Self>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let op = e.op;
+        e.reason = Some(format!("start window {window:?}"));
+        let owned = name.to_owned();
+        ctx.run_later(window, move |act, ctx| {
+            let survived = act.entries.get(&owned).is_some_and(|e| {
+                e.op == op
+                    && e.phase == Phase::Running
+                    && !e.ready
+                    && e.state == ServiceState::Starting
+            });
+            if survived && !act.shutting_down && !act.closed {
+                act.mark_ready(&owned, ctx);
+            }
+        });
+        self.advance(ctx);
+    }
+
     fn mark_ready(&mut self, name: &str, ctx: &mut Context<Self>) {
         let Some(e) = self.entries.get_mut(name) else {
             return;
@@ -752,6 +789,16 @@ impl Supervisor {
         };
         e.pid = None;
         e.last_exit = code;
+        // A probe-less service that ends within its start window never started
+        // (supervisord's `startsecs`): the reason says so. With status 0 it is
+        // a job that completed, not a failure.
+        let window = e.spec.start_window;
+        let in_window = !e.ready && !window.is_zero() && e.phase == Phase::Running;
+        let why = if in_window && code != Some(0) {
+            format!("{} within its start window ({window:?})", exit_text(code))
+        } else {
+            exit_text(code)
+        };
         e.ready = false;
         // `started` is kept: it was spawned in this run (condition `started`).
         e.phase = Phase::Idle;
@@ -762,7 +809,7 @@ impl Supervisor {
         {
             e.attempts = 0;
         }
-        tracing::info!(service = %name, "{}", exit_text(code));
+        tracing::info!(service = %name, "{why}");
         let restart = match e.spec.restart.policy {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => code != Some(0),
@@ -770,7 +817,7 @@ impl Supervisor {
         };
         self.broadcast(name, EventKind::Exited { code });
         self.reap();
-        self.after_down(name, restart, exit_text(code), code == Some(0), ctx);
+        self.after_down(name, restart, why, code == Some(0), ctx);
     }
 
     /// After a service went down on its own (exit, or stopped for being
@@ -1083,6 +1130,7 @@ impl Supervisor {
                     port: e.spec.port,
                     allow: e.spec.allow.clone(),
                     signal: e.spec.stop_signal,
+                    stop_command: e.spec.stop_command,
                 },
             ));
         }
@@ -1253,6 +1301,8 @@ struct StopItem {
     allow: Vec<String>,
     /// The service's stop signal, for authorized leftovers on its port.
     signal: Signal,
+    /// It has a stop command (its stop may take longer, see `stop_item`).
+    stop_command: bool,
 }
 
 struct CascadeCtx {
@@ -1319,22 +1369,41 @@ async fn stop_item(
     ctx: &CascadeCtx,
 ) -> ServiceStopReport {
     let started = Instant::now();
-    let wait = grace + STOP_MARGIN;
+    // A stop command may use `grace`, then the signal its stop timeout cut to the
+    // deadline (`service::stop_command`).
+    let wait = if item.stop_command {
+        grace + item.timeout.min(end.saturating_duration_since(started))
+    } else {
+        grace
+    } + STOP_MARGIN;
     // Why there is no answer, when there is none.
     let answer = match &item.via {
-        StopVia::Process(a) => tokio::time::timeout(wait, a.send(StopChecked { grace })).await,
+        StopVia::Process(a) => {
+            let msg = StopChecked {
+                grace,
+                deadline: end,
+            };
+            tokio::time::timeout(wait, a.send(msg)).await
+        }
         StopVia::Plugin(r) => tokio::time::timeout(wait, r.send(Stop { grace }))
             .await
-            .map(|r| r.map(|report| (report, None))),
+            .map(|r| {
+                r.map(|report| StopAnswer {
+                    report,
+                    ..StopAnswer::default()
+                })
+            }),
     }
     .map_err(|_| format!("did not answer Stop within {wait:?}"))
     .and_then(|r| r.map_err(|e| format!("could not take Stop ({e})")));
     let mut no_answer = None;
     let mut stop_error = None;
+    let mut stop_command = None;
     let report = match answer {
-        Ok((r, error)) => {
-            stop_error = error;
-            r
+        Ok(a) => {
+            stop_error = a.error;
+            stop_command = a.command;
+            a.report
         }
         Err(why) => match &item.via {
             StopVia::Process(_) => {
@@ -1427,6 +1496,7 @@ async fn stop_item(
         port_stopped,
         port_refused,
         stop_error,
+        stop_command,
     }
 }
 
@@ -1669,8 +1739,11 @@ impl Handler<ServiceEvent> for Supervisor {
                         kind: EventKind::Spawned { pid },
                     });
                 }
-                if no_probe && !plugin {
+                let window = e.spec.start_window;
+                if no_probe && !plugin && window.is_zero() {
                     self.mark_ready(&name, ctx);
+                } else if no_probe && !plugin {
+                    self.begin_start_window(&name, window, ctx);
                 } else {
                     self.advance(ctx);
                 }

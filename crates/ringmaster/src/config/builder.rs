@@ -53,6 +53,7 @@ pub struct ConfigBuilder {
     health_interval: Option<Duration>,
     metrics: Option<SocketAddr>,
     log_max_bytes: Option<u64>,
+    start_window: Option<Duration>,
     services: Vec<ServiceConfigBuilder>,
     external: BTreeSet<String>,
 }
@@ -98,6 +99,12 @@ impl ConfigBuilder {
         self.log_max_bytes = Some(n);
         self
     }
+    /// `settings.start_window` (default 1 s): how long a service without a
+    /// health probe must run before it is ready, unless it sets its own.
+    pub fn start_window(mut self, d: Duration) -> Self {
+        self.start_window = Some(d);
+        self
+    }
     /// Declares a service provided outside this configuration, such as a plugin
     /// registered with [`crate::Orchestrator::start_with`]: services may depend on
     /// it. (The orchestrator checks the combined graph.)
@@ -127,6 +134,7 @@ impl ConfigBuilder {
             health_interval: self.health_interval.unwrap_or(defaults::HEALTH_INTERVAL),
             metrics: self.metrics,
             log_max_bytes: self.log_max_bytes.unwrap_or(defaults::LOG_MAX_BYTES),
+            start_window: self.start_window.unwrap_or(defaults::START_WINDOW),
         };
         let mut errors = Vec::new();
         let here = |message: String| ConfigError {
@@ -180,6 +188,7 @@ pub struct ServiceConfigBuilder {
     health_failures: Option<u32>,
     restart: RestartConfig,
     stop: StopConfig,
+    start_window: Option<Duration>,
     pid_file: Option<PathBuf>,
     install: Option<(String, Option<PathBuf>)>,
 }
@@ -208,7 +217,9 @@ impl ServiceConfigBuilder {
             stop: StopConfig {
                 signal: Signal::Term,
                 timeout: defaults::STOP_TIMEOUT,
+                command: None,
             },
+            start_window: None,
             pid_file: None,
             install: None,
         }
@@ -327,6 +338,20 @@ impl ServiceConfigBuilder {
         self.stop.timeout = d;
         self
     }
+    /// A stop command, run first when the service is stopped (with its
+    /// environment, workdir and tag) for at most the stop timeout; then the stop
+    /// signal goes to whatever is left, and the kill after the stop timeout.
+    pub fn stop_command(mut self, command: impl Into<String>) -> Self {
+        self.stop.command = Some(command.into());
+        self
+    }
+    /// Without a health probe: how long the service must run before it is ready
+    /// (default: the settings' `start_window`, 1 s). Zero: ready when spawned.
+    /// Setting it on a service with a probe is an error.
+    pub fn start_window(mut self, d: Duration) -> Self {
+        self.start_window = Some(d);
+        self
+    }
     /// PID file, relative to the base folder (default `<state_dir>/<name>.pid`).
     pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.pid_file = Some(path.into());
@@ -400,6 +425,11 @@ impl ServiceConfigBuilder {
                 None
             }
         };
+        if self.start_window.is_some() && health.is_some() {
+            errors.push(here(format!(
+                "service `{name}`: start_window applies only to a service without a health probe (the probe decides when it is ready)"
+            )));
+        }
         let install = self.install.map(|(command, unless)| InstallConfig {
             command,
             unless_exists: unless.map(|p| resolve(&workdir, p)),
@@ -419,6 +449,7 @@ impl ServiceConfigBuilder {
             health,
             restart: self.restart,
             stop: self.stop,
+            start_window: self.start_window.unwrap_or(settings.start_window),
             install,
         }
     }

@@ -126,6 +126,7 @@ raw_table!(
         health_interval: Spanned<String>,
         metrics: Spanned<String>,
         log_max_bytes: Spanned<i64>,
+        start_window: Spanned<String>,
     }
 );
 
@@ -144,6 +145,7 @@ raw_table!(
         stop: Spanned<RawStop>,
         pid_file: Spanned<String>,
         install: Spanned<RawInstall>,
+        start_window: Spanned<String>,
     }
 );
 
@@ -174,6 +176,7 @@ raw_table!(
     RawStop {
         signal: Spanned<String>,
         timeout: Spanned<String>,
+        command: Spanned<String>,
     }
 );
 
@@ -423,6 +426,8 @@ struct ServiceSpans {
     health_failures: Option<Range<usize>>,
     install: Option<Range<usize>>,
     install_command: Option<Range<usize>>,
+    stop: Option<Range<usize>>,
+    stop_command: Option<Range<usize>>,
 }
 
 /// Makes `path` absolute and removes `.` and `..` components (lexically).
@@ -579,6 +584,7 @@ pub(crate) fn parse(
                     Spot::HealthTimeout => s.health_timeout.clone().or_else(|| s.health.clone()),
                     Spot::HealthFailures => s.health_failures.clone().or_else(|| s.health.clone()),
                     Spot::InstallCommand => s.install_command.clone().or_else(|| s.install.clone()),
+                    Spot::StopCommand => s.stop_command.clone().or_else(|| s.stop.clone()),
                     Spot::Setting(_) => None,
                 };
                 found.unwrap_or_else(|| s.name.clone())
@@ -726,6 +732,12 @@ fn convert_settings(
         defaults::HEALTH_INTERVAL,
         errors,
     );
+    let start_window = duration(
+        &raw.start_window,
+        "start_window",
+        defaults::START_WINDOW,
+        errors,
+    );
     let metrics = raw.metrics.as_ref().and_then(|v| match v.get_ref().parse::<SocketAddr>() {
         Ok(addr) => Some(addr),
         Err(_) => {
@@ -759,6 +771,7 @@ fn convert_settings(
             health_interval,
             metrics,
             log_max_bytes,
+            start_window,
         },
         spans,
     )
@@ -1029,8 +1042,15 @@ fn convert_service(
     let mut stop = StopConfig {
         signal: Signal::Term,
         timeout: defaults::STOP_TIMEOUT,
+        command: None,
     };
     if let Some(s) = raw.stop.as_ref().map(Spanned::get_ref) {
+        spans.stop = raw.stop.as_ref().map(Spanned::span);
+        if let Some(v) = &s.command {
+            spans.stop_command = Some(v.span());
+            stop.command =
+                Some(expanded(v, "stop command", errors).unwrap_or_else(|| "<invalid>".into()));
+        }
         if let Some(v) = &s.signal {
             match v.get_ref().parse::<Signal>() {
                 Ok(sig) => stop.signal = sig,
@@ -1045,6 +1065,20 @@ fn convert_service(
             stop.timeout = d;
         }
     }
+
+    let start_window = match &raw.start_window {
+        Some(v) => {
+            let window = duration_of(v, &format!("{ctx} start_window"), src, errors);
+            if health.is_some() {
+                errors.push(src.error(
+                    v.span(),
+                    format!("{ctx}: start_window applies only to a service without a health probe (the probe decides when it is ready)"),
+                ));
+            }
+            window.unwrap_or(settings.start_window)
+        }
+        None => settings.start_window,
+    };
 
     let pid_file = match &raw.pid_file {
         Some(v) => resolve(base_dir, v.get_ref()),
@@ -1086,6 +1120,7 @@ fn convert_service(
             health,
             restart,
             stop,
+            start_window,
             pid_file,
             install,
         },

@@ -22,6 +22,8 @@ pub(crate) enum Spot {
     HealthTimeout,
     HealthFailures,
     InstallCommand,
+    /// `stop.command`.
+    StopCommand,
     /// A key of `[settings]`.
     Setting(&'static str),
 }
@@ -248,6 +250,18 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
                 format!("service `{name}` has an empty install command"),
             );
         }
+    }
+    if svc
+        .stop
+        .command
+        .as_ref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        err(
+            name,
+            Spot::StopCommand,
+            format!("service `{name}` has an empty stop command"),
+        );
     }
 }
 
