@@ -108,8 +108,8 @@ pub struct ServiceEvent {
 pub enum EventKind {
     /// Its root process was spawned (plugins: it started).
     Spawned { pid: Option<u32> },
-    /// Its first health probe succeeded (or it has no probe and was spawned): once
-    /// per start, what dependents and [`Up`] wait for.
+    /// Its first health probe succeeded (or it has no probe and ran through its
+    /// start window): once per start, what dependents and [`Up`] wait for.
     Ready,
     /// Its health probe failed `failures` times in a row.
     Unhealthy { reason: String },

@@ -9,8 +9,18 @@
 //! then the PortJanitor clears its port (a refusal fails the service). A prepared
 //! service is *launched* — `Watch` to the HealthChecker, then `Start` — the moment
 //! every dependency reached its condition, so gating costs one message hop after
-//! the dependency's first healthy probe. A service without a probe is ready when
-//! spawned (a plugin: when it reports `Ready`).
+//! the dependency's first healthy probe. A process service without a probe is
+//! ready when it still runs at the end of its start window (`start_window`,
+//! default 1 s; zero: when spawned); a plugin when it reports `Ready`.
+//!
+//! # The start window
+//! Without a probe, running through the window is the only sign that a service
+//! started at all (supervisord's `startsecs`). Until its end the service is
+//! `starting`, and dependents that need it `ready` wait (`started` is met at the
+//! spawn). An exit inside the window is a failed start: never ready, the restart
+//! policy applies with its backoff, and once the attempts are used up the
+//! service fails and a pending [`Up`] answers with its last exit. An exit with
+//! status 0 inside the window is a one-shot job that completed, not a failure.
 //!
 //! # Failures and restarts
 //! An exit (or `failures` failed probes in a row) is restarted when the policy says
