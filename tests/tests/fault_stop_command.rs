@@ -343,3 +343,86 @@ fn which(program: &str) -> Option<std::path::PathBuf> {
         .map(|d| Path::new(d).join(program))
         .find(|p| p.is_file())
 }
+
+/// With nginx installed: `nginx -s quit` only asks (it returns before nginx is
+/// gone); ringmaster waits for the master and its workers to go, and signals
+/// nothing.
+#[actix_rt::test]
+async fn nginx_stops_by_nginx_s_quit_and_is_waited_for() {
+    let Some(nginx) = which("nginx").or_else(|| {
+        let sbin = Path::new("/usr/sbin/nginx");
+        sbin.is_file().then(|| sbin.to_path_buf())
+    }) else {
+        eprintln!("SKIPPED nginx_stops_by_nginx_s_quit_and_is_waited_for: nginx is not installed");
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path();
+    let p = free_port();
+    let guard = PidGuard::new();
+    std::fs::create_dir_all(root.join("tmp")).expect("nginx temp dir");
+    let conf = format!(
+        "daemon off;\nworker_processes 2;\npid {root}/nginx.pid;\nerror_log {root}/error.log;\n\
+         events {{ worker_connections 64; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {root}/tmp/body;\n  proxy_temp_path {root}/tmp/proxy;\n  \
+         fastcgi_temp_path {root}/tmp/fastcgi;\n  uwsgi_temp_path {root}/tmp/uwsgi;\n  scgi_temp_path {root}/tmp/scgi;\n  \
+         server {{ listen 127.0.0.1:{p}; location / {{ return 200 \"ok\"; }} }}\n}}\n",
+        root = root.display()
+    );
+    std::fs::write(root.join("nginx.conf"), conf).expect("nginx.conf");
+    let base = format!(
+        "'{}' -p '{}' -c nginx.conf -e error.log",
+        nginx.display(),
+        root.display()
+    );
+    let config = build(
+        root,
+        Duration::from_secs(20),
+        vec![ServiceConfigBuilder::new("nginx", base.clone())
+            .workdir(root)
+            .port(p)
+            .health_http(format!("http://127.0.0.1:{p}/"))
+            .stop_command(format!("{base} -s quit"))
+            .stop_timeout(Duration::from_secs(10))],
+    );
+    let state_dir = config.settings.state_dir.clone();
+    let orch = Orchestrator::start(config, Options::default()).expect("starts");
+    timed(orch.up(None)).await.expect("nginx is ready");
+    let root = guard_running(&orch, &guard).await[0];
+    // nginx rewrites the memory its environment was in (to set its process
+    // titles), so /proc shows no tag for it: its processes are found as the
+    // service's tree and process group (the root leads its group).
+    let members = group_members(root);
+    members.iter().for_each(|&pid| guard.add(pid));
+    assert!(members.len() >= 3, "master and two workers: {members:?}");
+
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    let entry = entry(&report, "nginx");
+    let cmd = entry.stop_command.as_ref().expect("the stop command ran");
+    assert!(cmd.succeeded() && cmd.stopped_service, "{report:#?}");
+    assert!(
+        entry.report.signalled.is_empty() && entry.report.killed.is_empty(),
+        "nginx -s quit stopped it, no signal from ringmaster: {report:#?}"
+    );
+    assert!(
+        report.clean() && entry.port_free == Some(true),
+        "{report:#?}"
+    );
+    for pid in members {
+        assert!(!pid_alive(pid), "{pid} is gone");
+    }
+    assert!(group_members(root).is_empty());
+    assert!(tagged(&state_dir).is_empty());
+    assert!(!port_answers(p));
+}
+
+/// The live processes in the tree of `root` and in its process group.
+fn group_members(root: u32) -> Vec<u32> {
+    let table = ringmaster_os::process::snapshot().expect("a process snapshot");
+    ringmaster_os::process::members(&table, Some(root), Some(root), None)
+        .into_iter()
+        .map(|p| p.pid)
+        .collect()
+}
