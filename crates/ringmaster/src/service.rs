@@ -7,8 +7,8 @@
 //! on its own, [`EventKind::Exited`] — only after its pipes were read to EOF (or a
 //! short grace passed) and its log lines are on disk. On [`Stop`] it stops every
 //! member (descendants, process group, tag) on a blocking thread and removes the PID
-//! file; a service with a stop command runs it first ([`stop_command`]). Restarts
-//! and readiness are the Supervisor's and HealthChecker's business.
+//! file; a service with a stop command runs it first (`service/stop_command.rs`).
+//! Restarts and readiness are the Supervisor's and HealthChecker's business.
 mod stop_command;
 
 use std::collections::HashSet;
