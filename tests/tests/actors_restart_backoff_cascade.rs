@@ -26,8 +26,10 @@ async fn a_restart_of_the_dependency_cancels_the_dependents_pending_restart() {
         dir.path(),
         vec![
             svc("x", &format!("--listen {x}")).port(x).health_tcp(x),
-            // No probe: ready once spawned; crashes shortly after each start.
+            // No probe: ready once it ran through its (short) start window;
+            // crashes shortly after that, after each start.
             svc("d", "--exit-after 300 --exit-code 1")
+                .start_window(Duration::from_millis(100))
                 .depends_on("x")
                 .restart(RestartPolicy::OnFailure)
                 .max_attempts(10)

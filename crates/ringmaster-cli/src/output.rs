@@ -235,6 +235,7 @@ mod tests {
                 port_stopped: Vec::new(),
                 port_refused: Vec::new(),
                 stop_error: None,
+                stop_command: None,
             }],
             elapsed: Duration::from_secs(15),
             deadline_hit: false,
@@ -304,6 +305,64 @@ mod tests {
         assert!(fine.clean());
         fine.services[0].stop_error = Some("x".into());
         assert!(!fine.clean());
+    }
+
+    #[test]
+    fn what_a_stop_command_did_is_named() {
+        use ringmaster::messages::{ServiceStopReport, StopCommandOutcome, StopCommandReport};
+        use ringmaster_os::ProcessBrief;
+        let command = |command: &str, outcome, stopped_service| StopCommandReport {
+            command: command.into(),
+            outcome,
+            elapsed: Duration::from_millis(48),
+            stopped_service,
+        };
+        let report = ShutdownReport {
+            services: vec![
+                ServiceStopReport {
+                    name: "redis".into(),
+                    port_free: Some(true),
+                    stop_command: Some(command(
+                        "redis-cli shutdown",
+                        StopCommandOutcome::Exited { code: Some(0) },
+                        true,
+                    )),
+                    ..Default::default()
+                },
+                ServiceStopReport {
+                    name: "stuck".into(),
+                    report: ringmaster_os::StopReport {
+                        elapsed: Duration::from_millis(2100),
+                        signalled: vec![ProcessBrief {
+                            pid: 41,
+                            name: "sh".into(),
+                        }],
+                        killed: vec![ProcessBrief {
+                            pid: 41,
+                            name: "sh".into(),
+                        }],
+                        survivors: Vec::new(),
+                    },
+                    stop_command: Some(command(
+                        "sleep 600",
+                        StopCommandOutcome::TimedOut {
+                            after: Duration::from_secs(2),
+                        },
+                        false,
+                    )),
+                    ..Default::default()
+                },
+            ],
+            elapsed: Duration::from_millis(4300),
+            deadline_hit: false,
+        };
+        assert!(report.clean());
+        assert_eq!(
+            shutdown_report(&Style::plain(), &report),
+            "stopped in 4.3s\n\
+             \x20 redis  stopped by its stop command in 48ms; port free\n\
+             \x20 stuck  needed kill: 41 (sh) in 2.1s (after stop command `sleep 600` timed out after 2.0s and was killed)\n"
+        );
     }
 
     #[test]

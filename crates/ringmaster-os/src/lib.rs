@@ -9,7 +9,8 @@
 //!   (platform code in `process/linux.rs`, reading /proc, and
 //!   `process/other.rs`, sysinfo for macOS and Windows).
 //! - [`mod@spawn`]: spawning through the platform shell; the Linux child subreaper.
-//! - [`mod@stop`]: signal a service's members, wait for all of them, escalate to kill.
+//! - [`mod@stop`]: signal a service's members, wait for all of them, escalate to kill;
+//!   wait for them to go without a signal (after a stop command).
 //! - [`ports`]: every process holding a LISTEN socket on a port
 //!   (platform code in `ports/{linux,other}.rs`).
 //! - [`census`]: a service's live members, their ports and its main process,
@@ -47,5 +48,5 @@ pub use process::{ProcessBrief, ProcessInfo};
 pub use spawn::{
     become_subreaper, reap_adopted, spawn, wait_root, ChildWrapper, SpawnSpec, Spawned,
 };
-pub use stop::{stop, Signal, StopReport, StopTarget};
+pub use stop::{alive_members, stop, wait_gone, Signal, StopReport, StopTarget};
 pub use tag::{project_id, Tag, TAG_ENV};

@@ -157,6 +157,55 @@ pub fn stop(target: &StopTarget, signal: Signal, grace: Duration) -> Result<Stop
     Ok(run.report)
 }
 
+/// The live members of `target` now (one scan), protected processes left out.
+pub fn alive_members(target: &StopTarget) -> Result<Vec<ProcessBrief>> {
+    let table = process::snapshot_brief()?;
+    let protected: HashSet<u32> = process::self_and_ancestors().into_iter().collect();
+    Ok(target_members(&table, target)
+        .into_values()
+        .filter(|p| !protected.contains(&p.pid) && p.pid > 1)
+        .map(ProcessInfo::brief)
+        .collect())
+}
+
+/// The live members of `target` in `table`: [`process::members`] of its root,
+/// group and tag, and each of `also` that still has its start time, with its
+/// descendants.
+fn target_members<'t>(table: &'t [ProcessInfo], t: &StopTarget) -> BTreeMap<u32, &'t ProcessInfo> {
+    let mut found: BTreeMap<u32, &ProcessInfo> =
+        process::members(table, t.root, t.pgid, t.tag.as_ref())
+            .into_iter()
+            .map(|p| (p.pid, p))
+            .collect();
+    for &(pid, start) in &t.also {
+        if let Some(p) = table.iter().find(|p| p.pid == pid && p.start_time == start) {
+            if !p.zombie {
+                found.insert(p.pid, p);
+            }
+            for d in process::descendants(table, pid) {
+                if !d.zombie {
+                    found.insert(d.pid, d);
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Waits, sending no signal, until every member of `target` is gone or `until`
+/// passes: the known pids are checked every [`POLL_EVERY`], the table scanned
+/// again every [`RESCAN_EVERY`] (members that appear are waited for too). True
+/// when they are all gone (confirmed by a scan). Blocking: call it off actor
+/// threads. Used after a service's stop command, before any signal.
+pub fn wait_gone(target: &StopTarget, until: Instant) -> Result<bool> {
+    let mut run = Stopper::new(target, Signal::Term);
+    run.silent = true;
+    let table = process::snapshot_brief()?;
+    run.adopt_new(&table);
+    run.wait(until);
+    Ok(run.alive.is_empty())
+}
+
 /// A member being waited for.
 struct Tracked {
     start_time: u64,
@@ -176,6 +225,8 @@ struct Stopper<'a> {
     gone: HashSet<(u32, u64)>,
     /// Past the grace: everything gets the kill.
     escalated: bool,
+    /// Only waits: members are adopted but get no signal ([`wait_gone`]).
+    silent: bool,
     report: StopReport,
 }
 
@@ -190,6 +241,7 @@ impl<'a> Stopper<'a> {
             alive: BTreeMap::new(),
             gone: HashSet::new(),
             escalated: false,
+            silent: false,
             report: StopReport::default(),
         }
     }
@@ -207,24 +259,7 @@ impl<'a> Stopper<'a> {
     /// descendants of known members) and sends it the current signal. Returns how
     /// many were new.
     fn adopt_new(&mut self, table: &[ProcessInfo]) -> usize {
-        let t = self.target;
-        let mut found: BTreeMap<u32, &ProcessInfo> =
-            process::members(table, t.root, t.pgid, t.tag.as_ref())
-                .into_iter()
-                .map(|p| (p.pid, p))
-                .collect();
-        for &(pid, start) in &t.also {
-            if let Some(p) = table.iter().find(|p| p.pid == pid && p.start_time == start) {
-                if !p.zombie {
-                    found.insert(p.pid, p);
-                }
-                for d in process::descendants(table, pid) {
-                    if !d.zombie {
-                        found.insert(d.pid, d);
-                    }
-                }
-            }
-        }
+        let mut found = target_members(table, self.target);
         for &pid in self.alive.keys() {
             for p in process::descendants(table, pid) {
                 if !p.zombie {
@@ -242,7 +277,9 @@ impl<'a> Stopper<'a> {
                 continue;
             }
             let brief = p.brief();
-            if self.escalated {
+            if self.silent {
+                // Waited for, not signalled: no entry in the report.
+            } else if self.escalated {
                 self.report.killed.push(brief.clone());
             } else {
                 self.report.signalled.push(brief.clone());
@@ -256,7 +293,9 @@ impl<'a> Stopper<'a> {
             );
             fresh.push((pid, p.start_time));
         }
-        sys::send(&fresh, self.current_signal());
+        if !self.silent {
+            sys::send(&fresh, self.current_signal());
+        }
         fresh.len()
     }
 

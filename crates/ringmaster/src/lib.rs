@@ -51,8 +51,9 @@
 //!   environment), PID file with identity, stdout/stderr to [`logs`] (a `tracing`
 //!   event per line with field `service`, a per-service file rotated by size,
 //!   [`messages::LogLine`] to subscribers and log probes), `Exited` once the pipes
-//!   are drained, and [`messages::Stop`]: signal every member (descendants, group,
-//!   tag), wait until all are gone, kill after the grace.
+//!   are drained, and [`messages::Stop`]: the service's stop command first, when it
+//!   has one; then signal every member (descendants, group, tag), wait until all
+//!   are gone, kill after the grace.
 //! - [`health::HealthChecker`] probes from the moment of launch on a fast schedule
 //!   that backs off (10 ms, ×1.5, up to 500 ms) until the first success (`Ready`),
 //!   then every `interval`; `failures` failures in a row make a service

@@ -153,8 +153,8 @@ pub struct ServiceEvent {
 pub enum EventKind {
     /// Its root process was spawned (plugins: it started).
     Spawned { pid: Option<u32> },
-    /// Its first health probe succeeded (or it has no probe and was spawned): once
-    /// per start, what dependents and [`Up`] wait for.
+    /// Its first health probe succeeded (or it has no probe and ran through its
+    /// start window): once per start, what dependents and [`Up`] wait for.
     Ready,
     /// Its health probe failed `failures` times in a row.
     Unhealthy { reason: String },
@@ -335,6 +335,70 @@ pub struct ServiceStopReport {
     /// is not clean although `report` is empty.
     #[serde(default)]
     pub stop_error: Option<String>,
+    /// What its stop command (`stop.command`) did, when it has one and it ran
+    /// (it runs only when the service has a live process, and the deadline has
+    /// not passed). A failed or hung command is named here; the signals followed.
+    #[serde(default)]
+    pub stop_command: Option<StopCommandReport>,
+}
+
+/// What a service's stop command did ([`ServiceStopReport::stop_command`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StopCommandReport {
+    /// The command as run (expanded).
+    pub command: String,
+    pub outcome: StopCommandOutcome,
+    /// From its spawn until it ended (or was killed).
+    pub elapsed: Duration,
+    /// True when every process of the service was gone after it, before any
+    /// signal: the command stopped the service on its own.
+    pub stopped_service: bool,
+}
+
+/// How a stop command ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum StopCommandOutcome {
+    /// It exited on its own (`code` is `None` when a signal ended it).
+    Exited { code: Option<i32> },
+    /// It was still running when its time was up, and was killed with its tree.
+    TimedOut { after: Duration },
+    /// It could not be spawned or waited for.
+    Failed { error: String },
+}
+
+impl StopCommandReport {
+    /// True when it exited with status 0.
+    pub fn succeeded(&self) -> bool {
+        self.outcome == StopCommandOutcome::Exited { code: Some(0) }
+    }
+}
+
+impl std::fmt::Display for StopCommandReport {
+    /// `stop command `redis-cli shutdown` exited with code 0 in 12ms`, `... timed
+    /// out after 10s and was killed`, `... could not run: ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stop command `{}` ", self.command)?;
+        let short = |d: Duration| {
+            if d < Duration::from_secs(1) {
+                format!("{}ms", d.as_millis())
+            } else {
+                format!("{:.1}s", d.as_secs_f64())
+            }
+        };
+        match &self.outcome {
+            StopCommandOutcome::Exited { code: Some(c) } => {
+                write!(f, "exited with code {c} in {}", short(self.elapsed))
+            }
+            StopCommandOutcome::Exited { code: None } => {
+                write!(f, "was killed by a signal after {}", short(self.elapsed))
+            }
+            StopCommandOutcome::TimedOut { after } => {
+                write!(f, "timed out after {} and was killed", short(*after))
+            }
+            StopCommandOutcome::Failed { error } => write!(f, "could not run: {error}"),
+        }
+    }
 }
 
 impl ServiceStopReport {
@@ -482,7 +546,15 @@ impl ShutdownReport {
             } else if !r.killed.is_empty() {
                 paint.paint(Tone::Warning, &format!("needed kill: {}", list(&r.killed)))
             } else if r.signalled.is_empty() {
-                "was not running".to_string()
+                match &s.stop_command {
+                    Some(c) if c.stopped_service => {
+                        format!(
+                            "stopped by its stop command in {}",
+                            human_duration(c.elapsed)
+                        )
+                    }
+                    _ => "was not running".to_string(),
+                }
             } else {
                 format!(
                     "stopped gracefully ({} process{})",
@@ -492,6 +564,15 @@ impl ShutdownReport {
             };
             if !r.signalled.is_empty() {
                 what.push_str(&format!(" in {}", human_duration(r.elapsed)));
+            }
+            if let Some(c) = s.stop_command.as_ref().filter(|c| !c.stopped_service) {
+                // The command did not end the service: say why the signals came.
+                let text = format!(" (after {c})");
+                what.push_str(&if c.succeeded() {
+                    text
+                } else {
+                    paint.paint(Tone::Warning, &text)
+                });
             }
             let freed = if s.port_stopped.is_empty() {
                 String::new()

@@ -7,7 +7,10 @@
 //! on its own, [`EventKind::Exited`] — only after its pipes were read to EOF (or a
 //! short grace passed) and its log lines are on disk. On [`Stop`] it stops every
 //! member (descendants, process group, tag) on a blocking thread and removes the PID
-//! file. Restarts and readiness are the Supervisor's and HealthChecker's business.
+//! file; a service with a stop command runs it first (`service/stop_command.rs`).
+//! Restarts and readiness are the Supervisor's and HealthChecker's business.
+mod stop_command;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,7 +26,7 @@ use ringmaster_os::{
 use crate::config::{Probe, ServiceConfig};
 use crate::janitor::{blocking, blocking_now};
 use crate::logs::{LogSubscribers, LogWriter, OutputSink};
-use crate::messages::{EventKind, LogLine, Reporter, Start, Stop, Stream};
+use crate::messages::{EventKind, LogLine, Reporter, Start, Stop, StopCommandReport, Stream};
 
 /// How long a service's pipes may stay open after its root process exited
 /// (children that inherited them) before the exit is reported anyway. Lines that
@@ -765,21 +768,38 @@ impl Handler<Start> for ServiceActor {
 
 /// Supervisor (its stop cascade) → ServiceActor: [`Stop`], answered with the
 /// error of a stop that failed besides its (then empty) report, so that the
-/// shutdown report does not call it clean.
+/// shutdown report does not call it clean, and what the stop command did.
+/// `grace` bounds the stop command; the signal's own grace is the stop timeout
+/// cut to what is left until `deadline` (the cascade's).
 #[derive(Message, Debug, Clone)]
-#[rtype(result = "(StopReport, Option<String>)")]
+#[rtype(result = "StopAnswer")]
 pub(crate) struct StopChecked {
     pub grace: Duration,
+    pub deadline: Instant,
+}
+
+/// The answer to [`StopChecked`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StopAnswer {
+    pub report: StopReport,
+    /// Set when the stop failed (then `report` is empty).
+    pub error: Option<String>,
+    /// What the stop command did, when it ran.
+    pub command: Option<StopCommandReport>,
 }
 
 impl ServiceActor {
-    /// Stops the running process group (and whatever carries the tag) within
-    /// `grace`: its report, and the error when the stop failed.
+    /// Stops the running process group (and whatever carries the tag): the stop
+    /// command first, within `grace`, then the signal, with the kill after
+    /// `grace`, or after the stop timeout cut to what is left until `deadline`
+    /// when the command ran. Its report, the error when the stop failed, and what
+    /// the command did.
     fn stop_now(
         &mut self,
         grace: Duration,
+        deadline: Option<Instant>,
         ctx: &mut Context<Self>,
-    ) -> impl ActorFuture<Self, Output = (StopReport, Option<String>)> + 'static {
+    ) -> impl ActorFuture<Self, Output = StopAnswer> + 'static {
         if let Some(h) = self.starting.take() {
             ctx.cancel_future(h);
         }
@@ -798,17 +818,36 @@ impl ServiceActor {
             also: Claims::held(&key),
         };
         let signal = self.cfg.stop.signal;
+        let timeout = self.cfg.stop.timeout;
+        let command = self.stop_command(&target);
         let retire = self.pid_file.retire();
         let name = self.cfg.name.clone();
-        let started = Instant::now();
         async move {
+            let mut grace = grace;
+            let command = match command {
+                Some(c) => c.run(grace).await,
+                None => None,
+            };
+            if command.is_some() {
+                grace = match deadline {
+                    Some(end) => timeout.min(end.saturating_duration_since(Instant::now())),
+                    None => grace,
+                };
+            }
+            let started = Instant::now();
             let res = blocking_now(move || ringmaster_os::stop(&target, signal, grace)).await;
             // The wrapper (on Windows, the job) goes only once its processes are stopped.
             drop(running);
             Claims::release(&key);
             retire.await;
             let error = match res {
-                Ok(Ok(report)) => return (report, None),
+                Ok(Ok(report)) => {
+                    return StopAnswer {
+                        report,
+                        error: None,
+                        command,
+                    }
+                }
                 Ok(Err(e)) | Err(crate::Error::Os(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
@@ -817,7 +856,11 @@ impl ServiceActor {
                 elapsed: started.elapsed(),
                 ..StopReport::default()
             };
-            (report, Some(format!("the stop failed: {error}")))
+            StopAnswer {
+                report,
+                error: Some(format!("the stop failed: {error}")),
+                command,
+            }
         }
         .into_actor(self)
     }
@@ -828,17 +871,33 @@ impl Handler<Stop> for ServiceActor {
 
     fn handle(&mut self, msg: Stop, ctx: &mut Context<Self>) -> Self::Result {
         Box::pin(
-            self.stop_now(msg.grace, ctx)
-                .map(|(report, _), _, _| report),
+            self.stop_now(msg.grace, None, ctx)
+                .map(|answer, _, _| answer.report),
         )
     }
 }
 
 impl Handler<StopChecked> for ServiceActor {
-    type Result = ResponseActFuture<Self, (StopReport, Option<String>)>;
+    type Result = ResponseActFuture<Self, StopAnswer>;
 
     fn handle(&mut self, msg: StopChecked, ctx: &mut Context<Self>) -> Self::Result {
-        Box::pin(self.stop_now(msg.grace, ctx))
+        Box::pin(self.stop_now(msg.grace, Some(msg.deadline), ctx))
+    }
+}
+
+impl ServiceActor {
+    /// The stop command of this service, for the processes of `target`.
+    fn stop_command(&self, target: &StopTarget) -> Option<stop_command::StopCommand> {
+        let command = self.cfg.stop.command.clone()?;
+        Some(stop_command::StopCommand {
+            service: self.cfg.name.clone(),
+            command,
+            workdir: self.cfg.workdir.clone(),
+            env: self.cfg.env.clone(),
+            tag: self.tag.clone(),
+            sink: self.sink(false),
+            target: target.clone(),
+        })
     }
 }
 

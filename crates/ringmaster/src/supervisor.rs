@@ -9,10 +9,22 @@
 //! then the PortJanitor clears its port (a refusal fails the service). A prepared
 //! service is *launched* — `Watch` to the HealthChecker, then `Start` — the moment
 //! every dependency reached its condition, so gating costs one message hop after
-//! the dependency's first healthy probe. A service without a probe is ready when
-//! spawned (a plugin: when it reports `Ready`). Each launch arms its readiness
-//! deadline (`ready_timeout`): not ready by then, it is stopped and fails with its
-//! last probe result. An [`Up`] may carry a deadline of its own (`within`).
+//! the dependency's first healthy probe. A process service without a probe is
+//! ready when it still runs at the end of its start window (`start_window`,
+//! default 1 s; zero: when spawned); a plugin when it reports `Ready`.
+//!
+//! # The start window
+//! Without a probe, running through the window is the only sign that a service
+//! started at all (supervisord's `startsecs`). Until its end the service is
+//! `starting`, and dependents that need it `ready` wait (`started` is met at the
+//! spawn). An exit inside the window is a failed start: never ready, the restart
+//! policy applies with its backoff, and once the attempts are used up the
+//! service fails and a pending [`Up`] answers with its last exit. An exit with
+//! status 0 inside the window is a one-shot job that completed, not a failure.
+//!
+//! Each launch arms its readiness deadline (`ready_timeout`): not ready by then,
+//! it is stopped and fails with its last probe result. An [`Up`] may carry a
+//! deadline of its own (`within`).
 //!
 //! # Failures and restarts
 //! An exit (or `failures` failed probes in a row) is restarted when the policy says
@@ -62,7 +74,7 @@ use crate::messages::{
     SubscribeLogs, Unwatch, Up, Watch,
 };
 use crate::plugin::PluginService;
-use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopChecked};
+use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopAnswer, StopChecked};
 use crate::status::{MemberStatus, ServiceState, ServiceStatus};
 use crate::{Error, Result};
 
@@ -119,6 +131,10 @@ struct Spec {
     stop_signal: Signal,
     /// From launch to ready, else it fails ([`Supervisor::ready_timed_out`]).
     ready_timeout: Duration,
+    /// A process service with a stop command.
+    stop_command: bool,
+    /// Without a probe: how long it must run before it is ready (zero for a plugin).
+    start_window: Duration,
     workdir: PathBuf,
     /// The environment its command (and its exec probe) gets on top of ours.
     env: Vec<(String, String)>,
@@ -138,6 +154,12 @@ impl Spec {
             stop_timeout: cfg.stop.timeout,
             stop_signal: cfg.stop.signal,
             ready_timeout: cfg.ready_timeout,
+            stop_command: cfg.stop.command.is_some(),
+            start_window: if cfg.health.is_some() {
+                Duration::ZERO
+            } else {
+                cfg.start_window
+            },
             workdir: cfg.workdir.clone(),
             env: cfg.env.clone(),
             tag: Some(Tag::new(project, cfg.name.as_str())),
@@ -161,6 +183,8 @@ impl Spec {
             stop_timeout: p.stop_timeout,
             stop_signal: Signal::Term,
             ready_timeout: p.ready_timeout,
+            stop_command: false,
+            start_window: Duration::ZERO,
             workdir: state_dir,
             env: Vec::new(),
             tag: None,
@@ -802,6 +826,31 @@ impl Supervisor {
             .spawn(ctx);
     }
 
+    /// A process service without a probe was spawned: it is ready once it still
+    /// runs after `window` (an exit before that is a failed start, see
+    /// `on_exit`). Meanwhile it is `starting`, and dependents that need it ready
+    /// wait; `started` is met already.
+    fn begin_start_window(&mut self, name: &str, window: Duration, ctx: &mut Context<Self>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        let op = e.op;
+        e.reason = Some(format!("start window {window:?}"));
+        let owned = name.to_owned();
+        ctx.run_later(window, move |act, ctx| {
+            let survived = act.entries.get(&owned).is_some_and(|e| {
+                e.op == op
+                    && e.phase == Phase::Running
+                    && !e.ready
+                    && e.state == ServiceState::Starting
+            });
+            if survived && !act.shutting_down && !act.closed {
+                act.mark_ready(&owned, ctx);
+            }
+        });
+        self.advance(ctx);
+    }
+
     fn mark_ready(&mut self, name: &str, ctx: &mut Context<Self>) {
         let Some(e) = self.entries.get_mut(name) else {
             return;
@@ -847,6 +896,16 @@ impl Supervisor {
         e.pid = None;
         e.daemon = None;
         e.last_exit = code;
+        // A probe-less service that ends within its start window never started
+        // (supervisord's `startsecs`): the reason says so. With status 0 it is
+        // a job that completed, not a failure.
+        let window = e.spec.start_window;
+        let in_window = !e.ready && !window.is_zero() && e.phase == Phase::Running;
+        let why = if in_window && code != Some(0) {
+            format!("{} within its start window ({window:?})", exit_text(code))
+        } else {
+            exit_text(code)
+        };
         e.ready = false;
         // `started` is kept: it was spawned in this run (condition `started`).
         e.phase = Phase::Idle;
@@ -857,7 +916,7 @@ impl Supervisor {
         {
             e.attempts = 0;
         }
-        tracing::info!(service = %name, "{}", exit_text(code));
+        tracing::info!(service = %name, "{why}");
         let restart = match e.spec.restart.policy {
             RestartPolicy::Always => true,
             RestartPolicy::OnFailure => code != Some(0),
@@ -865,7 +924,7 @@ impl Supervisor {
         };
         self.broadcast(name, EventKind::Exited { code });
         self.reap();
-        self.after_down(name, restart, exit_text(code), code == Some(0), ctx);
+        self.after_down(name, restart, why, code == Some(0), ctx);
     }
 
     /// After a service went down on its own (exit, or stopped for being
@@ -1181,6 +1240,7 @@ impl Supervisor {
                     port: e.spec.port,
                     allow: e.spec.allow.clone(),
                     signal: e.spec.stop_signal,
+                    stop_command: e.spec.stop_command,
                 },
             ));
         }
@@ -1423,6 +1483,8 @@ struct StopItem {
     allow: Vec<String>,
     /// The service's stop signal, for authorized leftovers on its port.
     signal: Signal,
+    /// It has a stop command (its stop may take longer, see `stop_item`).
+    stop_command: bool,
 }
 
 struct CascadeCtx {
@@ -1489,22 +1551,41 @@ async fn stop_item(
     ctx: &CascadeCtx,
 ) -> ServiceStopReport {
     let started = Instant::now();
-    let wait = grace + STOP_MARGIN;
+    // A stop command may use `grace`, then the signal its stop timeout cut to the
+    // deadline (`service::stop_command`).
+    let wait = if item.stop_command {
+        grace + item.timeout.min(end.saturating_duration_since(started))
+    } else {
+        grace
+    } + STOP_MARGIN;
     // Why there is no answer, when there is none.
     let answer = match &item.via {
-        StopVia::Process(a) => tokio::time::timeout(wait, a.send(StopChecked { grace })).await,
+        StopVia::Process(a) => {
+            let msg = StopChecked {
+                grace,
+                deadline: end,
+            };
+            tokio::time::timeout(wait, a.send(msg)).await
+        }
         StopVia::Plugin(r) => tokio::time::timeout(wait, r.send(Stop { grace }))
             .await
-            .map(|r| r.map(|report| (report, None))),
+            .map(|r| {
+                r.map(|report| StopAnswer {
+                    report,
+                    ..StopAnswer::default()
+                })
+            }),
     }
     .map_err(|_| format!("did not answer Stop within {wait:?}"))
     .and_then(|r| r.map_err(|e| format!("could not take Stop ({e})")));
     let mut no_answer = None;
     let mut stop_error = None;
+    let mut stop_command = None;
     let report = match answer {
-        Ok((r, error)) => {
-            stop_error = error;
-            r
+        Ok(a) => {
+            stop_error = a.error;
+            stop_command = a.command;
+            a.report
         }
         Err(why) => match &item.via {
             StopVia::Process(_) => {
@@ -1599,6 +1680,7 @@ async fn stop_item(
         port_stopped,
         port_refused,
         stop_error,
+        stop_command,
     }
 }
 
@@ -1849,8 +1931,11 @@ impl Handler<ServiceEvent> for Supervisor {
                         kind: EventKind::Spawned { pid },
                     });
                 }
-                if no_probe && !plugin {
+                let window = e.spec.start_window;
+                if no_probe && !plugin && window.is_zero() {
                     self.mark_ready(&name, ctx);
+                } else if no_probe && !plugin {
+                    self.begin_start_window(&name, window, ctx);
                 } else {
                     self.advance(ctx);
                 }

@@ -53,6 +53,7 @@ pub struct ConfigBuilder {
     health_interval: Option<Duration>,
     metrics: Option<SocketAddr>,
     log_max_bytes: Option<u64>,
+    start_window: Option<Duration>,
     services: Vec<ServiceConfigBuilder>,
     external: BTreeSet<String>,
 }
@@ -98,6 +99,12 @@ impl ConfigBuilder {
         self.log_max_bytes = Some(n);
         self
     }
+    /// `settings.start_window` (default 1 s): how long a service without a
+    /// health probe must run before it is ready, unless it sets its own.
+    pub fn start_window(mut self, d: Duration) -> Self {
+        self.start_window = Some(d);
+        self
+    }
     /// Declares a service provided outside this configuration, such as a plugin
     /// registered with [`crate::Orchestrator::start_with`]: services may depend on
     /// it. (The orchestrator checks the combined graph.)
@@ -127,6 +134,7 @@ impl ConfigBuilder {
             health_interval: self.health_interval.unwrap_or(defaults::HEALTH_INTERVAL),
             metrics: self.metrics,
             log_max_bytes: self.log_max_bytes.unwrap_or(defaults::LOG_MAX_BYTES),
+            start_window: self.start_window.unwrap_or(defaults::START_WINDOW),
         };
         let mut errors = Vec::new();
         let here = |message: String| ConfigError {
@@ -181,6 +189,7 @@ pub struct ServiceConfigBuilder {
     restart: RestartConfig,
     stop: StopConfig,
     ready_timeout: Duration,
+    start_window: Option<Duration>,
     pid_file: Option<PathBuf>,
     install: Option<(String, Option<PathBuf>)>,
     follow_daemon: bool,
@@ -210,8 +219,10 @@ impl ServiceConfigBuilder {
             stop: StopConfig {
                 signal: Signal::Term,
                 timeout: defaults::STOP_TIMEOUT,
+                command: None,
             },
             ready_timeout: defaults::READY_TIMEOUT,
+            start_window: None,
             pid_file: None,
             install: None,
             follow_daemon: true,
@@ -343,6 +354,20 @@ impl ServiceConfigBuilder {
         self.ready_timeout = d;
         self
     }
+    /// A stop command, run first when the service is stopped (with its
+    /// environment, workdir and tag) for at most the stop timeout; then the stop
+    /// signal goes to whatever is left, and the kill after the stop timeout.
+    pub fn stop_command(mut self, command: impl Into<String>) -> Self {
+        self.stop.command = Some(command.into());
+        self
+    }
+    /// Without a health probe: how long the service must run before it is ready
+    /// (default: the settings' `start_window`, 1 s). Zero: ready when spawned.
+    /// Setting it on a service with a probe is an error.
+    pub fn start_window(mut self, d: Duration) -> Self {
+        self.start_window = Some(d);
+        self
+    }
     /// PID file, relative to the base folder (default `<state_dir>/<name>.pid`).
     pub fn pid_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.pid_file = Some(path.into());
@@ -416,6 +441,11 @@ impl ServiceConfigBuilder {
                 None
             }
         };
+        if self.start_window.is_some() && health.is_some() {
+            errors.push(here(format!(
+                "service `{name}`: start_window applies only to a service without a health probe (the probe decides when it is ready)"
+            )));
+        }
         let install = self.install.map(|(command, unless)| InstallConfig {
             command,
             unless_exists: unless.map(|p| resolve(&workdir, p)),
@@ -437,6 +467,7 @@ impl ServiceConfigBuilder {
             restart: self.restart,
             stop: self.stop,
             ready_timeout: self.ready_timeout,
+            start_window: self.start_window.unwrap_or(settings.start_window),
             install,
         }
     }

@@ -12,6 +12,7 @@
 //! health_interval = "30s"          # default interval of every probe
 //! metrics = "127.0.0.1:9464"       # opt-in Prometheus endpoint (default off)
 //! log_max_bytes = 10485760         # per-service log size before rotation (10 MiB)
+//! start_window = "1s"              # default start window of probe-less services
 //!
 //! [services.api]
 //! command = "uvicorn main:app --port ${API_PORT:-8000}"   # required, platform shell
@@ -24,8 +25,9 @@
 //! health = { http = "http://127.0.0.1:8000/health", interval = "30s", timeout = "2s", failures = 3 }
 //!                                  # exactly one of http (http:// only, no TLS), tcp (a port), exec (a command), log (a regex)
 //! restart = { policy = "on-failure", max_attempts = 3, backoff = "1s" }  # never | on-failure | always
-//! stop = { signal = "TERM", timeout = "10s" }
+//! stop = { signal = "TERM", timeout = "10s" }  # also `command = "redis-cli shutdown"`, run first
 //! ready_timeout = "5m"             # launch → ready, else it fails (default 5m)
+//! start_window = "1s"              # without a probe: ready once it ran this long (settings default)
 //! pid_file = ".api.pid"            # default: <state_dir>/<name>.pid
 //! install = { command = "pip install -r requirements.txt", unless_exists = ".venv" }
 //! ```
@@ -34,7 +36,7 @@
 //! - Relative paths (`state_dir`, `workdir`, `pid_file`, `env_file`) resolve against
 //!   the file's folder; `install.unless_exists` against the service's workdir.
 //! - `${VAR}` and `${VAR:-default}` expand in `command`, `env` values, `workdir`,
-//!   `install.command`, the `http`/`exec` probes, and `port` and the `tcp` probe
+//!   `install.command`, `stop.command`, the `http`/`exec` probes, and `port` and the `tcp` probe
 //!   when they are strings (then read as a number), from what the service sees:
 //!   its `env` table, then its `env_file`, then the process environment (`env`
 //!   values themselves expand from the `env_file` and the process environment
@@ -43,7 +45,8 @@
 //! - Unknown keys are errors at every level. Service names are letters, digits,
 //!   `-`, `_`, `.` (they become file names).
 //! - Beyond the DESIGN contract: `settings.metrics`, `settings.log_max_bytes`,
-//!   `env_file`, the table form of `depends_on`, numbers/booleans as `env` values,
+//!   `start_window` (settings and service), `stop.command`, `env_file`, the
+//!   table form of `depends_on`, numbers/booleans as `env` values,
 //!   and `port`/`tcp` as expandable strings.
 //!
 //! # Where things live
@@ -89,6 +92,9 @@ pub mod defaults {
     /// compiling a large app on a small machine, a `cargo run` that builds first —
     /// are not failed, while a start that can never succeed still ends.
     pub const READY_TIMEOUT: Duration = Duration::from_secs(300);
+    /// How long a service without a health probe must run before it is ready
+    /// (supervisord's `startsecs`).
+    pub const START_WINDOW: Duration = Duration::from_secs(1);
     /// Per-service log file size before rotation: 10 MiB.
     pub const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 }
@@ -115,6 +121,8 @@ pub struct Settings {
     pub metrics: Option<SocketAddr>,
     /// Per-service log file size before rotation, in bytes.
     pub log_max_bytes: u64,
+    /// The default [`ServiceConfig::start_window`].
+    pub start_window: Duration,
 }
 
 /// `[services.NAME]`.
@@ -135,6 +143,10 @@ pub struct ServiceConfig {
     /// probe; a plugin: its `Ready`) before it fails, with its last probe result
     /// in the reason. Not counted: waiting for dependencies, the install step.
     pub ready_timeout: Duration,
+    /// Without a health probe: how long the service must run before it is ready.
+    /// An exit within it is a failed start (or, with status 0, a completed job).
+    /// Zero: ready when spawned. Has no effect with a probe.
+    pub start_window: Duration,
     pub pid_file: PathBuf,
     pub install: Option<InstallConfig>,
     /// When the launched command exits with 0 while processes of the service
@@ -155,7 +167,8 @@ pub struct Dependency {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Condition {
-    /// Its first health probe succeeded (or, without a probe, it was spawned).
+    /// Its first health probe succeeded (or, without a probe, it ran through its
+    /// start window).
     Ready,
     /// It was spawned.
     Started,
@@ -209,6 +222,10 @@ pub enum RestartPolicy {
 pub struct StopConfig {
     pub signal: Signal,
     pub timeout: Duration,
+    /// Run first, with the service's environment, workdir and tag (`redis-cli
+    /// shutdown`, `nginx -s quit`), for at most `timeout`; then the signal goes to
+    /// whatever is left, and the kill after `timeout`.
+    pub command: Option<String>,
 }
 
 /// `install = { ... }`.

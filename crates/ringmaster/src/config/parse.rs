@@ -126,6 +126,7 @@ raw_table!(
         health_interval: Spanned<String>,
         metrics: Spanned<String>,
         log_max_bytes: Spanned<i64>,
+        start_window: Spanned<String>,
     }
 );
 
@@ -146,6 +147,7 @@ raw_table!(
         pid_file: Spanned<String>,
         install: Spanned<RawInstall>,
         follow_daemon: Spanned<bool>,
+        start_window: Spanned<String>,
     }
 );
 
@@ -176,6 +178,7 @@ raw_table!(
     RawStop {
         signal: Spanned<String>,
         timeout: Spanned<String>,
+        command: Spanned<String>,
     }
 );
 
@@ -426,6 +429,8 @@ struct ServiceSpans {
     install: Option<Range<usize>>,
     install_command: Option<Range<usize>>,
     ready_timeout: Option<Range<usize>>,
+    stop: Option<Range<usize>>,
+    stop_command: Option<Range<usize>>,
 }
 
 /// Makes `path` absolute and removes `.` and `..` components (lexically).
@@ -583,6 +588,7 @@ pub(crate) fn parse(
                     Spot::HealthFailures => s.health_failures.clone().or_else(|| s.health.clone()),
                     Spot::InstallCommand => s.install_command.clone().or_else(|| s.install.clone()),
                     Spot::ReadyTimeout => s.ready_timeout.clone(),
+                    Spot::StopCommand => s.stop_command.clone().or_else(|| s.stop.clone()),
                     Spot::Setting(_) => None,
                 };
                 found.unwrap_or_else(|| s.name.clone())
@@ -730,6 +736,12 @@ fn convert_settings(
         defaults::HEALTH_INTERVAL,
         errors,
     );
+    let start_window = duration(
+        &raw.start_window,
+        "start_window",
+        defaults::START_WINDOW,
+        errors,
+    );
     let metrics = raw.metrics.as_ref().and_then(|v| match v.get_ref().parse::<SocketAddr>() {
         Ok(addr) => Some(addr),
         Err(_) => {
@@ -763,6 +775,7 @@ fn convert_settings(
             health_interval,
             metrics,
             log_max_bytes,
+            start_window,
         },
         spans,
     )
@@ -1033,8 +1046,15 @@ fn convert_service(
     let mut stop = StopConfig {
         signal: Signal::Term,
         timeout: defaults::STOP_TIMEOUT,
+        command: None,
     };
     if let Some(s) = raw.stop.as_ref().map(Spanned::get_ref) {
+        spans.stop = raw.stop.as_ref().map(Spanned::span);
+        if let Some(v) = &s.command {
+            spans.stop_command = Some(v.span());
+            stop.command =
+                Some(expanded(v, "stop command", errors).unwrap_or_else(|| "<invalid>".into()));
+        }
         if let Some(v) = &s.signal {
             match v.get_ref().parse::<Signal>() {
                 Ok(sig) => stop.signal = sig,
@@ -1057,6 +1077,19 @@ fn convert_service(
             ready_timeout = d;
         }
     }
+    let start_window = match &raw.start_window {
+        Some(v) => {
+            let window = duration_of(v, &format!("{ctx} start_window"), src, errors);
+            if health.is_some() {
+                errors.push(src.error(
+                    v.span(),
+                    format!("{ctx}: start_window applies only to a service without a health probe (the probe decides when it is ready)"),
+                ));
+            }
+            window.unwrap_or(settings.start_window)
+        }
+        None => settings.start_window,
+    };
 
     let pid_file = match &raw.pid_file {
         Some(v) => resolve(base_dir, v.get_ref()),
@@ -1099,6 +1132,7 @@ fn convert_service(
             restart,
             stop,
             ready_timeout,
+            start_window,
             pid_file,
             install,
             follow_daemon: raw.follow_daemon.as_ref().is_none_or(|v| *v.get_ref()),

@@ -23,6 +23,8 @@ pub(crate) enum Spot {
     HealthFailures,
     InstallCommand,
     ReadyTimeout,
+    /// `stop.command`.
+    StopCommand,
     /// A key of `[settings]`.
     Setting(&'static str),
 }
@@ -256,6 +258,18 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
                 format!("service `{name}` has an empty install command"),
             );
         }
+    }
+    if svc
+        .stop
+        .command
+        .as_ref()
+        .is_some_and(|c| c.trim().is_empty())
+    {
+        err(
+            name,
+            Spot::StopCommand,
+            format!("service `{name}` has an empty stop command"),
+        );
     }
 }
 
