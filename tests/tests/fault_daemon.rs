@@ -328,6 +328,8 @@ async fn a_root_that_fails_while_its_children_live_stops_them() {
             "job",
             "sleep 600 > /dev/null 2>&1 & sleep 600 > /dev/null 2>&1 & sleep 0.3; exit 3",
         )
+        // Ready at the spawn: the exit comes after `up`, not as a failed start.
+        .start_window(Duration::ZERO)
         .restart(RestartPolicy::Never)],
     );
     let orch = Orchestrator::start(config, Options::default()).expect("starts");
@@ -358,4 +360,81 @@ async fn a_root_that_fails_while_its_children_live_stops_them() {
     timed(orch.shutdown(Duration::from_secs(10)))
         .await
         .expect("shutdown");
+}
+
+/// The embedding program's own orphans are re-parented to it too (it is the
+/// subreaper); one that appears while a service's launcher runs is not the
+/// service's daemon and is never claimed, listed or stopped.
+#[actix_rt::test]
+async fn an_orphan_of_the_embedding_program_is_never_taken_for_a_daemon() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = free_port();
+    let launcher = format!(
+        "sleep 1; setsid -f {} > /dev/null 2>&1",
+        fake(&format!("--listen {p} --http --wipe-env"))
+    );
+    let config = config(
+        dir.path(),
+        vec![ServiceConfigBuilder::new("db", launcher)
+            .port(p)
+            .health_http(format!("http://127.0.0.1:{p}/"))
+            .stop_timeout(Duration::from_secs(5))],
+    );
+    let orch = Orchestrator::start(config, Options::default()).expect("starts");
+    let seen = record(&orch, None);
+    let guard = PidGuard::new();
+    let starting = orch.clone();
+    let up = actix_rt::spawn(async move { starting.up(None).await });
+    until("the launcher runs", LONG, || {
+        !seen.of("db", is_spawned).is_empty()
+    })
+    .await;
+    // While the launcher sleeps, the program starts a daemon of its own.
+    let pid_file = dir.path().join("own.pid");
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "setsid -f sh -c 'echo $$ > {}; exec sleep 600' > /dev/null 2>&1",
+            pid_file.display()
+        ))
+        .status()
+        .expect("the program's own daemon starts");
+    let mut own = None;
+    until("the program's daemon wrote its pid", LONG, || {
+        own = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        own.is_some()
+    })
+    .await;
+    let own = own.expect("pid");
+    guard.add(own);
+    timed(up).await.expect("joined").expect("db ready");
+    until("db daemonized", LONG, || {
+        !seen
+            .of("db", |k| matches!(k, EventKind::Daemonized { .. }))
+            .is_empty()
+    })
+    .await;
+    assert!(
+        seen.of("db", |k| matches!(k, EventKind::Daemonized { .. }))[0].at
+            > seen.of("db", is_spawned)[0].at
+    );
+    let s = status_of(&orch, "db").await;
+    s.members.iter().for_each(|m| guard.add(m.pid));
+    assert!(s.daemonized, "{s:?}");
+    assert!(
+        s.members.iter().all(|m| m.pid != own),
+        "the program's own daemon is not db's: {s:?}"
+    );
+    let report = timed(orch.shutdown(Duration::from_secs(10)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report:?}");
+    assert!(
+        pid_alive(own),
+        "the program's own daemon was stopped with db"
+    );
+    assert!(!port_answers(p));
+    kill_pid(own);
 }

@@ -101,8 +101,10 @@ async fn a_probe_less_service_that_survives_its_window_is_ready_and_its_dependen
     let pids = guard_running(&orch, &guard).await;
     let spawned = seen.first("base", is_spawned).expect("base spawned");
     let ready = seen.first("base", is_ready).expect("base ready");
+    // Both instants are when the recorder got the events: the window's timer was
+    // armed a little before the recorder saw `Spawned`, so allow for that.
     assert!(
-        ready.duration_since(spawned) >= window,
+        ready.duration_since(spawned) >= window.mul_f64(0.9),
         "ready only after its window: {:?}",
         ready.duration_since(spawned)
     );

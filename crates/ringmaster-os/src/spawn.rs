@@ -58,6 +58,7 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
             .kill_on_drop(false);
     });
     sys::isolate(&mut wrap);
+    sys::mark(&mut wrap, spec.tag.slack_marker());
     let mut child = wrap.spawn().map_err(|e| {
         let dir = spec
             .workdir

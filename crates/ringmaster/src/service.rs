@@ -453,8 +453,9 @@ impl RootWatch {
 /// their environment with their process title, so `/proc/PID/environ` no longer
 /// holds it. What links such a daemon to its service is the subreaper: when the
 /// launcher exits, its orphans are re-parented to us. With `claim_since` (the
-/// root's start time) every orphan of ours that started since then and that no
-/// other service claimed is claimed for this one ([`Claims`]).
+/// root's start time) every orphan of ours that started since then, carries no
+/// readable tag but this service's timer-slack marker ([`Tag::slack_marker`]),
+/// and that no other service claimed, is claimed for this one ([`Claims`]).
 fn live_members(
     pgid: Option<u32>,
     tag: &Tag,
@@ -473,6 +474,7 @@ fn live_members(
         .into_iter()
         .map(|p| (p.pid, p))
         .collect();
+    let marker = tag.slack_marker();
     let claimed = Claims::of(
         &key,
         &table,
@@ -481,8 +483,12 @@ fn live_members(
             table
                 .iter()
                 .filter(|p| p.ppid == Some(me) && !p.zombie && p.start_time >= since)
-                // Only orphans whose tag cannot be read: a tagged one says whose it is.
+                // Only orphans whose tag cannot be read (a tagged one says whose
+                // it is) and that carry this service's timer-slack marker: an
+                // orphan of anything else this process runs (a bot's own
+                // children) is never taken.
                 .filter(|p| p.tag.is_none() && !own.contains(&p.pid))
+                .filter(|p| ringmaster_os::process::timer_slack(p.pid) == Some(marker))
                 .map(|p| (p.pid, p.start_time))
                 .collect::<Vec<_>>()
         }),

@@ -279,3 +279,11 @@ mod tests {
         assert_eq!(me.pgid, Some(nix::unistd::getpgrp().as_raw() as u32));
     }
 }
+
+pub(super) fn timer_slack(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/timerslack_ns"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}

@@ -127,6 +127,13 @@ pub fn is_same_alive(pid: u32, start_time: u64) -> bool {
     matches!(sys::liveness(pid), Some((start, false)) if start == start_time)
 }
 
+/// The timer slack of `pid` in ns (Linux: `/proc/PID/timerslack_ns`, readable for
+/// our own children); `None` elsewhere or when it cannot be read. See
+/// [`crate::Tag::slack_marker`].
+pub fn timer_slack(pid: u32) -> Option<u64> {
+    sys::timer_slack(pid)
+}
+
 /// The start time of `pid` and whether it is a zombie; `None` when there is no
 /// such process. Cheap: looks at this one pid only.
 pub fn liveness(pid: u32) -> Option<(u64, bool)> {

@@ -188,3 +188,7 @@ pub(super) fn parent(pid: u32) -> Option<u32> {
         .and_then(|p| p.parent())
         .map(|p| p.as_u32())
 }
+
+pub(super) fn timer_slack(_pid: u32) -> Option<u64> {
+    None
+}

@@ -16,6 +16,24 @@ pub(super) fn isolate(wrap: &mut CommandWrap) {
     wrap.wrap(ProcessSession);
 }
 
+/// Linux: the child starts with `slack` as its timer slack ([`crate::Tag::slack_marker`]),
+/// which its descendants inherit whatever they do to their environment.
+#[cfg(target_os = "linux")]
+pub(super) fn mark(wrap: &mut CommandWrap, slack: u64) {
+    let slack = slack as libc::c_ulong;
+    // SAFETY: prctl(PR_SET_TIMERSLACK) is async-signal-safe, allocates nothing and
+    // touches no memory of ours; a failure only leaves the default slack.
+    unsafe {
+        wrap.command_mut().pre_exec(move || {
+            libc::prctl(libc::PR_SET_TIMERSLACK, slack, 0, 0, 0);
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(super) fn mark(_wrap: &mut CommandWrap, _slack: u64) {}
+
 /// After `setsid` the child leads its group: pgid == pid.
 pub(super) fn group_of_spawned(pid: u32) -> Option<u32> {
     Some(pid)

@@ -19,6 +19,9 @@ pub(super) fn isolate(wrap: &mut CommandWrap) {
     wrap.wrap(JobObject).wrap(KillOnDrop);
 }
 
+/// No timer-slack marker on Windows: its job object holds every descendant.
+pub(super) fn mark(_wrap: &mut CommandWrap, _slack: u64) {}
+
 pub(super) fn group_of_spawned(_pid: u32) -> Option<u32> {
     None
 }
