@@ -112,30 +112,24 @@ pub fn census(targets: &[CensusTarget]) -> Result<Vec<ServiceCensus>> {
         .iter()
         .zip(found)
         .map(|(t, members)| {
-            // Wrapper detection wants argv (`node /usr/bin/npm`): read it for the
-            // members only, not for the whole table.
-            let full: Vec<ProcessInfo> = members
-                .iter()
-                .map(|p| {
-                    process::process(p.pid)
-                        .ok()
-                        .flatten()
-                        .filter(|f| f.start_time == p.start_time)
-                        .unwrap_or_else(|| (*p).clone())
-                })
-                .collect();
-            let refs: Vec<&ProcessInfo> = full.iter().collect();
             let holders: Vec<u32> = match t.port {
-                Some(port) => refs
+                Some(port) => members
                     .iter()
                     .filter(|p| ports.get(&p.pid).is_some_and(|l| l.contains(&port)))
                     .map(|p| p.pid)
                     .collect(),
                 None => Vec::new(),
             };
+            // Wrapper detection wants argv (`node /usr/bin/npm`), which the brief
+            // scan does not read: it is read only for the few processes the walk
+            // below the wrappers looks at.
+            let mut wrapper = |p: &ProcessInfo| match process::process(p.pid) {
+                Ok(Some(full)) if full.start_time == p.start_time => is_wrapper(&full),
+                _ => is_wrapper(p),
+            };
             ServiceCensus {
-                main_pid: main_process(&refs, t.root, &holders, t.hint),
-                members: full
+                main_pid: pick_main(&members, t.root, &holders, t.hint, &mut wrapper),
+                members: members
                     .iter()
                     .map(|p| Member {
                         pid: p.pid,
@@ -176,6 +170,17 @@ pub fn main_process(
     holders: &[u32],
     hint: Option<u32>,
 ) -> Option<u32> {
+    pick_main(members, root, holders, hint, &mut |p| is_wrapper(p))
+}
+
+/// [`main_process`], with `wrapper` telling whether a process is a wrapper.
+fn pick_main(
+    members: &[&ProcessInfo],
+    root: Option<u32>,
+    holders: &[u32],
+    hint: Option<u32>,
+    wrapper: &mut dyn FnMut(&ProcessInfo) -> bool,
+) -> Option<u32> {
     let by_pid: BTreeMap<u32, &ProcessInfo> = members.iter().map(|p| (p.pid, *p)).collect();
     if let Some(h) = hint.filter(|h| by_pid.contains_key(h)) {
         return Some(h);
@@ -214,7 +219,7 @@ pub fn main_process(
         .or_else(|| by_pid.values().min_by_key(|p| (p.start_time, p.pid)))?;
     let mut cur = *start;
     for _ in 0..by_pid.len() {
-        if !is_wrapper(cur) {
+        if !wrapper(cur) {
             break;
         }
         let Some(child) = by_pid
