@@ -120,7 +120,7 @@ stop = {{ timeout = "3s" }}
 
     // The chaos: every 100-400 ms, kill a member or flip a health endpoint; a flip
     // to 500 is undone 2.5-4 s later.
-    let mut root_kills = vec![0u32; SERVICES];
+    let mut root_kills = [0u32; SERVICES];
     let (mut child_kills, mut flips) = (0u32, 0u32);
     let mut unflip: Vec<(Instant, usize)> = Vec::new();
     let started = Instant::now();
