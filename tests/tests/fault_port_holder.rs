@@ -2,13 +2,10 @@
 //! the allow list) on a service's port is refused — the service fails with the
 //! refusal naming the holder, its dependents never start, and the holder lives
 //! on; an allowed holder is stopped and the service starts on the freed port.
-//! Through the real binary: `up -d` against a foreign holder exits 1 naming it,
-//! the holder still alone on the port and alive, nothing of the project left
-//! running (the other services started meanwhile are stopped again).
+//! Through the real binary: `fault_port_holder_cli.rs`.
 #![cfg(unix)]
 
 mod actors_support;
-mod cli_support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -120,51 +117,4 @@ async fn an_allowed_holder_is_stopped_and_the_service_takes_its_port() {
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
     assert!(port_free(p));
-}
-
-#[test]
-fn up_against_a_foreign_holder_exits_1_naming_it_and_leaves_it_alone() {
-    use cli_support::{foreign_holder, holders, text, Project};
-    let (base, p) = (free_port(), free_port());
-    let fake = fake_service();
-    let fake = fake.display();
-    let project = Project::with_config(&format!(
-        r#"[services.base]
-command = "{fake} --listen {base}"
-port = {base}
-allow = ["fake-service"]
-health = {{ tcp = {base} }}
-stop = {{ timeout = "5s" }}
-
-[services.api]
-command = "{fake} --listen {p} --http"
-port = {p}
-allow = ["nothing-of-this-name"]
-depends_on = ["base"]
-health = {{ http = "http://127.0.0.1:{p}/" }}
-stop = {{ timeout = "5s" }}
-"#
-    ));
-    let stranger = foreign_holder(&project.guard, p, &[]);
-    let up = project.rm().args(["up", "-d"]).output().expect("up -d");
-    let (out, err) = (text(&up.stdout), text(&up.stderr));
-    assert_eq!(up.status.code(), Some(1), "{out}{err}");
-    assert!(
-        format!("{out}{err}").contains(&stranger.to_string()),
-        "names the holder {stranger}: {out}{err}"
-    );
-    if let Some(pid) = project.instance_pid() {
-        project.guard.add(pid);
-        cli_support::wait_gone(pid);
-    }
-    assert!(pid_alive(stranger), "the foreign holder was touched");
-    assert_eq!(
-        holders(p),
-        vec![stranger],
-        "the stranger alone holds the port"
-    );
-    wait_for("nothing of the project left", LONG, || {
-        project.tagged_pids().is_empty()
-    });
-    assert!(holders(base).is_empty(), "base was stopped again");
 }

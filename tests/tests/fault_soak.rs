@@ -6,9 +6,9 @@
 //! a small bound of what they were once everything was first ready, no child of
 //! ringmaster stayed a zombie, and `down` leaves no process and every port free.
 //!
-//! It runs for `RINGMASTER_SOAK_SECS` seconds of chaos (default 30 in `cargo test`);
-//! `just soak 60` runs it for a minute and prints the figures (see
-//! docs/reliability.md).
+//! It runs for `RINGMASTER_SOAK_SECS` seconds of chaos (default 60: `cargo test
+//! --workspace`, and so CI, runs a minute of it); `just soak SECONDS` runs it for
+//! another duration and prints the figures (see docs/reliability.md).
 #![cfg(target_os = "linux")]
 
 mod cli_support;
@@ -42,7 +42,7 @@ fn soak_secs() -> u64 {
     std::env::var("RINGMASTER_SOAK_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(30)
+        .unwrap_or(60)
 }
 
 /// Service `i`'s name.
