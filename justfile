@@ -23,3 +23,7 @@ cross:
     rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin
     cargo clippy --workspace --all-targets --target x86_64-pc-windows-gnu -- -D warnings
     cargo clippy --workspace --all-targets --target x86_64-apple-darwin -- -D warnings
+
+# The bounded soak (docs/reliability.md): 20 services under chaos for SECONDS.
+soak SECONDS="60":
+    RINGMASTER_SOAK_SECS={{SECONDS}} cargo test -p ringmaster-tests --test fault_soak -- --nocapture

@@ -24,6 +24,13 @@
 //!   --wipe-env             overwrite its environment block in memory once its children
 //!                          are spawned, as nginx, redis and postgres do when they set
 //!                          their process title (/proc/PID/environ then shows no tag)
+//!   --lines N              print N numbered lines (`line 1` … `line N`) as fast as it can, at start
+//!   --health-file PATH     answer HTTP (implies --http) as PATH says, read at every request:
+//!                          a comma-separated cycle of modes, request k takes entry k mod len;
+//!                          a mode is a status code (`200`, `500`), `hang` (never answer, hold
+//!                          the connection), `reset` (close at once with a TCP reset) or `slow`
+//!                          (a 200 whose body trickles one byte every 2 s); a missing or empty
+//!                          file means `200`. Each request prints `health <k> <mode>`.
 //! ```
 //!
 //! Children, the worker and the daemon always print their `pid <role> <pid>` line;
@@ -59,6 +66,8 @@ struct Options {
     ready_after: Option<u64>,
     print_pids: bool,
     wipe_env: bool,
+    lines: u64,
+    health_file: Option<std::path::PathBuf>,
     /// Internal: this process is a child spawned by `--children` (prints `pid child`).
     as_child: bool,
 }
@@ -105,13 +114,18 @@ fn parse_args() -> Options {
             "--ready-after" => o.ready_after = Some(value(&arg, args.next())),
             "--print-pids" => o.print_pids = true,
             "--wipe-env" => o.wipe_env = true,
+            "--lines" => o.lines = value(&arg, args.next()),
+            "--health-file" => {
+                o.http = true;
+                o.health_file = Some(value(&arg, args.next()));
+            }
             "--as-child" => o.as_child = true,
             "-h" | "--help" => usage("help requested"),
             other => usage(&format!("unknown argument {other:?}")),
         }
     }
     if o.listen.is_none() && (o.listen6 || o.http || o.share) {
-        usage("--listen6, --http, --http-status and --share need --listen");
+        usage("--listen6, --http, --http-status, --health-file and --share need --listen");
     }
     o
 }
@@ -140,6 +154,9 @@ fn main() {
         say(&format!("pid child {}", std::process::id()));
     } else if o.print_pids {
         say(&format!("pid root {}", std::process::id()));
+    }
+    if o.lines > 0 {
+        print_lines(o.lines);
     }
     if let Some(name) = &o.rename {
         if !sys::rename(name) {
@@ -200,10 +217,13 @@ fn main() {
     }
 
     if let Some(l) = listener {
-        let http = o.http;
-        let status = o.http_status;
-        let head_405 = o.head_405;
-        std::thread::spawn(move || accept_loop(l, http, status, head_405));
+        let answer = Answer {
+            http: o.http,
+            status: o.http_status,
+            head_405: o.head_405,
+            health_file: o.health_file.clone(),
+        };
+        std::thread::spawn(move || accept_loop(l, answer));
     }
 
     match o.exit_after {
@@ -236,20 +256,57 @@ fn spawn_child(o: &Options, depth: u32) -> std::process::Child {
     })
 }
 
-fn accept_loop(listener: TcpListener, http: bool, status: u16, head_405: bool) {
+/// How the listener answers.
+#[derive(Clone)]
+struct Answer {
+    http: bool,
+    status: u16,
+    head_405: bool,
+    health_file: Option<std::path::PathBuf>,
+}
+
+/// Prints `line 1` … `line n` through one buffered, locked stdout.
+fn print_lines(n: u64) {
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    for i in 1..=n {
+        if writeln!(out, "line {i}").is_err() {
+            return;
+        }
+    }
+    let _ = out.flush();
+}
+
+fn accept_loop(listener: TcpListener, answer: Answer) {
+    let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     loop {
         match listener.accept() {
             Ok((stream, _)) => {
-                std::thread::spawn(move || serve(stream, http, status, head_405));
+                let answer = answer.clone();
+                let requests = requests.clone();
+                std::thread::spawn(move || serve(stream, &answer, &requests));
             }
             Err(_) => std::thread::sleep(Duration::from_millis(10)),
         }
     }
 }
 
-fn serve(mut stream: TcpStream, http: bool, status: u16, head_405: bool) {
+/// The mode of request `k` from the health file (see the header).
+fn health_mode(path: &std::path::Path, k: u64) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let modes: Vec<&str> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .collect();
+    if modes.is_empty() {
+        return "200".to_string();
+    }
+    modes[(k % modes.len() as u64) as usize].to_string()
+}
+
+fn serve(mut stream: TcpStream, answer: &Answer, requests: &std::sync::atomic::AtomicU64) {
     let mut buf = [0u8; 4096];
-    if !http {
+    if !answer.http {
         // Hold the connection until the peer closes it.
         while let Ok(n) = stream.read(&mut buf) {
             if n == 0 {
@@ -270,7 +327,53 @@ fn serve(mut stream: TcpStream, http: bool, status: u16, head_405: bool) {
         }
     }
     let head = request.starts_with(b"HEAD ");
-    let status = if head && head_405 { 405 } else { status };
+    let mut status = if head && answer.head_405 {
+        405
+    } else {
+        answer.status
+    };
+    if let Some(path) = &answer.health_file {
+        let k = requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mode = health_mode(path, k);
+        say(&format!("health {k} {mode}"));
+        match mode.as_str() {
+            "hang" => {
+                let _ = stream.set_read_timeout(None);
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                }
+                return;
+            }
+            "reset" => {
+                sys::reset(&stream);
+                return;
+            }
+            "slow" => {
+                let body = "slow body";
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                if stream.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                for b in body.bytes() {
+                    if stream
+                        .write_all(&[b])
+                        .and_then(|()| stream.flush())
+                        .is_err()
+                    {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+                return;
+            }
+            code => status = code.parse().unwrap_or(500),
+        }
+    }
     let (reason, body) = match status {
         200 => ("OK", "ok".to_string()),
         404 => ("Not Found", "status 404".to_string()),
@@ -322,6 +425,25 @@ mod sys {
         // SAFETY: setting a disposition to SIG_IGN/SIG_DFL installs no handler code.
         unsafe {
             libc::signal(libc::SIGTERM, action);
+        }
+    }
+
+    /// Closes `stream` with a TCP reset (SO_LINGER with a zero timeout, then close).
+    pub fn reset(stream: &std::net::TcpStream) {
+        use std::os::unix::io::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads a `linger` of the given size from a live socket.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
         }
     }
 
@@ -460,6 +582,8 @@ mod sys {
     pub fn rename(_name: &str) -> bool {
         false
     }
+    /// Closes without a reset (dropping the stream closes it).
+    pub fn reset(_stream: &std::net::TcpStream) {}
     pub fn fork_worker() -> Option<u32> {
         None
     }

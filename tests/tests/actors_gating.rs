@@ -78,8 +78,12 @@ async fn dependent_spawns_only_after_the_dependencys_first_healthy_probe() {
         );
     }
 
-    // PID files exist while running.
-    assert!(state_dir.join("api.pid").exists() && state_dir.join("web.pid").exists());
+    // PID files exist while running (each is written on a blocking thread just
+    // after its spawn, so it may land a moment after `Up` answered).
+    until("both PID files written", LONG, || {
+        state_dir.join("api.pid").exists() && state_dir.join("web.pid").exists()
+    })
+    .await;
 
     let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await

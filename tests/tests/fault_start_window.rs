@@ -7,7 +7,6 @@
 #![cfg(unix)]
 
 mod actors_support;
-mod cli_support;
 
 use std::time::Duration;
 
@@ -15,7 +14,7 @@ use actors_support::*;
 use ringmaster::config::{Condition, RestartPolicy, ServiceConfigBuilder};
 use ringmaster::messages::EventKind;
 use ringmaster::{Error, Options, Orchestrator, ServiceState};
-use ringmaster_tests::{fake_service, pid_alive, wait_for, PidGuard};
+use ringmaster_tests::{pid_alive, PidGuard};
 
 /// A service that exits with 1 at once, restarted on failure twice, quickly.
 fn crasher(name: &str) -> ServiceConfigBuilder {
@@ -216,40 +215,4 @@ async fn a_zero_window_is_ready_when_spawned_and_a_crash_after_the_window_restar
         .expect("shutdown");
     assert!(report.clean(), "{report:?}");
     assert!(tagged(orch.project()).is_empty());
-}
-
-#[test]
-fn up_detached_on_a_crash_loop_exits_1_naming_the_service_and_its_last_exit() {
-    let fake = fake_service();
-    let config = format!(
-        r#"[services.crash]
-command = "'{fake}' --exit-after 20 --exit-code 7"
-restart = {{ policy = "on-failure", max_attempts = 2, backoff = "100ms" }}
-
-[services.web]
-command = "'{fake}'"
-depends_on = ["crash"]
-"#,
-        fake = fake.display()
-    );
-    let p = cli_support::Project::with_config(&config);
-    let out = p.rm().args(["up", "-d"]).output().expect("up -d");
-    let err = cli_support::text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "a crash loop is a failed start:\n{}{err}",
-        cli_support::text(&out.stdout)
-    );
-    let first = err.lines().next().unwrap_or_default();
-    assert!(first.starts_with("startup failed: "), "{err}");
-    assert!(first.contains("crash"), "names the service: {err}");
-    assert!(
-        first.contains("exited with code 7"),
-        "names its last exit: {err}"
-    );
-    wait_for("the detached instance to exit", cli_support::LONG, || {
-        p.instance_pid().is_none()
-    });
-    assert!(p.tagged_pids().is_empty(), "nothing of the project is left");
 }

@@ -19,8 +19,10 @@ pub enum PidFileFinding {
     /// A live process of this service: stopped with its tree (and its group, when
     /// it leads one).
     Ours { pid: u32, name: String },
-    /// A live process carrying another tag (another project or service shares the
-    /// path): left alone, and so is the file.
+    /// A live process that does not carry this service's tag (another project or
+    /// service shares the path, or the file names a process that was never ours):
+    /// left alone, and so is the file. `tag` is the tag the process carries, or
+    /// `no tag`.
     Foreign { pid: u32, name: String, tag: String },
     /// Stale (dead, or the pid now means another process): the file was removed
     /// and its pid was not signalled.
@@ -54,7 +56,11 @@ pub fn stop_leftovers(
         also: Vec::new(),
     };
     let finding = match read_pid_file(pid_file) {
-        Ok(PidFileState::Live(record, info)) if record.tag == tag.env_value() => {
+        // The live process must carry the tag itself: what the file records is only
+        // a claim (a file that names a stranger with our tag must not get it killed).
+        Ok(PidFileState::Live(record, info))
+            if record.tag == tag.env_value() && info.tag.as_ref() == Some(tag) =>
+        {
             target.root = Some(record.pid);
             target.pgid = info.pgid.filter(|&g| g == record.pid);
             PidFileFinding::Ours {
@@ -65,7 +71,10 @@ pub fn stop_leftovers(
         Ok(PidFileState::Live(record, info)) => PidFileFinding::Foreign {
             pid: record.pid,
             name: info.name,
-            tag: record.tag,
+            tag: info
+                .tag
+                .map(|t| t.env_value())
+                .unwrap_or_else(|| "no tag".to_string()),
         },
         Ok(PidFileState::Stale(reason)) => PidFileFinding::Stale(reason),
         Ok(PidFileState::Missing) => PidFileFinding::Missing,

@@ -182,13 +182,33 @@ impl Actor for HealthChecker {
 async fn run_probe(client: awc::Client, watch: Watch, timeout: Duration) -> (bool, String) {
     match &watch.probe {
         Probe::Http { url } => {
+            let started = Instant::now();
             match client.get(url.as_str()).timeout(timeout).send().await {
                 Ok(mut resp) => {
                     let status = resp.status();
-                    // Read (a little of) the body so the connection can be reused.
-                    let _ = resp.body().limit(64 * 1024).await;
+                    // The body must arrive within what is left of the timeout too
+                    // (awc bounds only the head): a server that sends its status line
+                    // and then stalls is not healthy, and must not hold the probe.
+                    // Only its first 64 KiB are read; a longer body is fine.
+                    let left = timeout.saturating_sub(started.elapsed());
+                    let body = tokio::time::timeout(left, resp.body().limit(64 * 1024)).await;
                     let ok = status.is_success() || status.is_redirection();
-                    (ok, format!("GET {url}: HTTP {}", status.as_u16()))
+                    match body {
+                        Ok(Ok(_)) | Ok(Err(awc::error::PayloadError::Overflow)) => {
+                            (ok, format!("GET {url}: HTTP {}", status.as_u16()))
+                        }
+                        Ok(Err(e)) => (
+                            false,
+                            format!("GET {url}: HTTP {}, then the body failed: {e}", status.as_u16()),
+                        ),
+                        Err(_) => (
+                            false,
+                            format!(
+                                "GET {url}: HTTP {}, but the body did not arrive within {timeout:?}",
+                                status.as_u16()
+                            ),
+                        ),
+                    }
                 }
                 Err(e) => (false, format!("GET {url}: {e}")),
             }

@@ -655,7 +655,7 @@ fn stop_leftovers(
     match &left.pid_file {
         PidFileFinding::Foreign { pid, tag, .. } => tracing::warn!(
             service,
-            "PID file {} names pid {pid} of another project ({tag}); left alone",
+            "PID file {} names pid {pid}, which does not carry this service's tag ({tag}); left alone",
             pid_file.display()
         ),
         PidFileFinding::Stale(reason) => tracing::info!(

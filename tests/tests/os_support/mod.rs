@@ -1,5 +1,5 @@
 //! Shared by the OS-layer tests that spawn through `ringmaster_os::spawn`
-//! (`os_process.rs`, `os_stop.rs`): a tagged service with its stdout as lines,
+//! (`os_process.rs`, `fault_process_tree.rs`): a tagged service with its stdout as lines,
 //! which kills whatever carries its tag when dropped.
 #![allow(dead_code)]
 

@@ -291,10 +291,57 @@ impl ConfigErrors {
     }
 }
 
+/// The largest configuration accepted, in bytes (4 MiB). A real configuration is a
+/// few kilobytes; a larger file is a mistake (a log or a binary given with `-f`),
+/// refused before it is read whole or parsed.
+pub const MAX_CONFIG_BYTES: usize = 4 * 1024 * 1024;
+
+/// The error for a configuration of `len` bytes, over [`MAX_CONFIG_BYTES`].
+fn too_large(file: &Path, len: u64) -> ConfigError {
+    ConfigError {
+        file: file.to_path_buf(),
+        line: 0,
+        col: 0,
+        message: format!(
+            "the configuration is {len} bytes, more than the limit of {MAX_CONFIG_BYTES} bytes (4 MiB)"
+        ),
+    }
+}
+
+/// Reads a configuration file of at most [`MAX_CONFIG_BYTES`] (only that much of a
+/// larger one is read).
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| ConfigError {
+        file: path.to_path_buf(),
+        line: 0,
+        col: 0,
+        message: format!("cannot read the configuration: {e}"),
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_CONFIG_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > MAX_CONFIG_BYTES {
+        let len = std::fs::metadata(path)
+            .map(|m| m.len())
+            .unwrap_or(bytes.len() as u64);
+        return Err(too_large(path, len));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        cannot(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
+    })
+}
+
 impl Config {
     /// Reads, parses and validates a file.
     ///
-    /// A file that cannot be read gives one error at `path:0:0`.
+    /// A file that cannot be read gives one error at `path:0:0`; so does a file
+    /// larger than [`MAX_CONFIG_BYTES`], or one that is not UTF-8.
     pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigErrors> {
         Config::load_with_external(path, &[] as &[&str])
     }
@@ -306,17 +353,13 @@ impl Config {
         external: &[S],
     ) -> Result<Config, ConfigErrors> {
         let path = path.as_ref();
-        match std::fs::read_to_string(path) {
+        match read_config(path) {
             Ok(text) => Config::parse_with_external(&text, path, external),
-            Err(e) => Err(ConfigErrors(vec![ConfigError {
-                file: path.to_path_buf(),
-                line: 0,
-                col: 0,
-                message: format!("cannot read the configuration: {e}"),
-            }])),
+            Err(e) => Err(ConfigErrors(vec![e])),
         }
     }
     /// Parses and validates `text`, as if read from `path` (for messages and relative paths).
+    /// A text larger than [`MAX_CONFIG_BYTES`] is one error at `path:0:0`.
     ///
     /// Relative paths resolve against `path`'s folder (made absolute against the
     /// current directory). `${VAR}` reads the process environment and `env_file`s.

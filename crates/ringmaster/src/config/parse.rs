@@ -488,6 +488,12 @@ pub(crate) fn parse(
     external: &BTreeSet<String>,
 ) -> Result<Config, ConfigErrors> {
     let file = absolute(path);
+    if text.len() > super::MAX_CONFIG_BYTES {
+        return Err(ConfigErrors(vec![super::too_large(
+            &file,
+            text.len() as u64,
+        )]));
+    }
     let base_dir = file
         .parent()
         .map(Path::to_path_buf)

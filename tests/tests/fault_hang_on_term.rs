@@ -1,7 +1,8 @@
-//! The shutdown cascade with real processes: dependents stop before their
+//! Hangs on TERM, with real processes: dependents stop before their
 //! dependencies, a member that ignores TERM is killed after the service's stop
 //! timeout, the whole cascade keeps its deadline, and the report names who needed
-//! the kill.
+//! the kill. In the library; several hangs at once through the real binary are in
+//! `fault_hang_on_term_cli.rs`.
 #![cfg(unix)]
 
 mod actors_support;

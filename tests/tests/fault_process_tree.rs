@@ -3,11 +3,16 @@
 //! its tag, and a leader that exits on TERM while its child ignores TERM. Every
 //! check asks the OS (/proc, a TCP connect), not the stop report alone.
 //!
+//! Through the real binary, one service does all of it at once: its leader exits on
+//! TERM while its child ignores TERM, and it double-forks a setsid daemon; `down`
+//! stops every one of them and frees the port.
+//!
 //! This binary does not make itself a child subreaper: orphans go to PID 1 here,
 //! which is what a bot that opts out of the subreaper sees.
 // They read /proc to check what the OS shows, so they run on Linux.
 #![cfg(target_os = "linux")]
 
+mod cli_support;
 mod os_support;
 
 use std::process::{Command, Stdio};
@@ -183,4 +188,72 @@ fn a_child_that_ignores_term_is_killed_after_the_grace_when_its_leader_exits() {
 /// SIGTERM's number (15 on every Unix this runs on).
 fn libc_sigterm() -> u32 {
     15
+}
+
+/// The pid a service printed as `pid <role> <pid>` in its log file.
+fn logged_pid(p: &cli_support::Project, service: &str, role: &str) -> Option<u32> {
+    let log =
+        std::fs::read_to_string(p.state_dir().join("logs").join(format!("{service}.log"))).ok()?;
+    let prefix = format!("pid {role} ");
+    log.lines()
+        .find_map(|l| l.split_once(&prefix).map(|(_, p)| p.trim().to_string()))
+        .and_then(|p| p.parse().ok())
+}
+
+#[test]
+fn down_stops_a_leader_that_exits_on_term_its_stubborn_child_and_its_setsid_daemon() {
+    use cli_support::{holders, Project};
+    let port = ringmaster_tests::free_port();
+    let p = Project::with_config(&format!(
+        r#"[services.tree]
+command = "{} --listen {port} --children 1 --children-ignore-term --daemon --print-pids"
+port = {port}
+allow = ["fake-service"]
+health = {{ tcp = {port} }}
+stop = {{ timeout = "1s" }}
+"#,
+        fake_service().display()
+    ));
+    let instance = p.up_detached();
+    p.wait_ready(&["tree"]);
+    let mut pids = (None, None, None);
+    wait_for("the root, child and daemon pids in the log", LONG, || {
+        pids = (
+            logged_pid(&p, "tree", "root"),
+            logged_pid(&p, "tree", "child"),
+            logged_pid(&p, "tree", "daemon"),
+        );
+        pids.0.is_some() && pids.1.is_some() && pids.2.is_some()
+    });
+    let (root, child, daemon) = (pids.0.unwrap(), pids.1.unwrap(), pids.2.unwrap());
+    let tagged = p.guard_tagged();
+    for pid in [root, child, daemon] {
+        assert!(tagged.contains(&pid), "{pid} carries the tag: {tagged:?}");
+    }
+    let d = process::process(daemon)
+        .expect("scan")
+        .expect("daemon runs");
+    let r = process::process(root).expect("scan").expect("root runs");
+    assert_ne!(d.sid, r.sid, "the daemon left the service's session");
+
+    let started = std::time::Instant::now();
+    let down = p.rm().arg("down").output().expect("down");
+    let took = started.elapsed();
+    let out = cli_support::text(&down.stdout);
+    assert_eq!(
+        down.status.code(),
+        Some(0),
+        "{out}{}",
+        cli_support::text(&down.stderr)
+    );
+    for pid in [root, child, daemon] {
+        assert!(!pid_alive(pid), "pid {pid} survived down: {out}");
+    }
+    assert!(
+        took >= Duration::from_secs(1),
+        "the stubborn child needed the kill after the 1 s stop timeout: {took:?}"
+    );
+    assert!(holders(port).is_empty() && !port_answers(port));
+    cli_support::wait_gone(instance);
+    assert!(p.tagged_pids().is_empty());
 }

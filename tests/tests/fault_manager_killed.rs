@@ -2,7 +2,7 @@
 //! killed with SIGKILL (it cannot clean up), its services live on holding their
 //! ports; a new orchestrator on the same state directory stops every one of them
 //! (PID files, tags — a setsid daemon included) and its own services become ready
-//! on the same ports.
+//! on the same ports. Through the real binary: `fault_manager_killed_cli.rs`.
 //!
 //! The child orchestrator is this test binary run again with
 //! `RINGMASTER_TEST_CHILD` set, executing only `orchestrator_child_mode`.

@@ -2,6 +2,7 @@
 //! the allow list) on a service's port is refused — the service fails with the
 //! refusal naming the holder, its dependents never start, and the holder lives
 //! on; an allowed holder is stopped and the service starts on the freed port.
+//! Through the real binary: `fault_port_holder_cli.rs`.
 #![cfg(unix)]
 
 mod actors_support;

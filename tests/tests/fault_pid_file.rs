@@ -3,6 +3,10 @@
 //! but carrying another project's tag (two projects sharing a `pid_file` path) is
 //! left alone with a warning naming its pid and the file, and a stale PID file
 //! (the pid now belongs to another process) is removed without signalling it.
+//! `up` is as careful: a PID file naming an unrelated live process (its identity
+//! matches, but it carries no tag of ours) or a reused pid is never signalled; the
+//! service starts, its own record replaces the file, and the stranger outlives
+//! `down` too.
 #![cfg(unix)]
 
 mod cli_support;
@@ -102,4 +106,54 @@ fn down_removes_a_stale_pid_file_without_signalling_its_pid() {
     assert!(out.contains("stale PID file"), "{out}");
     assert!(!pid_file.exists(), "the stale PID file was removed");
     assert!(pid_alive(pid), "the stale file's pid {pid} was signalled");
+}
+
+#[test]
+fn up_and_down_leave_the_unrelated_process_a_pid_file_names_alone() {
+    let (p, pid_file) = project();
+    // Two strangers: one whose identity the file records exactly (no tag of ours),
+    // one whose pid it records with another start time (a reused pid).
+    let (_exact, exact) = live_process(&p.guard, None);
+    let (_reused, reused) = live_process(&p.guard, None);
+    let ours = Tag::new(ringmaster_os::project_id(&p.state_dir()), "api");
+    write_pid_file(&pid_file, &PidRecord::new(&exact, "api", &ours)).expect("write the PID file");
+
+    let instance = p.up_detached();
+    let status = p.wait_ready(&["api"]);
+    let api = status[0]["pid"].as_u64().expect("api runs") as u32;
+    assert_ne!(api, exact.pid);
+    assert!(
+        pid_alive(exact.pid),
+        "the stranger {} was stopped by up",
+        exact.pid
+    );
+    let now = ringmaster_os::read_pid_file(&pid_file).expect("read the PID file");
+    match now {
+        ringmaster_os::PidFileState::Live(record, _) => assert_eq!(record.pid, api),
+        other => panic!("the PID file names the new process: {other:?}"),
+    }
+    p.rm().arg("down").assert().code(0);
+    wait_gone(instance);
+    assert!(
+        pid_alive(exact.pid),
+        "the stranger {} was stopped by down",
+        exact.pid
+    );
+    assert!(!pid_alive(api));
+
+    // The reused pid: the record's start time is not the live process's.
+    let mut record = PidRecord::new(&reused, "api", &ours);
+    record.start_time = reused.start_time.wrapping_add(1);
+    write_pid_file(&pid_file, &record).expect("write the PID file");
+    let instance = p.up_detached();
+    p.wait_ready(&["api"]);
+    assert!(
+        pid_alive(reused.pid),
+        "the reused pid {} was signalled",
+        reused.pid
+    );
+    p.rm().arg("down").assert().code(0);
+    wait_gone(instance);
+    assert!(pid_alive(reused.pid) && pid_alive(exact.pid));
+    assert!(p.tagged_pids().is_empty());
 }

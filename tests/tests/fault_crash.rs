@@ -1,7 +1,8 @@
-//! Restarts with real processes: a crashing service is restarted with growing
+//! Crashes, with real processes: a crashing service is restarted with growing
 //! backoff until it runs out of attempts and fails; its dependents are stopped
 //! and wait again; dependents that never started keep waiting through the
-//! restarts; an unhealthy service is stopped and started again.
+//! restarts; an unhealthy service is stopped and started again. In the library;
+//! the same faults through the real binary are in `fault_crash_cli.rs`.
 #![cfg(unix)]
 
 mod actors_support;
