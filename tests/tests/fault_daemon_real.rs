@@ -187,3 +187,60 @@ health = {{ http = "http://127.0.0.1:{app}/" }}
     );
     run_daemon_stack(&p, port, app, "nginx");
 }
+
+/// ringmaster is SIGKILLed while redis runs as its daemon. redis shows no tag, so
+/// the next start finds it through the PID file ringmaster wrote for it (its
+/// identity, and the timer-slack marker it inherited) and stops it before it
+/// starts a new one on the same port; `down` then leaves nothing.
+#[test]
+fn a_redis_daemon_left_by_a_killed_instance_is_stopped_by_the_next_start() {
+    if !have("redis-server") {
+        eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
+        return;
+    }
+    let port = free_port();
+    let p = Project::new();
+    let dir = p.path().display().to_string();
+    p.write(
+        "ringmaster.toml",
+        &format!(
+            r#"
+[services.server]
+command = "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {dir} --logfile {dir}/redis.log"
+port = {port}
+health = {{ tcp = {port} }}
+"#
+        ),
+    );
+    let instance = p.up_detached();
+    let status = p.wait_ready(&["server"]);
+    let old = service(&status, "server")["pid"].as_u64().expect("pid") as u32;
+    p.guard.add(old);
+    // The PID file names the daemon once it daemonized.
+    wait_for("the PID file names the daemon", LONG, || {
+        matches!(
+            ringmaster_os::read_pid_file(&p.state_dir().join("server.pid")),
+            Ok(ringmaster_os::PidFileState::Live(r, _)) if r.pid == old
+        )
+    });
+    kill_pid(instance);
+    wait_gone(instance);
+    assert!(
+        pid_alive(old) && holders(port).contains(&old),
+        "redis outlived it"
+    );
+
+    p.up_detached();
+    let status = p.wait_ready(&["server"]);
+    let new = service(&status, "server")["pid"].as_u64().expect("pid") as u32;
+    p.guard.add(new);
+    assert_ne!(new, old);
+    assert!(
+        !pid_alive(old),
+        "the old daemon was stopped by the next start"
+    );
+    assert_eq!(holders(port), vec![new]);
+    p.rm().arg("down").assert().code(0);
+    wait_gone(new);
+    wait_port_free(port);
+}

@@ -120,7 +120,8 @@ fn up_and_down_leave_the_unrelated_process_a_pid_file_names_alone() {
 
     let instance = p.up_detached();
     let status = p.wait_ready(&["api"]);
-    let api = status[0]["pid"].as_u64().expect("api runs") as u32;
+    // The PID file names the spawned root (`root_pid`; `pid` is the program).
+    let api = status[0]["root_pid"].as_u64().expect("api runs") as u32;
     assert_ne!(api, exact.pid);
     assert!(
         pid_alive(exact.pid),

@@ -1,6 +1,7 @@
 //! What an earlier run of a service left behind: the process its PID file names
 //! (only when that process is alive, is the recorded one, and carries this
-//! service's tag) and every process carrying the tag. One routine for the library
+//! service's tag — or, with no readable tag, its timer-slack marker) and every
+//! process carrying the tag. One routine for the library
 //! (before a service starts) and the CLI (`down` without a running instance), so
 //! both apply the same rules.
 use std::path::Path;
@@ -58,8 +59,17 @@ pub fn stop_leftovers(
     let finding = match read_pid_file(pid_file) {
         // The live process must carry the tag itself: what the file records is only
         // a claim (a file that names a stranger with our tag must not get it killed).
+        //
+        // A daemon that wrote its process title over its environment (nginx, redis,
+        // postgres) shows no tag; it still carries the service's timer-slack
+        // marker, set at spawn and inherited through fork, exec and setsid. With
+        // the identity the file records (pid, start time, exe), that is ours.
         Ok(PidFileState::Live(record, info))
-            if record.tag == tag.env_value() && info.tag.as_ref() == Some(tag) =>
+            if record.tag == tag.env_value()
+                && (info.tag.as_ref() == Some(tag)
+                    || (info.tag.is_none()
+                        && crate::process::timer_slack(record.pid)
+                            == Some(tag.slack_marker()))) =>
         {
             target.root = Some(record.pid);
             target.pgid = info.pgid.filter(|&g| g == record.pid);
