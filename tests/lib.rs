@@ -175,6 +175,23 @@ pub fn kill_pid(pid: u32) {
     }
 }
 
+/// The name the OS shows for `pid` (Linux: `/proc/PID/comm`, which a process may
+/// rename); empty when it is gone or elsewhere.
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_owned()
+}
+
+/// The full path of `program` on PATH, if any (for tests of real servers that
+/// say they were skipped when the server is not installed).
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 /// Kills, by pid, every pid registered with it when dropped: a test registers what
 /// it starts, so nothing outlives the test even when an assertion fails.
 #[derive(Default)]

@@ -18,14 +18,7 @@ use ringmaster::messages::EventKind;
 use ringmaster::{Options, Orchestrator, ServiceState, ServiceStatus};
 use ringmaster_os::process::{members, snapshot};
 use ringmaster_os::{project_id, Tag};
-use ringmaster_tests::{free_port, kill_pid, pid_alive, port_answers, PidGuard};
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
+use ringmaster_tests::{comm, free_port, kill_pid, pid_alive, port_answers, PidGuard};
 
 async fn status_of(orch: &Orchestrator, name: &str) -> ServiceStatus {
     timed(orch.status())

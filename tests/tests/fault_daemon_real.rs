@@ -12,14 +12,20 @@
 mod cli_support;
 
 use cli_support::*;
-use ringmaster_tests::{fake_service, free_port, kill_pid, pid_alive, port_answers, wait_for};
+use ringmaster_tests::{
+    comm, fake_service, free_port, kill_pid, pid_alive, port_answers, wait_for, which,
+};
 use serde_json::Value;
 
-fn have(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// `redis-server` on `port`, daemonizing, its files in `dir` (and its own PID file
+/// there when `pid_file`).
+fn redis(port: u16, dir: &str, pid_file: bool) -> String {
+    let own = if pid_file {
+        format!(" --pidfile {dir}/redis.pid")
+    } else {
+        String::new()
+    };
+    format!("redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {dir} --logfile {dir}/redis.log{own}")
 }
 
 fn service<'a>(status: &'a [Value], name: &str) -> &'a Value {
@@ -27,13 +33,6 @@ fn service<'a>(status: &'a [Value], name: &str) -> &'a Value {
         .iter()
         .find(|s| s["name"] == name)
         .unwrap_or_else(|| panic!("{name} in {status:?}"))
-}
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
 }
 
 fn member_pids(s: &Value) -> Vec<u32> {
@@ -103,19 +102,20 @@ fn run_daemon_stack(p: &Project, port: u16, app_port: u16, daemon_name: &str) {
 
 #[test]
 fn redis_that_daemonizes_is_followed_restarted_and_stopped() {
-    if !have("redis-server") {
+    if which("redis-server").is_none() {
         eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
         return;
     }
     let (port, app) = (free_port(), free_port());
     let p = Project::new();
     let dir = p.path().display().to_string();
+    let redis = redis(port, &dir, true);
     p.write(
         "ringmaster.toml",
         &format!(
             r#"
 [services.server]
-command = "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {dir} --logfile {dir}/redis.log --pidfile {dir}/redis.pid"
+command = "{redis}"
 port = {port}
 health = {{ tcp = {port} }}
 restart = {{ policy = "on-failure", backoff = "100ms" }}
@@ -135,7 +135,7 @@ health = {{ http = "http://127.0.0.1:{app}/" }}
 
 #[test]
 fn nginx_that_daemonizes_is_followed_restarted_and_stopped() {
-    if !have("nginx") {
+    if which("nginx").is_none() {
         eprintln!("skipped: nginx is not installed (apt-get install nginx)");
         return;
     }
@@ -194,19 +194,20 @@ health = {{ http = "http://127.0.0.1:{app}/" }}
 /// starts a new one on the same port; `down` then leaves nothing.
 #[test]
 fn a_redis_daemon_left_by_a_killed_instance_is_stopped_by_the_next_start() {
-    if !have("redis-server") {
+    if which("redis-server").is_none() {
         eprintln!("skipped: redis-server is not installed (apt-get install redis-server)");
         return;
     }
     let port = free_port();
     let p = Project::new();
     let dir = p.path().display().to_string();
+    let redis = redis(port, &dir, false);
     p.write(
         "ringmaster.toml",
         &format!(
             r#"
 [services.server]
-command = "redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {dir} --logfile {dir}/redis.log"
+command = "{redis}"
 port = {port}
 health = {{ tcp = {port} }}
 "#

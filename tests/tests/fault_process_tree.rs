@@ -21,16 +21,9 @@ use std::time::Duration;
 use os_support::{spec, Service};
 use ringmaster_os::process::{self, members};
 use ringmaster_os::stop::{stop, Signal};
-use ringmaster_tests::{fake_service, pid_alive, port_answers, wait_for, PidGuard};
+use ringmaster_tests::{comm, fake_service, pid_alive, port_answers, wait_for, PidGuard};
 
 const LONG: Duration = Duration::from_secs(20);
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
 
 #[test]
 fn a_three_deep_shell_chain_with_a_renamed_leaf_is_stopped_and_its_port_freed() {

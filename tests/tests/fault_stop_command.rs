@@ -15,7 +15,7 @@ use actors_support::*;
 use ringmaster::config::{Config, RestartPolicy, ServiceConfigBuilder};
 use ringmaster::messages::{ServiceStopReport, ShutdownReport, StopCommandOutcome};
 use ringmaster::{Options, Orchestrator, ServiceState};
-use ringmaster_tests::{free_port, pid_alive, port_answers, PidGuard};
+use ringmaster_tests::{free_port, pid_alive, port_answers, which, PidGuard};
 
 /// Every live process carrying a tag of the project of `state_dir`.
 fn tagged(state_dir: &Path) -> Vec<u32> {
@@ -333,15 +333,6 @@ async fn redis_stops_by_redis_cli_shutdown() {
             .any(|l| l.service == "redis" && l.line.contains("ready to exit"))
     })
     .await;
-}
-
-/// The full path of `program` on PATH, if any.
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(program))
-        .find(|p| p.is_file())
 }
 
 /// With nginx installed: `nginx -s quit` only asks (it returns before nginx is

@@ -13,26 +13,12 @@ use std::time::Duration;
 use actors_support::*;
 use ringmaster::config::ServiceConfigBuilder;
 use ringmaster::{Options, Orchestrator, ServiceStatus};
-use ringmaster_tests::{free_port, PidGuard};
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_owned()
-}
+use ringmaster_tests::{comm, free_port, which, PidGuard};
 
 fn argv(pid: u32) -> String {
     std::fs::read(format!("/proc/{pid}/cmdline"))
         .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
         .unwrap_or_default()
-}
-
-fn have(program: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {program}")])
-        .output()
-        .is_ok_and(|o| o.status.success())
 }
 
 /// Runs `services` until all are ready; returns their status.
@@ -55,7 +41,7 @@ async fn stop(orch: Orchestrator) {
 
 #[actix_rt::test]
 async fn the_program_behind_sh_c_is_the_main_pid() {
-    if !have("python3") {
+    if which("python3").is_none() {
         eprintln!("skipped: python3 is not installed");
         return;
     }
@@ -131,7 +117,7 @@ async fn of_a_reloader_and_a_worker_sharing_the_port_the_reloader_is_the_main_pi
 
 #[actix_rt::test]
 async fn an_npm_run_chain_shows_the_node_program() {
-    if !have("npm") || !have("node") {
+    if which("npm").is_none() || which("node").is_none() {
         eprintln!("skipped: node and npm are not installed");
         return;
     }

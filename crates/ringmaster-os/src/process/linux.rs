@@ -203,6 +203,14 @@ pub(super) fn parent(pid: u32) -> Option<u32> {
     read_stat(pid).map(|s| s.ppid)
 }
 
+pub(super) fn timer_slack(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/timerslack_ns"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,12 +286,4 @@ mod tests {
         assert_eq!(me.uid, Some(nix::unistd::getuid().as_raw()));
         assert_eq!(me.pgid, Some(nix::unistd::getpgrp().as_raw() as u32));
     }
-}
-
-pub(super) fn timer_slack(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/timerslack_ns"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
