@@ -28,6 +28,28 @@ fn redis(port: u16, dir: &str, pid_file: bool) -> String {
     format!("redis-server --port {port} --bind 127.0.0.1 --daemonize yes --save '' --appendonly no --dir {dir} --logfile {dir}/redis.log{own}")
 }
 
+/// The stack: `server` (running `command`, probed with `health`, restarted on
+/// failure) on `port`, and `app` depending on it.
+fn stack(command: &str, port: u16, health: &str, app: u16) -> String {
+    format!(
+        r#"
+[services.server]
+command = "{command}"
+port = {port}
+health = {health}
+restart = {{ policy = "on-failure", backoff = "100ms" }}
+stop = {{ timeout = "5s" }}
+
+[services.app]
+command = "'{fake}' --listen {app} --http"
+port = {app}
+depends_on = ["server"]
+health = {{ http = "http://127.0.0.1:{app}/" }}
+"#,
+        fake = fake_service().display()
+    )
+}
+
 fn service<'a>(status: &'a [Value], name: &str) -> &'a Value {
     status
         .iter()
@@ -112,23 +134,7 @@ fn redis_that_daemonizes_is_followed_restarted_and_stopped() {
     let redis = redis(port, &dir, true);
     p.write(
         "ringmaster.toml",
-        &format!(
-            r#"
-[services.server]
-command = "{redis}"
-port = {port}
-health = {{ tcp = {port} }}
-restart = {{ policy = "on-failure", backoff = "100ms" }}
-stop = {{ timeout = "5s" }}
-
-[services.app]
-command = "'{fake}' --listen {app} --http"
-port = {app}
-depends_on = ["server"]
-health = {{ http = "http://127.0.0.1:{app}/" }}
-"#,
-            fake = fake_service().display()
-        ),
+        &stack(&redis, port, &format!("{{ tcp = {port} }}"), app),
     );
     run_daemon_stack(&p, port, app, "redis-server");
 }
@@ -165,26 +171,9 @@ http {{
 "#
         ),
     );
-    p.write(
-        "ringmaster.toml",
-        &format!(
-            r#"
-[services.server]
-command = "nginx -c {dir}/nginx.conf -p {dir} -e {dir}/error.log"
-port = {port}
-health = {{ http = "http://127.0.0.1:{port}/" }}
-restart = {{ policy = "on-failure", backoff = "100ms" }}
-stop = {{ timeout = "5s" }}
-
-[services.app]
-command = "'{fake}' --listen {app} --http"
-port = {app}
-depends_on = ["server"]
-health = {{ http = "http://127.0.0.1:{app}/" }}
-"#,
-            fake = fake_service().display()
-        ),
-    );
+    let nginx = format!("nginx -c {dir}/nginx.conf -p {dir} -e {dir}/error.log");
+    let health = format!("{{ http = \"http://127.0.0.1:{port}/\" }}");
+    p.write("ringmaster.toml", &stack(&nginx, port, &health, app));
     run_daemon_stack(&p, port, app, "nginx");
 }
 

@@ -20,39 +20,18 @@ fn main() {
 }
 
 #[cfg(target_os = "linux")]
+mod common;
+
+#[cfg(target_os = "linux")]
 mod bench {
-    use std::process::{Child, Command, Stdio};
+    use super::common::{cpu_time, Children};
+    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     use ringmaster_os::{census, CensusTarget, Tag, TAG_ENV};
 
     const RUNS: usize = 50;
     const SERVICES: usize = 10;
-
-    /// Kills (by pid) and reaps every child when dropped, even on a panic.
-    struct Children(Vec<Child>);
-
-    impl Drop for Children {
-        fn drop(&mut self) {
-            for c in &mut self.0 {
-                let _ = c.kill();
-            }
-            for c in &mut self.0 {
-                let _ = c.wait();
-            }
-        }
-    }
-
-    fn cpu_time() -> Duration {
-        // SAFETY: rusage is plain data; all-zero is a valid value.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `usage` is a live, writable rusage.
-        unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        tv(usage.ru_utime) + tv(usage.ru_stime)
-    }
 
     fn median(mut v: Vec<Duration>) -> f64 {
         v.sort_unstable();
@@ -62,10 +41,10 @@ mod bench {
     fn time(mut f: impl FnMut()) -> (f64, f64) {
         let (mut walls, mut cpus) = (Vec::new(), Vec::new());
         for _ in 0..RUNS {
-            let (c0, t0) = (cpu_time(), Instant::now());
+            let (c0, t0) = (cpu_time(libc::RUSAGE_SELF), Instant::now());
             f();
             walls.push(t0.elapsed());
-            cpus.push(cpu_time().saturating_sub(c0));
+            cpus.push(cpu_time(libc::RUSAGE_SELF).saturating_sub(c0));
         }
         (median(walls), median(cpus))
     }

@@ -21,26 +21,16 @@ fn main() {
 }
 
 #[cfg(target_os = "linux")]
+mod common;
+
+#[cfg(target_os = "linux")]
 mod bench {
-    use std::process::{Child, Command, Stdio};
+    use super::common::{cpu_time, Children};
+    use std::process::{Command, Stdio};
     use std::time::{Duration, Instant};
 
     const IN_PROCESS_RUNS: usize = 50;
     const COMMAND_RUNS: usize = 20;
-
-    /// Kills (by pid) and reaps every child when dropped, even on a panic.
-    struct Children(Vec<Child>);
-
-    impl Drop for Children {
-        fn drop(&mut self) {
-            for c in &mut self.0 {
-                let _ = c.kill();
-            }
-            for c in &mut self.0 {
-                let _ = c.wait();
-            }
-        }
-    }
 
     /// One measurement: wall time and CPU time.
     #[derive(Clone, Copy)]
@@ -68,19 +58,6 @@ mod bench {
 
     fn ms(d: Duration) -> f64 {
         d.as_secs_f64() * 1000.0
-    }
-
-    /// User + system CPU time of ourselves (`RUSAGE_SELF`, every thread) or of our
-    /// reaped children (`RUSAGE_CHILDREN`).
-    fn cpu_time(who: libc::c_int) -> Duration {
-        // SAFETY: rusage is plain data; all-zero is a valid value.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `usage` is a live, writable rusage.
-        unsafe { libc::getrusage(who, &mut usage) };
-        let tv = |t: libc::timeval| {
-            Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
-        };
-        tv(usage.ru_utime) + tv(usage.ru_stime)
     }
 
     /// One run of `program`, checking its stdout names `pid`; `None` when the
