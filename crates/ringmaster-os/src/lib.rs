@@ -13,7 +13,7 @@
 //!   wait for them to go without a signal (after a stop command).
 //! - [`ports`]: every process holding a LISTEN socket on a port
 //!   (platform code in `ports/{linux,other}.rs`).
-//! - [`census`]: a service's live members, their ports and its main process,
+//! - [`mod@census`]: a service's live members, their ports and its main process,
 //!   for every service in one scan.
 //! - [`authz`]: whether a process may be stopped, and the refusal when not.
 //! - [`pidfile`]: PID files that record identity; stale files are never signalled.

@@ -2031,7 +2031,7 @@ impl Handler<GetStatus> for Supervisor {
     /// The status of every service, with what one census of the process table
     /// (and of the listening sockets) finds for the running ones: their live
     /// members, the ports each holds, and the main pid (see
-    /// [`ringmaster_os::census`]). A pid that is gone is never shown; when the
+    /// [`mod@ringmaster_os::census`]). A pid that is gone is never shown; when the
     /// census fails, the pids the Supervisor knows are kept.
     fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
         let mut statuses: Vec<ServiceStatus> = Vec::new();
