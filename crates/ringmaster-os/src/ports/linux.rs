@@ -558,6 +558,9 @@ mod tests {
         // Another test may bind the released port at once: only our own socket
         // must be gone.
         let after = listeners(Some(port)).expect("listeners");
-        assert!(after.iter().all(|h| h.pid != std::process::id()), "{after:?}");
+        assert!(
+            after.iter().all(|h| h.pid != std::process::id()),
+            "{after:?}"
+        );
     }
 }
