@@ -188,8 +188,8 @@ fn background_pid(out: &Output) -> u32 {
     digits.parse().expect("a pid")
 }
 
-/// `up -d`, then both services ready in `status --json`, each with a live pid
-/// whose tree carries the tag (cmd.exe and its ping.exe). Returns the background
+/// `up -d`, then both services ready in `status --json`, each with a live root
+/// (cmd.exe) and main pid (its ping.exe), both carrying the tag. Returns the background
 /// instance's pid and the tagged processes.
 fn up_and_ready(stack: &Stack) -> (u32, Vec<ProcessInfo>) {
     let up = stack.run(&["up", "-d"]);
@@ -204,15 +204,18 @@ fn up_and_ready(stack: &Stack) -> (u32, Vec<ProcessInfo>) {
     assert_eq!(services.len(), 2, "{services:?}");
     for s in services {
         assert_eq!(s["state"], "ready", "{s}");
-        let pid = s["pid"].as_u64().expect("a ready service has a pid") as u32;
-        let p = process::process(pid)
-            .expect("the process table can be read")
-            .unwrap_or_else(|| panic!("{s} is alive"));
-        assert!(p.name.eq_ignore_ascii_case("cmd.exe"), "{s}: {}", p.name);
-        assert_eq!(
-            p.tag.as_ref().map(|t| t.project.as_str()),
-            Some(stack.project.as_str())
-        );
+        // `root_pid` is the spawned `cmd /C`; `pid` the program it runs.
+        for (field, name) in [("root_pid", "cmd.exe"), ("pid", "ping.exe")] {
+            let pid = s[field].as_u64().expect("a ready service has both pids") as u32;
+            let p = process::process(pid)
+                .expect("the process table can be read")
+                .unwrap_or_else(|| panic!("{s} is alive"));
+            assert!(p.name.eq_ignore_ascii_case(name), "{s}: {}", p.name);
+            assert_eq!(
+                p.tag.as_ref().map(|t| t.project.as_str()),
+                Some(stack.project.as_str())
+            );
+        }
     }
     let mut tagged = Vec::new();
     wait_for("cmd.exe and ping.exe of both services, tagged", || {
