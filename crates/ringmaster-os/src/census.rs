@@ -123,9 +123,9 @@ pub fn census(targets: &[CensusTarget]) -> Result<Vec<ServiceCensus>> {
             // Wrapper detection wants argv (`node /usr/bin/npm`), which the brief
             // scan does not read: it is read only for the few processes the walk
             // below the wrappers looks at.
-            let mut wrapper = |p: &ProcessInfo| match process::process(p.pid) {
-                Ok(Some(full)) if full.start_time == p.start_time => is_wrapper(&full),
-                _ => is_wrapper(p),
+            let mut wrapper = |p: &ProcessInfo| match process::argv(p.pid) {
+                Some(argv) => is_wrapper(&ProcessInfo { argv, ..p.clone() }),
+                None => is_wrapper(p),
             };
             ServiceCensus {
                 main_pid: pick_main(&members, t.root, &holders, t.hint, &mut wrapper),

@@ -56,10 +56,14 @@ pub struct Restart {
 }
 
 /// Bot or CLI ([`crate::Orchestrator::status`]) → Supervisor: the status of every
-/// service (answered during a shutdown too).
+/// service (answered during a shutdown too). With `brief`, without the census of
+/// the process table ([`crate::Orchestrator::status_brief`]): states and reasons
+/// only, `pid` as last reported (the spawned root, or a daemon's), no `members`.
 #[derive(Message, Debug, Clone, Default)]
 #[rtype(result = "Vec<ServiceStatus>")]
-pub struct GetStatus;
+pub struct GetStatus {
+    pub brief: bool,
+}
 
 /// [`crate::Orchestrator::sweep`] → Supervisor, before the forced sweep: from now
 /// on nothing restarts (pending restarts are cancelled); a service that goes down

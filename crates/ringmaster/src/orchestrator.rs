@@ -281,7 +281,18 @@ impl Orchestrator {
     /// (the services being stopped show `stopping`).
     pub async fn status(&self) -> Result<Vec<ServiceStatus>> {
         self.supervisor
-            .send(GetStatus)
+            .send(GetStatus { brief: false })
+            .await
+            .map_err(|_| Error::SupervisorGone)
+    }
+
+    /// The status without the census of the process table: states, reasons,
+    /// restarts and health as [`Orchestrator::status`] gives them, but `pid` as
+    /// last reported (the spawned root, or a daemon's pid) and no `members` or
+    /// `root_pid`. Cheap, for polling a start-up's progress.
+    pub async fn status_brief(&self) -> Result<Vec<ServiceStatus>> {
+        self.supervisor
+            .send(GetStatus { brief: true })
             .await
             .map_err(|_| Error::SupervisorGone)
     }

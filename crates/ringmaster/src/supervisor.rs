@@ -2033,7 +2033,7 @@ impl Handler<GetStatus> for Supervisor {
     /// members, the ports each holds, and the main pid (see
     /// [`mod@ringmaster_os::census`]). A pid that is gone is never shown; when the
     /// census fails, the pids the Supervisor knows are kept.
-    fn handle(&mut self, _: GetStatus, _: &mut Context<Self>) -> Self::Result {
+    fn handle(&mut self, msg: GetStatus, _: &mut Context<Self>) -> Self::Result {
         let mut statuses: Vec<ServiceStatus> = Vec::new();
         let mut targets: Vec<(usize, CensusTarget)> = Vec::new();
         for e in self.order.iter().filter_map(|n| self.entries.get(n)) {
@@ -2053,6 +2053,9 @@ impl Handler<GetStatus> for Supervisor {
                 ));
             }
             statuses.push(Self::status_of(e));
+        }
+        if msg.brief {
+            targets.clear();
         }
         Box::pin(async move {
             if targets.is_empty() {

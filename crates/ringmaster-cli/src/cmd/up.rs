@@ -722,7 +722,7 @@ fn detach(args: &UpArgs, config: &Config, style: &Style, pass: &Passthrough) -> 
             )));
         }
         if let Ok(startup) = client.get_json::<Startup>("/startup") {
-            let statuses: Vec<ServiceStatus> = client.get_json("/status").unwrap_or_default();
+            let statuses: Vec<ServiceStatus> = client.get_json("/status?brief").unwrap_or_default();
             if args.wait_timeout.is_some_and(|t| started.elapsed() >= t) {
                 return Err(Failure::failed(not_ready_in_time(
                     &statuses, &names, started, pid,

@@ -67,8 +67,16 @@ fn authorized(ctx: &guard::GuardContext<'_>, token: Option<&str>) -> bool {
     }
 }
 
-async fn status(s: web::Data<Shared>) -> HttpResponse {
-    match s.orch.status().await {
+/// `GET /status`, or `GET /status?brief` without the census of the process table
+/// (what `up -d` polls while it waits).
+async fn status(s: web::Data<Shared>, req: actix_web::HttpRequest) -> HttpResponse {
+    let brief = req.query_string().split('&').any(|q| q == "brief");
+    let list = if brief {
+        s.orch.status_brief().await
+    } else {
+        s.orch.status().await
+    };
+    match list {
         Ok(list) => HttpResponse::Ok().json(list),
         Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }

@@ -203,6 +203,11 @@ pub(super) fn parent(pid: u32) -> Option<u32> {
     read_stat(pid).map(|s| s.ppid)
 }
 
+pub(super) fn argv(pid: u32) -> Option<Vec<String>> {
+    let argv = read_argv(pid);
+    (!argv.is_empty()).then_some(argv)
+}
+
 pub(super) fn timer_slack(pid: u32) -> Option<u64> {
     std::fs::read_to_string(format!("/proc/{pid}/timerslack_ns"))
         .ok()?

@@ -127,6 +127,13 @@ pub fn is_same_alive(pid: u32, start_time: u64) -> bool {
     matches!(sys::liveness(pid), Some((start, false)) if start == start_time)
 }
 
+/// The command line of `pid`, where one read gives it (Linux: `/proc/PID/cmdline`);
+/// `None` elsewhere (there a full [`process`] read is much dearer) or when it
+/// cannot be read.
+pub fn argv(pid: u32) -> Option<Vec<String>> {
+    sys::argv(pid)
+}
+
 /// The timer slack of `pid` in ns (Linux: `/proc/PID/timerslack_ns`, readable for
 /// our own children); `None` elsewhere or when it cannot be read. See
 /// [`crate::Tag::slack_marker`].

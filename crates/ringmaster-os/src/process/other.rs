@@ -189,6 +189,10 @@ pub(super) fn parent(pid: u32) -> Option<u32> {
         .map(|p| p.as_u32())
 }
 
+pub(super) fn argv(_pid: u32) -> Option<Vec<String>> {
+    None
+}
+
 pub(super) fn timer_slack(_pid: u32) -> Option<u64> {
     None
 }
