@@ -98,7 +98,17 @@ pub fn census(targets: &[CensusTarget]) -> Result<Vec<ServiceCensus>> {
         })
         .collect();
     let mut ports: HashMap<u32, Vec<u16>> = HashMap::new();
-    if found.iter().any(|m| !m.is_empty()) {
+    // On Linux the socket table is cheap (netlink, then one fd scan). Elsewhere it
+    // comes from the `listeners` crate, which took seconds under Wine on a busy
+    // machine: it is read only when a running service has a port, whose holder
+    // may be its main process (members' `ports` stay empty otherwise).
+    let running = targets.iter().zip(&found).filter(|(_, m)| !m.is_empty());
+    let read_ports = if cfg!(target_os = "linux") {
+        running.count() > 0
+    } else {
+        running.filter(|(t, _)| t.port.is_some()).count() > 0
+    };
+    if read_ports {
         // A failed socket read only leaves the ports out: the members still count.
         for l in crate::ports::all_listeners().unwrap_or_default() {
             ports.entry(l.pid).or_default().push(l.port);
