@@ -1,0 +1,218 @@
+//! The stop cascade: levels of services stopped in parallel, each level after the
+//! one that depends on it, within one deadline; each stop followed by its port's
+//! check (`run_cascade`, `stop_item`).
+use super::*;
+
+pub(super) enum StopVia {
+    Process(Addr<ServiceActor>),
+    Plugin(Recipient<Stop>),
+}
+
+pub(super) struct StopItem {
+    pub(super) name: String,
+    pub(super) via: StopVia,
+    pub(super) timeout: Duration,
+    pub(super) port: Option<u16>,
+    pub(super) allow: Vec<String>,
+    /// The service's stop signal, for authorized leftovers on its port.
+    pub(super) signal: Signal,
+    /// It has a stop command (its stop may take longer, see `stop_item`).
+    pub(super) stop_command: bool,
+}
+
+pub(super) struct CascadeCtx {
+    pub(super) janitor: Addr<PortJanitor>,
+    pub(super) subscribers: Vec<Recipient<ServiceEvent>>,
+    pub(super) project: String,
+}
+
+pub(super) async fn run_cascade(
+    mut levels: VecDeque<Vec<StopItem>>,
+    deadline: Duration,
+    ctx: CascadeCtx,
+) -> (Vec<ServiceStopReport>, bool) {
+    let start = Instant::now();
+    let end = start + deadline;
+    let mut out = Vec::new();
+    let mut hit = false;
+    while let Some(mut level) = levels.pop_front() {
+        let remaining = deadline.saturating_sub(start.elapsed());
+        let at_once = remaining.is_zero();
+        if at_once {
+            hit = true;
+            while let Some(more) = levels.pop_front() {
+                level.extend(more);
+            }
+        }
+        let stops = level.into_iter().map(|item| {
+            let grace = if at_once {
+                Duration::ZERO
+            } else {
+                item.timeout.min(remaining)
+            };
+            let cut = grace < item.timeout;
+            stop_item(item, grace, cut, end, &ctx)
+        });
+        let reports = futures::future::join_all(stops).await;
+        for r in &reports {
+            if r.deadline_cut && !r.report.killed.is_empty() {
+                hit = true;
+            }
+            let ev = ServiceEvent {
+                name: r.name.clone(),
+                kind: EventKind::Stopped {
+                    report: r.report.clone(),
+                },
+            };
+            for s in &ctx.subscribers {
+                s.do_send(ev.clone());
+            }
+        }
+        out.extend(reports);
+    }
+    (out, hit)
+}
+
+/// Stops one service with `grace` (`cut`: shorter than its stop timeout because
+/// of the deadline), then checks its port, with a grace for the port's leftovers
+/// that never reaches past `end` (the cascade's deadline).
+pub(super) async fn stop_item(
+    item: StopItem,
+    grace: Duration,
+    cut: bool,
+    end: Instant,
+    ctx: &CascadeCtx,
+) -> ServiceStopReport {
+    let started = Instant::now();
+    // A stop command may use `grace`, then the signal its stop timeout cut to the
+    // deadline (`service::stop_command`).
+    let wait = if item.stop_command {
+        grace + item.timeout.min(end.saturating_duration_since(started))
+    } else {
+        grace
+    } + STOP_MARGIN;
+    // Why there is no answer, when there is none.
+    let answer = match &item.via {
+        StopVia::Process(a) => {
+            let msg = StopChecked {
+                grace,
+                deadline: end,
+            };
+            tokio::time::timeout(wait, a.send(msg)).await
+        }
+        StopVia::Plugin(r) => tokio::time::timeout(wait, r.send(Stop { grace }))
+            .await
+            .map(|r| {
+                r.map(|report| StopAnswer {
+                    report,
+                    ..StopAnswer::default()
+                })
+            }),
+    }
+    .map_err(|_| format!("did not answer Stop within {wait:?}"))
+    .and_then(|r| r.map_err(|e| format!("could not take Stop ({e})")));
+    let mut no_answer = None;
+    let mut stop_error = None;
+    let mut stop_command = None;
+    let report = match answer {
+        Ok(a) => {
+            stop_error = a.error;
+            stop_command = a.command;
+            a.report
+        }
+        Err(why) => match &item.via {
+            StopVia::Process(_) => {
+                tracing::warn!(service = %item.name, "its actor {why}; killing what carries its tag");
+                let tag = Tag::new(ctx.project.clone(), item.name.clone());
+                let target = StopTarget {
+                    root: None,
+                    pgid: None,
+                    also: crate::service::Claims::held(&tag.env_value()),
+                    tag: Some(tag),
+                };
+                let res = blocking_now(move || {
+                    ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO)
+                })
+                .await;
+                let mut r = match res {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) | Err(crate::Error::Os(e)) => {
+                        stop_error = Some(format!("the kill in its place failed: {e}"));
+                        StopReport::default()
+                    }
+                    Err(e) => {
+                        stop_error = Some(format!("the kill in its place failed: {e}"));
+                        StopReport::default()
+                    }
+                };
+                r.elapsed = started.elapsed();
+                r
+            }
+            StopVia::Plugin(_) => {
+                let text = format!("plugin `{}` {why}; it may still be running", item.name);
+                tracing::warn!(service = %item.name, "{text}");
+                no_answer = Some(text);
+                StopReport {
+                    elapsed: started.elapsed(),
+                    ..StopReport::default()
+                }
+            }
+        },
+    };
+    let mut port_stopped = Vec::new();
+    let mut port_refused = Vec::new();
+    let port_free = match item.port {
+        Some(port) => {
+            // What is left of the deadline now, not the grace the stop had (which
+            // the stop may have used up already).
+            let left = end.saturating_duration_since(Instant::now());
+            let check = ctx
+                .janitor
+                .send(CheckPort {
+                    port,
+                    service: item.name.clone(),
+                    allow: item.allow.clone(),
+                    signal: item.signal,
+                    grace: grace.min(left),
+                })
+                .await;
+            match check {
+                Ok(c) => {
+                    if !c.stopped.is_empty() {
+                        tracing::warn!(
+                            service = %item.name,
+                            "port {port} was still held after the stop; stopped {}",
+                            c.stopped
+                                .iter()
+                                .map(|p| p.to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
+                    }
+                    for r in &c.refused {
+                        tracing::warn!(service = %item.name, "after the stop: {r}");
+                    }
+                    port_stopped = c.stopped;
+                    port_refused = c.refused;
+                    Some(c.free)
+                }
+                Err(e) => {
+                    tracing::warn!(service = %item.name, "port {port} not checked: {e}");
+                    Some(false)
+                }
+            }
+        }
+        None => None,
+    };
+    ServiceStopReport {
+        name: item.name,
+        report,
+        port_free,
+        deadline_cut: cut,
+        no_answer,
+        port_stopped,
+        port_refused,
+        stop_error,
+        stop_command,
+    }
+}
