@@ -18,6 +18,12 @@ bench:
     cargo bench -p ringmaster-os
     cargo bench -p ringmaster
 
+# Gating at start-ups of 0.1-30 s beside wait-on (installs wait-on from npm first).
+bench-gating:
+    scripts/bench-tools.sh
+    cargo build --release -p ringmaster-tests --bin fake-service
+    WAIT_ON=$PWD/.bench-tools/node_modules/.bin/wait-on cargo bench -p ringmaster --bench gating
+
 # Windows and macOS cross-checks.
 cross:
     rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin

@@ -25,6 +25,14 @@
 //!                          are spawned, as nginx, redis and postgres do when they set
 //!                          their process title (/proc/PID/environ then shows no tag)
 //!   --lines N              print N numbered lines (`line 1` … `line N`) as fast as it can, at start
+//!   --answer-after MS      hold each HTTP request (accepted, unanswered) until MS ms after
+//!                          start, as a reloader does while its worker starts; each answer
+//!                          is printed (`answered <status>`)
+//!   --early-status CODE    with --answer-after: answer requests before then with CODE at once
+//!   --notify-status TEXT   at start, send `STATUS=TEXT` to $NOTIFY_SOCKET (sd_notify)
+//!   --notify-after MS      MS ms after start (and after binding), send `READY=1` to
+//!                          $NOTIFY_SOCKET, then print `notified <unix time in µs of the send>`
+//!   --notify-mainpid       with --notify-after: also send `MAINPID=` of its first child
 //!   --health-file PATH     answer HTTP (implies --http) as PATH says, read at every request:
 //!                          a comma-separated cycle of modes, request k takes entry k mod len;
 //!                          a mode is a status code (`200`, `500`), `hang` (never answer, hold
@@ -68,6 +76,11 @@ struct Options {
     wipe_env: bool,
     lines: u64,
     health_file: Option<std::path::PathBuf>,
+    answer_after: Option<u64>,
+    early_status: Option<u16>,
+    notify_status: Option<String>,
+    notify_after: Option<u64>,
+    notify_mainpid: bool,
     /// Internal: this process is a child spawned by `--children` (prints `pid child`).
     as_child: bool,
 }
@@ -119,6 +132,14 @@ fn parse_args() -> Options {
                 o.http = true;
                 o.health_file = Some(value(&arg, args.next()));
             }
+            "--answer-after" => {
+                o.http = true;
+                o.answer_after = Some(value(&arg, args.next()));
+            }
+            "--early-status" => o.early_status = Some(value(&arg, args.next())),
+            "--notify-status" => o.notify_status = Some(value(&arg, args.next())),
+            "--notify-after" => o.notify_after = Some(value(&arg, args.next())),
+            "--notify-mainpid" => o.notify_mainpid = true,
             "--as-child" => o.as_child = true,
             "-h" | "--help" => usage("help requested"),
             other => usage(&format!("unknown argument {other:?}")),
@@ -170,6 +191,10 @@ fn main() {
     for _ in 0..o.children {
         children.push(spawn_child(&o, o.depth));
     }
+    if let Some(text) = &o.notify_status {
+        notify(&format!("STATUS={text}"));
+    }
+    let first_child = children.first().map(std::process::Child::id);
     if o.wipe_env && !sys::wipe_env() {
         say("note: --wipe-env is not supported on this platform");
     }
@@ -222,8 +247,28 @@ fn main() {
             status: o.http_status,
             head_405: o.head_405,
             health_file: o.health_file.clone(),
+            answer_at: o.answer_after.map(|ms| start + Duration::from_millis(ms)),
+            early_status: o.early_status,
         };
         std::thread::spawn(move || accept_loop(l, answer));
+    }
+
+    if let Some(ms) = o.notify_after {
+        std::thread::sleep(
+            (start + Duration::from_millis(ms)).saturating_duration_since(Instant::now()),
+        );
+        let mut msg = "READY=1".to_owned();
+        if let (true, Some(pid)) = (o.notify_mainpid, first_child) {
+            msg.push_str(&format!("\nMAINPID={pid}"));
+        }
+        // The time is taken before the send: it is the moment READY=1 could
+        // first be heard.
+        let micros = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_micros())
+            .unwrap_or(0);
+        notify(&msg);
+        say(&format!("notified {micros}"));
     }
 
     match o.exit_after {
@@ -263,6 +308,22 @@ struct Answer {
     status: u16,
     head_405: bool,
     health_file: Option<std::path::PathBuf>,
+    /// Requests are held until then (`--answer-after`)...
+    answer_at: Option<Instant>,
+    /// ...or answered with this status before then (`--early-status`).
+    early_status: Option<u16>,
+}
+
+/// Sends one sd_notify datagram to $NOTIFY_SOCKET; says why when it cannot.
+fn notify(msg: &str) {
+    match std::env::var("NOTIFY_SOCKET") {
+        Ok(addr) => {
+            if let Err(e) = sys::notify(&addr, msg) {
+                say(&format!("note: sd_notify to {addr} failed: {e}"));
+            }
+        }
+        Err(_) => say("note: no NOTIFY_SOCKET"),
+    }
 }
 
 /// Prints `line 1` … `line n` through one buffered, locked stdout.
@@ -332,6 +393,12 @@ fn serve(mut stream: TcpStream, answer: &Answer, requests: &std::sync::atomic::A
     } else {
         answer.status
     };
+    if let Some(at) = answer.answer_at.filter(|at| Instant::now() < *at) {
+        match answer.early_status {
+            Some(code) => status = code,
+            None => std::thread::sleep(at.saturating_duration_since(Instant::now())),
+        }
+    }
     if let Some(path) = &answer.health_file {
         let k = requests.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mode = health_mode(path, k);
@@ -391,11 +458,29 @@ fn serve(mut stream: TcpStream, answer: &Answer, requests: &std::sync::atomic::A
     }
     let _ = stream.write_all(response.as_bytes());
     let _ = stream.flush();
+    if answer.answer_at.is_some() {
+        say(&format!("answered {status}"));
+    }
 }
 
 #[cfg(unix)]
 mod sys {
-    //! Unix: signal disposition, fork, setsid, prctl.
+    //! Unix: signal disposition, fork, setsid, prctl, sd_notify.
+
+    /// Sends `msg` to the sd_notify socket `addr` (`@name`: abstract, Linux).
+    pub fn notify(addr: &str, msg: &str) -> std::io::Result<()> {
+        let sock = std::os::unix::net::UnixDatagram::unbound()?;
+        #[cfg(target_os = "linux")]
+        if let Some(name) = addr.strip_prefix('@') {
+            use std::os::linux::net::SocketAddrExt;
+            let a = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes())?;
+            sock.send_to_addr(msg.as_bytes(), &a)?;
+            return Ok(());
+        }
+        sock.send_to(msg.as_bytes(), addr)?;
+        Ok(())
+    }
+
     /// Zeroes every string of the environment block, where the kernel's
     /// /proc/PID/environ reads it (setproctitle does the same to make room).
     pub fn wipe_env() -> bool {
@@ -570,6 +655,11 @@ mod sys {
 #[cfg(not(unix))]
 mod sys {
     //! Windows: the Unix-only options are noted and ignored.
+    pub fn notify(_addr: &str, _msg: &str) -> std::io::Result<()> {
+        Err(std::io::Error::other(
+            "sd_notify is not supported on this platform",
+        ))
+    }
     pub fn wipe_env() -> bool {
         false
     }

@@ -168,3 +168,46 @@ fn only_we_hold(port: u16) {
         "port {port}: holders {last:?}, expected only {me:?}"
     );
 }
+
+/// `listening` answers for an address without connecting: a listener bound
+/// there, on the wildcard or on the dual-stack wildcard is found; a closed
+/// port is not; on macOS and Windows it cannot tell.
+#[test]
+fn listening_tells_a_listener_from_a_closed_port_without_connecting() {
+    use ringmaster_os::ports::listening;
+    use std::net::{SocketAddr, TcpListener};
+    let expect = |v: bool| {
+        if cfg!(target_os = "linux") {
+            Some(v)
+        } else {
+            None
+        }
+    };
+    let local = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = local.local_addr().expect("addr");
+    assert_eq!(listening(addr), expect(true));
+    drop(local);
+    assert_eq!(listening(addr), expect(false));
+
+    let any = TcpListener::bind("0.0.0.0:0").expect("bind");
+    let port = any.local_addr().expect("addr").port();
+    assert_eq!(
+        listening(SocketAddr::from(([127, 0, 0, 1], port))),
+        expect(true)
+    );
+    drop(any);
+
+    if let Ok(v6) = TcpListener::bind("[::1]:0") {
+        let addr = v6.local_addr().expect("addr");
+        assert_eq!(listening(addr), expect(true));
+        drop(v6);
+        assert_eq!(listening(addr), expect(false));
+    }
+    // A connection on the port is not a listener.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    let _client = std::net::TcpStream::connect(addr).expect("connect");
+    let (_served, _) = l.accept().expect("accept");
+    drop(l);
+    assert_eq!(listening(addr), expect(false));
+}

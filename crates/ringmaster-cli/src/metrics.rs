@@ -216,6 +216,7 @@ mod tests {
             since_ms: 0,
             health: Some("ok".into()),
             health_latency_ms: Some(12),
+            status_text: None,
             plugin: false,
         };
         let text = render(

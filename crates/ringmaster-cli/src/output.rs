@@ -206,6 +206,7 @@ mod tests {
             since_ms: 1_000,
             health: Some("failing: GET http://127.0.0.1:8000/health: connection refused".into()),
             health_latency_ms: Some(1),
+            status_text: None,
             plugin: false,
         };
         let t = status_table(&Style::plain(), &[s], 3_500);

@@ -26,7 +26,7 @@ use crate::Result;
 /// itself) or `argv[0]` basename is one of these is looked through.
 pub const WRAPPERS: &[&str] = &[
     "sh", "bash", "dash", "zsh", "ash", "ksh", "cmd", "cmd.exe", "npm", "npm.cmd", "npx", "pnpm",
-    "yarn", "env", "nohup", "timeout",
+    "yarn", "env", "nohup", "timeout", "setsid",
 ];
 
 /// One service to look at.

@@ -29,11 +29,18 @@ pub struct PidRecord {
 
 impl PidRecord {
     /// The record of `process`, spawned for `service` with `tag`, written by us.
+    /// A root still running the spawn's launcher (`setsid(1)`, a moment before it
+    /// execs the shell) gets no exe: the pid and start time, which the exec
+    /// keeps, tell it.
     pub fn new(process: &ProcessInfo, service: impl Into<String>, tag: &crate::Tag) -> PidRecord {
+        let launcher = crate::spawn::launcher();
         PidRecord {
             pid: process.pid,
             start_time: process.start_time,
-            exe: process.exe.clone(),
+            exe: process
+                .exe
+                .clone()
+                .filter(|exe| Some(exe.as_path()) != launcher),
             service: service.into(),
             tag: tag.env_value(),
             owner_pid: std::process::id(),

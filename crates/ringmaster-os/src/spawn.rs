@@ -43,13 +43,22 @@ pub struct Spawned {
 /// Spawns `spec`. Must be called inside a tokio runtime (actix-rt is one).
 /// The command runs as `sh -c COMMAND` (Unix) or `cmd /C COMMAND` (Windows),
 /// stdin is null, stdout and stderr are piped, `env` is added to our environment
-/// and [`TAG_ENV`] is set last (it cannot be overridden by `env`).
+/// and [`TAG_ENV`] is set last (it cannot be overridden by `env`). A
+/// `NOTIFY_SOCKET` of our own (ringmaster run by systemd) is not passed on: a
+/// service speaking sd_notify would tell systemd it is ready, or name its main
+/// pid. The service gets one only from `env` (its own notify probe's).
 pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
-    let mut wrap = CommandWrap::with_new(sys::SHELL, |cmd| {
+    let launcher = sys::launcher();
+    let program = launcher.map_or(std::ffi::OsStr::new(sys::SHELL), |l| l.as_os_str());
+    let mut wrap = CommandWrap::with_new(program, |cmd| {
+        if launcher.is_some() {
+            cmd.arg(sys::SHELL);
+        }
         sys::shell_args(cmd, &spec.command);
         if let Some(dir) = &spec.workdir {
             cmd.current_dir(dir);
         }
+        cmd.env_remove("NOTIFY_SOCKET");
         cmd.envs(spec.env.iter().map(|(k, v)| (k, v)));
         cmd.env(TAG_ENV, spec.tag.env_value());
         cmd.stdin(Stdio::null())
@@ -57,9 +66,15 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
             .stderr(Stdio::piped())
             .kill_on_drop(false);
     });
-    sys::isolate(&mut wrap);
-    sys::mark(&mut wrap, spec.tag.slack_marker());
-    let mut child = wrap.spawn().map_err(|e| {
+    let spawned = if launcher.is_some() {
+        // The launcher makes the session; the slack comes from this thread.
+        sys::with_thread_slack(spec.tag.slack_marker(), || wrap.spawn())
+    } else {
+        sys::isolate(&mut wrap);
+        sys::mark(&mut wrap, spec.tag.slack_marker());
+        wrap.spawn()
+    };
+    let mut child = spawned.map_err(|e| {
         let dir = spec
             .workdir
             .as_ref()
@@ -83,6 +98,13 @@ pub fn spawn(spec: &SpawnSpec) -> Result<Spawned> {
         stdout,
         stderr,
     })
+}
+
+/// The program [`spawn`] runs first, which execs the shell at once (on Linux,
+/// `setsid(1)` when installed; see `spawn/unix.rs`): a root that was just
+/// spawned may still show it as its exe.
+pub fn launcher() -> Option<&'static std::path::Path> {
+    sys::launcher()
 }
 
 /// Waits for the spawned root process itself to exit — not for its whole process

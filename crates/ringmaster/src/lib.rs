@@ -96,6 +96,8 @@ pub mod health;
 pub mod janitor;
 pub mod logs;
 pub mod messages;
+#[cfg(target_os = "linux")]
+pub mod notify;
 pub mod orchestrator;
 pub mod plugin;
 pub mod service;

@@ -95,6 +95,9 @@ pub struct Start {
     /// Where this service's events go: [`Reporter::report`] sends a
     /// [`ServiceEvent`] with this service's name to the Supervisor.
     pub events: Reporter,
+    /// For a process service with a `notify` probe: the `NOTIFY_SOCKET` its
+    /// processes get (a plugin never has one).
+    pub notify_socket: Option<String>,
 }
 
 /// Reports one service's events to the Supervisor, with the service's name filled
@@ -227,6 +230,7 @@ pub struct PortCheck {
 /// then every `interval`; report to `reply`. An `exec` probe runs as the service
 /// does: in its `workdir`, with its `env` added to ours and its `tag` set (so what
 /// the probe leaves running is one of the service's processes and stops with it).
+/// See [`crate::health`] for the schedules.
 #[derive(Message, Debug, Clone)]
 #[rtype(result = "()")]
 pub struct Watch {
@@ -235,12 +239,49 @@ pub struct Watch {
     pub interval: Duration,
     pub timeout: Duration,
     pub failures: u32,
+    /// Before the first success: the longest wait between two probes that got an
+    /// answer.
+    pub start_interval: Duration,
+    /// Before the first success: how long a probe whose connection was accepted
+    /// waits for its answer (the service's `ready_timeout`; a server that is
+    /// starting may accept long before it answers).
+    pub patience: Duration,
+    /// The service's own port: an `exec` probe runs once it accepts connections.
+    pub port: Option<u16>,
     pub workdir: std::path::PathBuf,
     /// The service's environment (`env_file`, then `env`), as in its `ServiceConfig`.
     pub env: Vec<(String, String)>,
     /// The service's tag (`None` for a plugin, which has no processes of its own).
     pub tag: Option<Tag>,
+    /// A `notify` probe's socket for this launch (Linux).
+    #[cfg(target_os = "linux")]
+    pub notify: Option<std::sync::Arc<crate::notify::NotifySocket>>,
     pub reply: Recipient<HealthChanged>,
+    /// Where what a `notify` service says of itself goes.
+    pub notices: Recipient<Notified>,
+}
+
+/// HealthChecker → Supervisor: a `notify` service said something other than
+/// `READY=1` (which comes as [`Health::Ready`]). Only what one of its own
+/// processes sent is passed on.
+#[derive(Message, Debug, Clone, PartialEq, Eq)]
+#[rtype(result = "()")]
+pub struct Notified {
+    pub name: String,
+    /// The process that sent it.
+    pub pid: u32,
+    pub notice: Notice,
+}
+
+/// What a `notify` service said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// `STATUS=…`: a line of text about its state.
+    Status(String),
+    /// `MAINPID=…`: its main process (checked to be one of its processes).
+    MainPid(u32),
+    /// `STOPPING=1`: it is shutting down on its own.
+    Stopping,
 }
 
 /// Supervisor → HealthChecker: stop probing `name`.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
-use crate::config::Config;
+use crate::config::{Config, Probe};
 use crate::health::HealthChecker;
 use crate::janitor::PortJanitor;
 use crate::logs::{LogWriter, KEEP};
@@ -138,7 +138,8 @@ impl Drop for DropGuard {
 }
 
 /// Checks the combined graph of configured services and plugins: unique names,
-/// known dependencies, no cycle.
+/// known dependencies, no cycle; and that no plugin has a `notify` probe (a
+/// plugin has no process to send it).
 fn check_graph(config: &Config, plugins: &[PluginService]) -> Result<()> {
     let mut graph: BTreeMap<String, Vec<String>> = config
         .services
@@ -151,6 +152,13 @@ fn check_graph(config: &Config, plugins: &[PluginService]) -> Result<()> {
         })
         .collect();
     for p in plugins {
+        if p.health.as_ref().is_some_and(|h| h.probe == Probe::Notify) {
+            return Err(Error::Other(format!(
+                "plugin `{}` has a notify probe: a plugin has no process to send READY=1; \
+                 report Ready from the plugin instead",
+                p.name
+            )));
+        }
         if graph.contains_key(&p.name) {
             return Err(Error::Other(format!(
                 "plugin `{}` has the name of another service",

@@ -168,6 +168,7 @@ impl PluginService {
             interval: defaults::HEALTH_INTERVAL,
             timeout: defaults::HEALTH_TIMEOUT,
             failures: defaults::HEALTH_FAILURES,
+            start_interval: defaults::HEALTH_START_INTERVAL,
         })
     }
 

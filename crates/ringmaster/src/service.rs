@@ -75,6 +75,8 @@ pub struct ServiceActor {
     tag: Tag,
     shared: ServiceContext,
     events: Option<Reporter>,
+    /// The `NOTIFY_SOCKET` of the current launch (a notify probe's).
+    notify_socket: Option<String>,
     /// Bumped by every spawn and every stop: a wait task of an older run is ignored.
     run: u64,
     child: Option<Running>,
@@ -96,6 +98,7 @@ impl ServiceActor {
             tag,
             shared,
             events: None,
+            notify_socket: None,
             run: 0,
             child: None,
             starting: None,
@@ -185,10 +188,15 @@ impl ServiceActor {
             return;
         }
         self.prepared = false;
+        let mut env = self.cfg.env.clone();
+        if let Some(address) = &self.notify_socket {
+            env.retain(|(k, _)| k != "NOTIFY_SOCKET");
+            env.push(("NOTIFY_SOCKET".to_owned(), address.clone()));
+        }
         let spec = SpawnSpec {
             command: self.cfg.command.clone(),
             workdir: Some(self.cfg.workdir.clone()),
-            env: self.cfg.env.clone(),
+            env,
             tag: self.tag.clone(),
         };
         let spawned = match ringmaster_os::spawn(&spec) {
@@ -413,6 +421,7 @@ impl Handler<Start> for ServiceActor {
 
     fn handle(&mut self, msg: Start, ctx: &mut Context<Self>) {
         self.events = Some(msg.events);
+        self.notify_socket = msg.notify_socket;
         if self.child.is_some() || self.starting.is_some() {
             return;
         }
@@ -639,6 +648,8 @@ pub(crate) fn shell_command(command: &str) -> tokio::process::Command {
     {
         let mut cmd = tokio::process::Command::new("/bin/sh");
         cmd.arg("-c").arg(command);
+        // As at a service's spawn: ours (from systemd) is not passed on.
+        cmd.env_remove("NOTIFY_SOCKET");
         cmd
     }
 }

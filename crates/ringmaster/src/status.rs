@@ -50,6 +50,9 @@ pub struct ServiceStatus {
     pub health: Option<String>,
     /// Latency of the last probe, in ms.
     pub health_latency_ms: Option<u64>,
+    /// What a service with a `notify` probe last said of itself (`STATUS=…`).
+    #[serde(default)]
+    pub status_text: Option<String>,
     /// True for a plugin (non-process) service.
     pub plugin: bool,
 }
@@ -117,7 +120,11 @@ impl ServiceStatus {
             state,
             self.pid.map_or("-".into(), |p| p.to_string()),
             self.port.map_or("-".into(), |p| p.to_string()),
-            self.health.clone().unwrap_or_else(|| "-".into()),
+            match (&self.health, &self.status_text) {
+                (Some(h), Some(t)) => format!("{h} ({t})"),
+                (None, Some(t)) => t.clone(),
+                (h, None) => h.clone().unwrap_or_else(|| "-".into()),
+            },
             self.restarts.to_string(),
             if self.state.running() && self.since_ms > 0 {
                 crate::text::human_duration(std::time::Duration::from_millis(

@@ -75,9 +75,9 @@ use crate::health::HealthChecker;
 use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
-    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Reporter,
-    Restart, ServiceEvent, ServiceStopReport, Shutdown, ShutdownReport, Start, Stop, Subscribe,
-    SubscribeLogs, Unwatch, Up, Watch,
+    CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Notice,
+    Notified, Reporter, Restart, ServiceEvent, ServiceStopReport, Shutdown, ShutdownReport, Start,
+    Stop, Subscribe, SubscribeLogs, Unwatch, Up, Watch,
 };
 use crate::plugin::PluginService;
 use crate::service::{OwnChild, Prepare, ServiceActor, ServiceContext, StopAnswer, StopChecked};
@@ -216,6 +216,8 @@ struct Entry {
     since_ms: u64,
     health_text: Option<String>,
     health_latency_ms: Option<u64>,
+    /// What this run said of itself over its notify socket.
+    said: Said,
 
     needed: bool,
     phase: Phase,
@@ -247,6 +249,7 @@ impl Entry {
             since_ms: now_ms(),
             health_text: None,
             health_latency_ms: None,
+            said: Said::default(),
             needed: false,
             phase: Phase::Idle,
             op: 0,
@@ -299,6 +302,16 @@ impl Entry {
             (None, None) => "the plugin did not report Ready".to_owned(),
         }
     }
+}
+
+/// What a `notify` service said of itself in its current run
+/// ([`crate::messages::Notified`]).
+#[derive(Debug, Default)]
+struct Said {
+    /// `STATUS=`: shown by `status`.
+    status: Option<String>,
+    /// `MAINPID=`: the main pid `status` shows while it lives.
+    main_pid: Option<u32>,
 }
 
 /// A pending [`Up`] or [`Restart`]: answered once all `names` are ready (or
@@ -358,6 +371,8 @@ pub struct Supervisor {
     last_report: Option<ShutdownReport>,
     /// Present when we are a subreaper.
     reaper: Option<ReaperHandle>,
+    /// The periodic reaping, until the shutdown is done.
+    reap_timer: Option<SpawnHandle>,
 }
 
 fn now_ms() -> u64 {
@@ -508,6 +523,7 @@ impl Supervisor {
             closed: false,
             last_report: None,
             reaper: subreaper.then(ReaperHandle::start),
+            reap_timer: None,
         })
     }
 
@@ -770,22 +786,48 @@ impl Supervisor {
         // What an earlier run's probe said does not describe this one.
         e.health_text = None;
         e.health_latency_ms = None;
+        e.said = Said::default();
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut notify_socket = None;
         if let Some(h) = &e.spec.health {
+            // The notify socket is bound here, before `Start`: the service may
+            // send READY=1 the moment it runs.
+            #[cfg(target_os = "linux")]
+            let notify = match h.probe {
+                crate::config::Probe::Notify => match crate::notify::NotifySocket::bind(name) {
+                    Ok(sock) => {
+                        notify_socket = Some(sock.address().to_owned());
+                        Some(Arc::new(sock))
+                    }
+                    Err(err) => {
+                        tracing::warn!(service = %name, "cannot bind its notify socket: {err}");
+                        None
+                    }
+                },
+                _ => None,
+            };
             self.health.do_send(Watch {
                 name: name.to_owned(),
                 probe: h.probe.clone(),
                 interval: h.interval,
                 timeout: h.timeout,
                 failures: h.failures,
+                start_interval: h.start_interval,
+                patience: e.spec.ready_timeout,
+                port: e.spec.port,
                 workdir: e.spec.workdir.clone(),
                 env: e.spec.env.clone(),
                 tag: e.spec.tag.clone(),
+                #[cfg(target_os = "linux")]
+                notify,
                 reply: me.clone().recipient(),
+                notices: me.clone().recipient(),
             });
         }
         let start = Start {
             name: name.to_owned(),
             events: Reporter::new(name, me.recipient()),
+            notify_socket,
         };
         tracing::debug!(service = %name, "launching");
         match &e.spec.runner {
@@ -1338,7 +1380,7 @@ impl Supervisor {
             name: e.name.clone(),
             state: e.state,
             reason: e.reason.clone(),
-            pid: e.daemon.unwrap_or(e.pid),
+            pid: e.said.main_pid.or(e.daemon.unwrap_or(e.pid)),
             root_pid: if e.daemon.is_some() { None } else { e.pid },
             daemonized: e.daemon.is_some(),
             members: Vec::new(),
@@ -1348,6 +1390,7 @@ impl Supervisor {
             since_ms: e.since_ms,
             health: e.health_text.clone(),
             health_latency_ms: e.health_latency_ms,
+            status_text: e.said.status.clone(),
             plugin: e.is_plugin(),
         }
     }

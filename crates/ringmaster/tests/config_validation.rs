@@ -261,7 +261,7 @@ fn more_than_one_probe_kind() {
         &[(
             3,
             57,
-            "service `api` health: more than one probe kind (http, tcp); choose one of http, tcp, exec or log",
+            "service `api` health: more than one probe kind (http, tcp); choose one of http, tcp, exec, log or notify",
         )],
     );
 }
@@ -273,7 +273,7 @@ fn no_probe_kind() {
         &[(
             3,
             10,
-            "service `api` health: no probe kind; expected one of http, tcp, exec or log",
+            "service `api` health: no probe kind; expected one of http, tcp, exec, log or notify",
         )],
     );
 }
@@ -472,7 +472,7 @@ fn every_error_at_once() {
             (
                 7,
                 57,
-                "service `api` health: more than one probe kind (http, tcp); choose one of http, tcp, exec or log",
+                "service `api` health: more than one probe kind (http, tcp); choose one of http, tcp, exec, log or notify",
             ),
             (11, 8, "port 8000 is used by both `api` and `web`"),
             (12, 22, "service `web` depends on unknown service `ghost`"),

@@ -156,6 +156,24 @@ pub fn svc(name: &str, args: &str) -> ServiceConfigBuilder {
     ServiceConfigBuilder::new(name, fake(args)).stop_timeout(Duration::from_secs(5))
 }
 
+/// `name`: fake-service listening on `port`, ready once its port accepts,
+/// depending on `dep` (condition `ready`).
+pub fn dependent(name: &str, dep: &str, port: u16) -> ServiceConfigBuilder {
+    svc(name, &format!("--listen {port}"))
+        .port(port)
+        .depends_on(dep)
+        .health_tcp(port)
+}
+
+/// Runs `orch.up(None)` on the arbiter in the background (the test goes on
+/// while it waits); its answer comes from the handle.
+pub fn up_in_background(
+    orch: &ringmaster::Orchestrator,
+) -> actix_rt::task::JoinHandle<ringmaster::Result<()>> {
+    let orch = orch.clone();
+    actix_rt::spawn(async move { orch.up(None).await })
+}
+
 /// A configuration in `dir` (state in `dir/state`) with `services`.
 pub fn config(dir: &Path, services: Vec<ServiceConfigBuilder>) -> Config {
     let mut b = Config::builder(dir)

@@ -80,6 +80,12 @@ pub(super) fn port_is_free(port: u16) -> Result<bool> {
     Ok(!listen_sockets()?.iter().any(|s| s.port == port))
 }
 
+/// Whether a connection to `addr` would find a listener: one `sock_diag`
+/// lookup (no process lookup); `None` when it cannot tell.
+pub(super) fn listening(addr: std::net::SocketAddr) -> Option<bool> {
+    sock_diag::listening(addr)
+}
+
 /// The LISTEN sockets of our network namespace: from `sock_diag`, else from the
 /// `/proc/net` tables.
 fn listen_sockets() -> Result<Vec<ListenSocket>> {

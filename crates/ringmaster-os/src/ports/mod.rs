@@ -33,6 +33,15 @@ pub fn listeners(port: u16) -> Result<Vec<Listener>> {
     Ok(found)
 }
 
+/// Whether a TCP connection to `addr` (a local address) would find a listening
+/// socket, asked without connecting and without looking for holders: on Linux
+/// one exact netlink `sock_diag` lookup through a socket this thread keeps (the
+/// kernel runs its own listener lookup for the connection). `None` where that
+/// cannot be told cheaply (macOS, Windows) or the question failed.
+pub fn listening(addr: std::net::SocketAddr) -> Option<bool> {
+    platform::listening(addr)
+}
+
 /// Every LISTEN socket on the machine that we can attribute to a process, sorted by
 /// port, then pid, then address.
 pub fn all_listeners() -> Result<Vec<Listener>> {

@@ -3,7 +3,7 @@
 //! listening hash, while reading `/proc/net/tcp` walks every bucket of the whole
 //! connection table: on machines with much memory that table is large, and one
 //! read of `/proc/net/tcp` costs ~10 ms even when it holds two lines.
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use super::ListenSocket;
@@ -79,6 +79,17 @@ struct Request {
 /// Every LISTEN TCP socket (IPv4 and IPv6), or `None` when netlink `sock_diag`
 /// is not available here (the caller then reads `/proc/net/tcp{,6}`).
 pub(super) fn listen_sockets() -> Option<Vec<ListenSocket>> {
+    let sock = open()?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut all = Vec::new();
+    for (seq, family) in [(1u32, libc::AF_INET), (2u32, libc::AF_INET6)] {
+        all.extend(dump(&sock, seq, family as u8, &mut buf)?);
+    }
+    Some(all)
+}
+
+/// A fresh netlink `sock_diag` socket.
+fn open() -> Option<OwnedFd> {
     // SAFETY: plain socket(2); the result is checked before use and owned at once.
     let raw = unsafe {
         libc::socket(
@@ -91,16 +102,172 @@ pub(super) fn listen_sockets() -> Option<Vec<ListenSocket>> {
         return None;
     }
     // SAFETY: `raw` is a fresh, valid descriptor that nothing else owns.
-    let sock = unsafe { OwnedFd::from_raw_fd(raw) };
-    let mut all = Vec::new();
-    for (seq, family) in [(1u32, libc::AF_INET), (2u32, libc::AF_INET6)] {
-        all.extend(dump(&sock, seq, family as u8)?);
+    Some(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// This thread's socket and buffer for [`listening`]: kept between calls, since
+/// a slow starter's port is asked about every few milliseconds.
+struct Asker {
+    sock: OwnedFd,
+    buf: Vec<u8>,
+    seq: u32,
+}
+
+thread_local! {
+    static ASKER: std::cell::RefCell<Option<Asker>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Whether a connection to `addr` would find a listening socket: one exact
+/// `sock_diag` lookup (the kernel's own listener lookup for a connection from
+/// `addr`'s host, port 1, to `addr`), through a socket this thread keeps.
+/// `None` when `sock_diag` cannot tell. A dump of the listening sockets would
+/// walk the whole listening hash, which on a machine with much memory has tens
+/// of thousands of buckets (~0.15 ms); the lookup is one bucket.
+pub(super) fn listening(addr: SocketAddr) -> Option<bool> {
+    ASKER.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(Asker {
+                sock: open()?,
+                buf: vec![0u8; 8 * 1024],
+                seq: 0,
+            });
+        }
+        let asker = slot.as_mut()?;
+        asker.seq = asker.seq.wrapping_add(1).max(1);
+        let answer = lookup(asker, addr);
+        if answer.is_none() {
+            // Start afresh next time (a stale answer may be queued).
+            *slot = None;
+        }
+        answer
+    })
+}
+
+/// Sends the exact lookup for `addr` and reads its answer.
+fn lookup(asker: &mut Asker, addr: SocketAddr) -> Option<bool> {
+    let (family, ip) = match addr.ip() {
+        IpAddr::V4(v4) => {
+            let mut b = [0u8; 16];
+            b[..4].copy_from_slice(&v4.octets());
+            (libc::AF_INET as u8, b)
+        }
+        IpAddr::V6(v6) => (libc::AF_INET6 as u8, v6.octets()),
+    };
+    let request = Request {
+        header: NlMsgHdr {
+            len: std::mem::size_of::<Request>() as u32,
+            kind: SOCK_DIAG_BY_FAMILY,
+            flags: NLM_F_REQUEST,
+            seq: asker.seq,
+            pid: 0,
+        },
+        body: InetDiagReqV2 {
+            family,
+            protocol: libc::IPPROTO_TCP as u8,
+            ext: 0,
+            pad: 0,
+            states: 1 << TCP_LISTEN,
+            id: InetDiagSockId {
+                // Local side: the address connected to.
+                sport: addr.port().to_be_bytes(),
+                // Remote side: a peer on the same host, port 1.
+                dport: 1u16.to_be_bytes(),
+                src: ip,
+                dst: ip,
+                interface: 0,
+                // INET_DIAG_NOCOOKIE: any socket.
+                cookie: [u32::MAX; 2],
+            },
+        },
+    };
+    send(&asker.sock, &request)?;
+    loop {
+        // SAFETY: `buf` is a live, writable buffer of the given length.
+        let n = unsafe {
+            libc::recv(
+                asker.sock.as_raw_fd(),
+                asker.buf.as_mut_ptr().cast(),
+                asker.buf.len(),
+                0,
+            )
+        };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return None;
+        }
+        match parse_lookup(&asker.buf[..n as usize], asker.seq) {
+            Lookup::Other => continue,
+            Lookup::Found(state) => return Some(u32::from(state) == TCP_LISTEN),
+            Lookup::NotFound => return Some(false),
+            Lookup::Failed => return None,
+        }
     }
-    Some(all)
+}
+
+/// What an exact lookup's answer said.
+#[derive(Debug, PartialEq, Eq)]
+enum Lookup {
+    /// A socket, in this TCP state.
+    Found(u8),
+    /// `ENOENT`: no socket would take the connection.
+    NotFound,
+    /// Another error, or a message that does not parse.
+    Failed,
+    /// Nothing for this request in the batch (a stale answer).
+    Other,
+}
+
+fn parse_lookup(data: &[u8], seq: u32) -> Lookup {
+    let walked = walk(data, seq, |header, payload| {
+        Some(match header.kind {
+            SOCK_DIAG_BY_FAMILY if payload.len() >= std::mem::size_of::<InetDiagMsg>() => {
+                // SAFETY: a whole InetDiagMsg is in bounds; plain data.
+                let msg: InetDiagMsg = unsafe { std::ptr::read_unaligned(payload.as_ptr().cast()) };
+                Lookup::Found(msg.state)
+            }
+            NLMSG_ERROR if payload.len() >= 4 => {
+                let errno = i32::from_ne_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                if errno == -libc::ENOENT {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Failed
+                }
+            }
+            _ => Lookup::Failed,
+        })
+    });
+    match walked {
+        Ok(Some(l)) => l,
+        Ok(None) => Lookup::Other,
+        Err(()) => Lookup::Failed,
+    }
+}
+
+/// Sends `request` to the kernel.
+fn send(sock: &OwnedFd, request: &Request) -> Option<()> {
+    // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
+    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: the buffer is `request`, alive and of the given size; the address is
+    // a sockaddr_nl of the given size.
+    let sent = unsafe {
+        libc::sendto(
+            sock.as_raw_fd(),
+            (request as *const Request).cast(),
+            std::mem::size_of::<Request>(),
+            0,
+            (&kernel as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    (sent >= 0).then_some(())
 }
 
 /// Sends one dump request for `family` and collects the answers.
-fn dump(sock: &OwnedFd, seq: u32, family: u8) -> Option<Vec<ListenSocket>> {
+fn dump(sock: &OwnedFd, seq: u32, family: u8, buf: &mut [u8]) -> Option<Vec<ListenSocket>> {
     let request = Request {
         header: NlMsgHdr {
             len: std::mem::size_of::<Request>() as u32,
@@ -125,26 +292,8 @@ fn dump(sock: &OwnedFd, seq: u32, family: u8) -> Option<Vec<ListenSocket>> {
             },
         },
     };
-    // SAFETY: sockaddr_nl is plain data; all-zero is a valid value.
-    let mut kernel: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-    kernel.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-    // SAFETY: the buffer is `request`, alive and of the given size; the address is
-    // a sockaddr_nl of the given size.
-    let sent = unsafe {
-        libc::sendto(
-            sock.as_raw_fd(),
-            (&request as *const Request).cast(),
-            std::mem::size_of::<Request>(),
-            0,
-            (&kernel as *const libc::sockaddr_nl).cast(),
-            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-        )
-    };
-    if sent < 0 {
-        return None;
-    }
+    send(sock, &request)?;
     let mut found = Vec::new();
-    let mut buf = vec![0u8; 64 * 1024];
     loop {
         // SAFETY: `buf` is a live, writable buffer of the given length.
         let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
@@ -173,8 +322,14 @@ enum Batch {
     Failed,
 }
 
-/// Parses the netlink messages in `data`, appending the LISTEN sockets found.
-fn parse_messages(data: &[u8], seq: u32, found: &mut Vec<ListenSocket>) -> Batch {
+/// Walks the netlink messages in `data`, calling `f` with the header and
+/// payload of each one of request `seq` until it returns `Some`. `Err` when a
+/// message does not fit in `data`.
+fn walk<R>(
+    data: &[u8],
+    seq: u32,
+    mut f: impl FnMut(&NlMsgHdr, &[u8]) -> Option<R>,
+) -> Result<Option<R>, ()> {
     const HDR: usize = std::mem::size_of::<NlMsgHdr>();
     let mut at = 0;
     while at + HDR <= data.len() {
@@ -183,23 +338,34 @@ fn parse_messages(data: &[u8], seq: u32, found: &mut Vec<ListenSocket>) -> Batch
         let header: NlMsgHdr = unsafe { std::ptr::read_unaligned(data[at..].as_ptr().cast()) };
         let len = header.len as usize;
         if len < HDR || at + len > data.len() {
-            return Batch::Failed;
+            return Err(());
         }
         if header.seq == seq {
-            match header.kind {
-                NLMSG_DONE => return Batch::Done,
-                NLMSG_ERROR => return Batch::Failed,
-                SOCK_DIAG_BY_FAMILY => {
-                    if let Some(s) = parse_socket(&data[at + HDR..at + len]) {
-                        found.push(s);
-                    }
-                }
-                _ => {}
+            if let Some(r) = f(&header, &data[at + HDR..at + len]) {
+                return Ok(Some(r));
             }
         }
         at += (len + 3) & !3;
     }
-    Batch::More
+    Ok(None)
+}
+
+/// Parses the netlink messages in `data`, appending the LISTEN sockets found.
+fn parse_messages(data: &[u8], seq: u32, found: &mut Vec<ListenSocket>) -> Batch {
+    let walked = walk(data, seq, |header, payload| match header.kind {
+        NLMSG_DONE => Some(Batch::Done),
+        NLMSG_ERROR => Some(Batch::Failed),
+        SOCK_DIAG_BY_FAMILY => {
+            found.extend(parse_socket(payload));
+            None
+        }
+        _ => None,
+    });
+    match walked {
+        Ok(Some(b)) => b,
+        Ok(None) => Batch::More,
+        Err(()) => Batch::Failed,
+    }
 }
 
 /// One `inet_diag_msg`, when it is a LISTEN socket.
@@ -275,6 +441,39 @@ mod tests {
         out.extend_from_slice(&0u32.to_ne_bytes());
         out.extend_from_slice(&0i32.to_ne_bytes());
         out
+    }
+
+    #[test]
+    fn parses_a_lookups_answer() {
+        let found = message(
+            7,
+            libc::AF_INET as u8,
+            TCP_LISTEN as u8,
+            [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            8000,
+            42,
+        );
+        assert_eq!(parse_lookup(&found, 7), Lookup::Found(TCP_LISTEN as u8));
+        assert_eq!(
+            parse_lookup(&found, 8),
+            Lookup::Other,
+            "another request's answer"
+        );
+        let mut error = Vec::new();
+        error.extend_from_slice(&(16u32 + 4).to_ne_bytes());
+        error.extend_from_slice(&NLMSG_ERROR.to_ne_bytes());
+        error.extend_from_slice(&0u16.to_ne_bytes());
+        error.extend_from_slice(&9u32.to_ne_bytes());
+        error.extend_from_slice(&0u32.to_ne_bytes());
+        error.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
+        assert_eq!(parse_lookup(&error, 9), Lookup::NotFound);
+        error[std::mem::size_of::<NlMsgHdr>()..].copy_from_slice(&(-libc::EPERM).to_ne_bytes());
+        assert_eq!(parse_lookup(&error, 9), Lookup::Failed);
+        assert_eq!(
+            parse_lookup(&error[..10], 9),
+            Lookup::Other,
+            "too short for a header"
+        );
     }
 
     #[test]

@@ -22,6 +22,16 @@ pub(super) fn isolate(wrap: &mut CommandWrap) {
 /// No timer-slack marker on Windows: its job object holds every descendant.
 pub(super) fn mark(_wrap: &mut CommandWrap, _slack: u64) {}
 
+/// No launcher: the job object is set up by the wrapper.
+pub(super) fn launcher() -> Option<&'static std::path::Path> {
+    None
+}
+
+/// Never called without a launcher.
+pub(super) fn with_thread_slack<T>(_slack: u64, f: impl FnOnce() -> T) -> T {
+    f()
+}
+
 pub(super) fn group_of_spawned(_pid: u32) -> Option<u32> {
     None
 }

@@ -186,6 +186,7 @@ pub struct ServiceConfigBuilder {
     health_interval: Option<Duration>,
     health_timeout: Option<Duration>,
     health_failures: Option<u32>,
+    health_start_interval: Option<Duration>,
     restart: RestartConfig,
     stop: StopConfig,
     ready_timeout: Duration,
@@ -211,6 +212,7 @@ impl ServiceConfigBuilder {
             health_interval: None,
             health_timeout: None,
             health_failures: None,
+            health_start_interval: None,
             restart: RestartConfig {
                 policy: RestartPolicy::OnFailure,
                 max_attempts: defaults::MAX_ATTEMPTS,
@@ -296,6 +298,11 @@ impl ServiceConfigBuilder {
             command: command.into(),
         })
     }
+    /// Readiness: one of the service's processes sends `READY=1` on the
+    /// `NOTIFY_SOCKET` it gets (the sd_notify protocol; Linux).
+    pub fn health_notify(self) -> Self {
+        self.health(Probe::Notify)
+    }
     /// Readiness: a line of the service's output matches `regex`.
     pub fn health_log(self, regex: impl Into<String>) -> Self {
         self.health(Probe::Log {
@@ -315,6 +322,12 @@ impl ServiceConfigBuilder {
     /// Consecutive failures that make it unhealthy (default 3).
     pub fn health_failures(mut self, n: u32) -> Self {
         self.health_failures = Some(n);
+        self
+    }
+    /// Before the first success, the longest wait between two probes that got an
+    /// answer (default 100 ms).
+    pub fn health_start_interval(mut self, d: Duration) -> Self {
+        self.health_start_interval = Some(d);
         self
     }
     /// Restart policy (default on-failure).
@@ -424,18 +437,22 @@ impl ServiceConfigBuilder {
         }
         let any_health_setting = self.health_interval.is_some()
             || self.health_timeout.is_some()
-            || self.health_failures.is_some();
+            || self.health_failures.is_some()
+            || self.health_start_interval.is_some();
         let health = match self.probe {
             Some(probe) => Some(HealthConfig {
                 probe,
                 interval: self.health_interval.unwrap_or(settings.health_interval),
                 timeout: self.health_timeout.unwrap_or(defaults::HEALTH_TIMEOUT),
                 failures: self.health_failures.unwrap_or(defaults::HEALTH_FAILURES),
+                start_interval: self
+                    .health_start_interval
+                    .unwrap_or(defaults::HEALTH_START_INTERVAL),
             }),
             None => {
                 if any_health_setting {
                     errors.push(here(format!(
-                        "service `{name}`: health interval, timeout or failures set without a probe (http, tcp, exec or log)"
+                        "service `{name}`: health interval, timeout or failures set without a probe (http, tcp, exec, log or notify)"
                     )));
                 }
                 None

@@ -84,6 +84,9 @@ pub mod defaults {
     pub const HEALTH_INTERVAL: Duration = Duration::from_secs(30);
     pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
     pub const HEALTH_FAILURES: u32 = 3;
+    /// Before its first success, the longest wait between two probes that got an
+    /// answer (`health.start_interval`).
+    pub const HEALTH_START_INTERVAL: Duration = Duration::from_millis(100);
     pub const MAX_ATTEMPTS: u32 = 3;
     pub const BACKOFF: Duration = Duration::from_secs(1);
     pub const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -183,6 +186,10 @@ pub struct HealthConfig {
     pub interval: Duration,
     pub timeout: Duration,
     pub failures: u32,
+    /// Before the first success: the longest wait between two probes that got
+    /// an answer (a refused connection is retried every
+    /// [`crate::health::KNOCK_EVERY`] instead).
+    pub start_interval: Duration,
 }
 
 /// A health probe.
@@ -198,6 +205,9 @@ pub enum Probe {
     Exec { command: String },
     /// A line of the service's output matching this regex makes it ready once.
     Log { regex: String },
+    /// The sd_notify protocol (Linux): the service gets `NOTIFY_SOCKET` and is
+    /// ready when one of its processes sends `READY=1`.
+    Notify,
 }
 
 /// `restart = { ... }`.

@@ -158,9 +158,11 @@ raw_table!(
         tcp: Spanned<PortValue>,
         exec: Spanned<String>,
         log: Spanned<String>,
+        notify: Spanned<bool>,
         interval: Spanned<String>,
         timeout: Spanned<String>,
         failures: Spanned<i64>,
+        start_interval: Spanned<String>,
     }
 );
 
@@ -426,6 +428,7 @@ struct ServiceSpans {
     health_interval: Option<Range<usize>>,
     health_timeout: Option<Range<usize>>,
     health_failures: Option<Range<usize>>,
+    health_start_interval: Option<Range<usize>>,
     install: Option<Range<usize>>,
     install_command: Option<Range<usize>>,
     ready_timeout: Option<Range<usize>>,
@@ -592,6 +595,9 @@ pub(crate) fn parse(
                     Spot::HealthInterval => s.health_interval.clone().or_else(|| s.health.clone()),
                     Spot::HealthTimeout => s.health_timeout.clone().or_else(|| s.health.clone()),
                     Spot::HealthFailures => s.health_failures.clone().or_else(|| s.health.clone()),
+                    Spot::HealthStartInterval => {
+                        s.health_start_interval.clone().or_else(|| s.health.clone())
+                    }
                     Spot::InstallCommand => s.install_command.clone().or_else(|| s.install.clone()),
                     Spot::ReadyTimeout => s.ready_timeout.clone(),
                     Spot::StopCommand => s.stop_command.clone().or_else(|| s.stop.clone()),
@@ -943,6 +949,7 @@ fn convert_service(
             ("tcp", raw.tcp.as_ref().map(Spanned::span)),
             ("exec", raw.exec.as_ref().map(Spanned::span)),
             ("log", raw.log.as_ref().map(Spanned::span)),
+            ("notify", raw.notify.as_ref().map(Spanned::span)),
         ]
         .into_iter()
         .filter_map(|(k, s)| s.map(|s| (k, s)))
@@ -959,12 +966,16 @@ fn convert_service(
             spans.health_failures = Some(v.span());
             u32_of(v, &format!("{hctx} failures"), src, errors)
         });
+        let start_interval = raw.start_interval.as_ref().and_then(|v| {
+            spans.health_start_interval = Some(v.span());
+            duration_of(v, &format!("{hctx} start_interval"), src, errors)
+        });
         if kinds.len() > 1 {
             let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
             errors.push(src.error(
                 kinds[1].1.clone(),
                 format!(
-                    "{hctx}: more than one probe kind ({}); choose one of http, tcp, exec or log",
+                    "{hctx}: more than one probe kind ({}); choose one of http, tcp, exec, log or notify",
                     names.join(", ")
                 ),
             ));
@@ -977,7 +988,7 @@ fn convert_service(
             }
             errors.push(src.error(
                 h.span(),
-                format!("{hctx}: no probe kind; expected one of http, tcp, exec or log"),
+                format!("{hctx}: no probe kind; expected one of http, tcp, exec, log or notify"),
             ));
             return None;
         };
@@ -1004,6 +1015,15 @@ fn convert_service(
             Probe::Log {
                 regex: v.get_ref().clone(),
             }
+        } else if let Some(v) = &raw.notify {
+            if !*v.get_ref() {
+                errors.push(src.error(
+                    v.span(),
+                    format!("{hctx}: notify = false is no probe; leave it out, or choose one of http, tcp, exec or log"),
+                ));
+                return None;
+            }
+            Probe::Notify
         } else {
             return None;
         };
@@ -1012,6 +1032,7 @@ fn convert_service(
             interval: interval.unwrap_or(settings.health_interval),
             timeout: timeout.unwrap_or(defaults::HEALTH_TIMEOUT),
             failures: failures.unwrap_or(defaults::HEALTH_FAILURES),
+            start_interval: start_interval.unwrap_or(defaults::HEALTH_START_INTERVAL),
         })
     });
 

@@ -21,6 +21,7 @@ pub(crate) enum Spot {
     HealthInterval,
     HealthTimeout,
     HealthFailures,
+    HealthStartInterval,
     InstallCommand,
     ReadyTimeout,
     /// `stop.command`.
@@ -215,6 +216,14 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
                 );
             }
             Probe::Exec { .. } => {}
+            Probe::Notify if !cfg!(target_os = "linux") => {
+                err(
+                    name,
+                    Spot::HealthProbe,
+                    format!("service `{name}`: the notify probe (sd_notify) is available on Linux only; use an http, tcp, exec or log probe"),
+                );
+            }
+            Probe::Notify => {}
             Probe::Log { regex } => {
                 if let Err(e) = regex::Regex::new(regex) {
                     let text = e.to_string();
@@ -247,6 +256,13 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
                 name,
                 Spot::HealthFailures,
                 format!("service `{name}`: health failures must be at least 1"),
+            );
+        }
+        if health.start_interval.is_zero() {
+            err(
+                name,
+                Spot::HealthStartInterval,
+                format!("service `{name}`: health start_interval must be greater than 0"),
             );
         }
     }

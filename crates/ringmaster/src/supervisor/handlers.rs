@@ -8,8 +8,9 @@ impl Actor for Supervisor {
     fn started(&mut self, ctx: &mut Context<Self>) {
         if self.reaper.is_some() {
             // A backstop: orphans mostly die when a service exits or is stopped,
-            // and those moments reap at once (stops reap as they go).
-            ctx.run_interval(REAP_EVERY, |act, _| act.reap());
+            // and those moments reap at once (stops reap as they go). It ends
+            // with the shutdown (see `Shutdown`).
+            self.reap_timer = Some(ctx.run_interval(REAP_EVERY, |act, _| act.reap()));
         }
     }
 }
@@ -125,9 +126,16 @@ impl Handler<Shutdown> for Supervisor {
         // Not atomic: GetStatus is answered while the cascade runs, and what could
         // start something is refused (`shutting_down`).
         Box::pin(self.cascade(names, msg.deadline, ctx).map(
-            move |(services, deadline_hit), act, _| {
+            move |(services, deadline_hit), act, ctx| {
                 act.closed = true;
                 act.lock.take();
+                // Nothing of ours runs any more: the periodic reaping ends (a
+                // program that runs one orchestrator after another would
+                // otherwise keep one timer per orchestrator it ever ran).
+                act.reap();
+                if let Some(t) = act.reap_timer.take() {
+                    ctx.cancel_future(t);
+                }
                 // What never started (waiting for a dependency that failed, say)
                 // had nothing to stop: it is stopped now all the same.
                 for e in act.entries.values_mut() {
@@ -279,6 +287,40 @@ impl Handler<HealthChanged> for Supervisor {
     }
 }
 
+impl Handler<Notified> for Supervisor {
+    type Result = ();
+
+    /// What a `notify` service said of itself (already checked to come from one
+    /// of its processes): kept for its status.
+    fn handle(&mut self, msg: Notified, _: &mut Context<Self>) {
+        if self.closed {
+            return;
+        }
+        let Some(e) = self.entries.get_mut(&msg.name) else {
+            return;
+        };
+        if !matches!(e.phase, Phase::Starting | Phase::Running) {
+            return;
+        }
+        match msg.notice {
+            Notice::Status(text) => {
+                tracing::debug!(service = %msg.name, pid = msg.pid, "STATUS={text}");
+                e.said.status = Some(text);
+            }
+            Notice::MainPid(pid) => {
+                tracing::debug!(service = %msg.name, "MAINPID={pid}");
+                e.said.main_pid = Some(pid);
+            }
+            Notice::Stopping => {
+                tracing::info!(service = %msg.name, pid = msg.pid, "it says it is stopping (STOPPING=1)");
+                if e.reason.is_none() {
+                    e.reason = Some("stopping on its own (STOPPING=1)".to_owned());
+                }
+            }
+        }
+    }
+}
+
 impl Handler<GetStatus> for Supervisor {
     type Result = ResponseFuture<Vec<ServiceStatus>>;
 
@@ -302,7 +344,7 @@ impl Handler<GetStatus> for Supervisor {
                         tag: Some(tag.clone()),
                         also: crate::service::Claims::held(&tag.env_value()),
                         port: e.spec.port,
-                        hint: e.daemon.flatten(),
+                        hint: e.said.main_pid.or(e.daemon.flatten()),
                     },
                 ));
             }
