@@ -216,3 +216,90 @@ pub(super) async fn stop_item(
         stop_command,
     }
 }
+
+impl Supervisor {
+    /// Stops `names` as a cascade (dependents first, each level in parallel) within
+    /// `deadline`. Marks them stopping at once and stopped (phase idle) at the end.
+    pub(super) fn cascade(
+        &mut self,
+        names: Vec<String>,
+        deadline: Duration,
+        ctx: &mut Context<Self>,
+    ) -> impl ActorFuture<Self, Output = (Vec<ServiceStopReport>, bool)> + 'static {
+        let mut items: Vec<(usize, StopItem)> = Vec::new();
+        let mut ops: Vec<(String, u64)> = Vec::new();
+        for n in &names {
+            let Some(e) = self.entries.get_mut(n) else {
+                continue;
+            };
+            self.health.do_send(Unwatch { name: n.clone() });
+            // A plugin hears Stop only after a Start (one waiting for its
+            // dependencies, or between restarts, has nothing running).
+            let plugin_idle = e.is_plugin() && !matches!(e.phase, Phase::Starting | Phase::Running);
+            // A pending restart is cancelled: left to fire, its timer would clear
+            // the handle of a later one and start the service before its backoff.
+            if let Some(t) = e.restart_timer.take() {
+                ctx.cancel_future(t);
+            }
+            e.disarm_ready(ctx);
+            e.phase = Phase::Stopping;
+            e.op += 1;
+            ops.push((n.clone(), e.op));
+            if plugin_idle {
+                e.ready = false;
+                e.started = false;
+                continue;
+            }
+            e.ready = false;
+            e.started = false;
+            if e.state != ServiceState::Failed {
+                e.set_state(ServiceState::Stopping, None);
+            }
+            items.push((
+                e.height,
+                StopItem {
+                    name: n.clone(),
+                    via: match &e.spec.runner {
+                        Runner::Process(a) => StopVia::Process(a.clone()),
+                        Runner::Plugin { stop, .. } => StopVia::Plugin(stop.clone()),
+                    },
+                    timeout: e.spec.stop_timeout,
+                    port: e.spec.port,
+                    allow: e.spec.allow.clone(),
+                    signal: e.spec.stop_signal,
+                    stop_command: e.spec.stop_command,
+                },
+            ));
+        }
+        let mut by_height: BTreeMap<usize, Vec<StopItem>> = BTreeMap::new();
+        for (h, item) in items {
+            by_height.entry(h).or_default().push(item);
+        }
+        let levels: VecDeque<Vec<StopItem>> = by_height.into_values().collect();
+        let cascade = CascadeCtx {
+            janitor: self.janitor.clone(),
+            subscribers: self.subscribers.clone(),
+            project: self.project.clone(),
+        };
+        run_cascade(levels, deadline, cascade).into_actor(self).map(
+            move |(reports, hit), act, _| {
+                act.reap();
+                for (name, op) in &ops {
+                    if let Some(e) = act.entries.get_mut(name) {
+                        if e.op == *op {
+                            e.phase = Phase::Idle;
+                            e.pid = None;
+                            e.daemon = None;
+                            e.daemon = None;
+                            e.ready_since = None;
+                            if e.state != ServiceState::Failed {
+                                e.set_state(ServiceState::Stopped, None);
+                            }
+                        }
+                    }
+                }
+                (reports, hit)
+            },
+        )
+    }
+}
