@@ -56,6 +56,11 @@ async fn a_service_not_ready_in_time_fails_with_its_last_probe() {
         async move { running }
     })
     .await;
+    // The root and its child (spawned by the root a moment after its own start).
+    until("slow's root and child", LONG, || {
+        tagged(&state_dir, "slow").len() >= 2
+    })
+    .await;
     let running = tagged(&state_dir, "slow");
     running.iter().for_each(|p| guard.add(*p));
     assert!(running.len() >= 2, "root and child: {running:?}");
