@@ -509,18 +509,33 @@ mod notify_watch {
             return;
         }
         let r = reader.clone();
-        let fut = async move { recv(&r).await }
-            .into_actor(act)
-            .map(move |got, act, ctx| {
-                match got {
-                    Ok(d) => heard(act, &name, id, d),
-                    Err(e) => {
-                        tracing::warn!(service = %name, "reading its NOTIFY_SOCKET: {e}");
-                        return;
-                    }
+        let tag = act.current(&name, id).and_then(|w| w.watch.tag.clone());
+        let fut = async move {
+            let d = recv(&r).await?;
+            // Which of the pids it names are the service's: /proc reads, off
+            // the actor's thread.
+            let named: Vec<u32> = d.pid.into_iter().chain(main_pid(&d)).collect();
+            let members = match tag {
+                Some(tag) => tokio::task::spawn_blocking(move || {
+                    named.into_iter().filter(|p| belongs(*p, &tag)).collect()
+                })
+                .await
+                .unwrap_or_default(),
+                None => Vec::new(),
+            };
+            Ok::<_, std::io::Error>((d, members))
+        }
+        .into_actor(act)
+        .map(move |got, act, ctx| {
+            match got {
+                Ok((d, members)) => heard(act, &name, id, d, &members),
+                Err(e) => {
+                    tracing::warn!(service = %name, "reading its NOTIFY_SOCKET: {e}");
+                    return;
                 }
-                read(act, name, id, reader, ctx);
-            });
+            }
+            read(act, name, id, reader, ctx);
+        });
         let handle = ctx.spawn(fut);
         if let Some(w) = act.watches.values_mut().find(|w| w.id == id) {
             if let Some(old) = w.reader.replace(handle) {
@@ -529,17 +544,24 @@ mod notify_watch {
         }
     }
 
+    /// The pid a datagram's `MAINPID=` names, if any.
+    fn main_pid(d: &Datagram) -> Option<u32> {
+        d.fields
+            .iter()
+            .find(|(k, _)| k == "MAINPID")
+            .and_then(|(_, v)| v.trim().parse().ok())
+    }
+
     /// One datagram for `name`'s watch `id`: passed on only when one of the
     /// service's processes sent it.
-    fn heard(act: &mut HealthChecker, name: &str, id: u64, d: Datagram) {
+    /// `members`: which of the pids it names (sender, `MAINPID=`) are the
+    /// service's, as [`belongs`] found them.
+    fn heard(act: &mut HealthChecker, name: &str, id: u64, d: Datagram, members: &[u32]) {
         let Some(w) = act.current(name, id) else {
             return;
         };
-        let Some(tag) = w.watch.tag.clone() else {
-            return;
-        };
         let latency = w.began.elapsed();
-        let Some(pid) = d.pid.filter(|&pid| belongs(pid, &tag)) else {
+        let Some(pid) = d.pid.filter(|pid| members.contains(pid)) else {
             let who = d
                 .pid
                 .map_or("a sender the kernel did not name".to_owned(), |p| {
@@ -566,7 +588,7 @@ mod notify_watch {
                 ("STATUS", text) => Notice::Status(text.to_owned()),
                 ("STOPPING", "1") => Notice::Stopping,
                 ("MAINPID", n) => match n.trim().parse::<u32>() {
-                    Ok(main) if belongs(main, &tag) => Notice::MainPid(main),
+                    Ok(main) if members.contains(&main) => Notice::MainPid(main),
                     _ => {
                         tracing::warn!(service = %name, "ignored MAINPID={n} from pid {pid}: not one of its processes");
                         continue;

@@ -183,22 +183,8 @@ fn lookup(asker: &mut Asker, addr: SocketAddr) -> Option<bool> {
     };
     send(&asker.sock, &request)?;
     loop {
-        // SAFETY: `buf` is a live, writable buffer of the given length.
-        let n = unsafe {
-            libc::recv(
-                asker.sock.as_raw_fd(),
-                asker.buf.as_mut_ptr().cast(),
-                asker.buf.len(),
-                0,
-            )
-        };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return None;
-        }
-        match parse_lookup(&asker.buf[..n as usize], asker.seq) {
+        let n = receive(&asker.sock, &mut asker.buf)?;
+        match parse_lookup(&asker.buf[..n], asker.seq) {
             Lookup::Other => continue,
             Lookup::Found(state) => return Some(u32::from(state) == TCP_LISTEN),
             Lookup::NotFound => return Some(false),
@@ -243,6 +229,19 @@ fn parse_lookup(data: &[u8], seq: u32) -> Lookup {
         Ok(Some(l)) => l,
         Ok(None) => Lookup::Other,
         Err(()) => Lookup::Failed,
+    }
+}
+
+/// Receives one batch into `buf`: its length; `None` on an error or an empty
+/// read (an interrupted call is retried).
+fn receive(sock: &OwnedFd, buf: &mut [u8]) -> Option<usize> {
+    loop {
+        // SAFETY: `buf` is a live, writable buffer of the given length.
+        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+            continue;
+        }
+        return usize::try_from(n).ok().filter(|n| *n > 0);
     }
 }
 
@@ -295,18 +294,8 @@ fn dump(sock: &OwnedFd, seq: u32, family: u8, buf: &mut [u8]) -> Option<Vec<List
     send(sock, &request)?;
     let mut found = Vec::new();
     loop {
-        // SAFETY: `buf` is a live, writable buffer of the given length.
-        let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-        if n < 0 {
-            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            return None;
-        }
-        if n == 0 {
-            return None;
-        }
-        match parse_messages(&buf[..n as usize], seq, &mut found) {
+        let n = receive(sock, buf)?;
+        match parse_messages(&buf[..n], seq, &mut found) {
             Batch::More => {}
             Batch::Done => return Some(found),
             Batch::Failed => return None,

@@ -63,6 +63,7 @@ mod builder;
 mod duration;
 mod expand;
 mod parse;
+mod raw;
 mod validate;
 
 pub use builder::{ConfigBuilder, ServiceConfigBuilder, BUILDER_FILE};
