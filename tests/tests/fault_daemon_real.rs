@@ -11,6 +11,8 @@
 
 mod cli_support;
 
+use std::time::Duration;
+
 use cli_support::*;
 use ringmaster_tests::{
     comm, fake_service, free_port, kill_pid, pid_alive, port_answers, wait_for, which,
@@ -71,7 +73,20 @@ fn member_pids(s: &Value) -> Vec<u32> {
 /// The common run: `daemon` is the daemonizing service (on `port`), `app` depends on it.
 fn run_daemon_stack(p: &Project, port: u16, app_port: u16, daemon_name: &str) {
     p.up_detached();
-    let status = p.wait_ready(&["server", "app"]);
+    p.wait_ready(&["server", "app"]);
+    // Ready comes when the daemon's port answers; the launcher's exit is judged
+    // (daemonized) a moment later, once its orphans are claimed.
+    let mut status = Vec::new();
+    wait_for(
+        "the server shown daemonized",
+        Duration::from_secs(30),
+        || {
+            status = p.status().unwrap_or_default();
+            status
+                .iter()
+                .any(|s| s["name"] == "server" && s["daemonized"] == true)
+        },
+    );
     let s = service(&status, "server");
     assert_eq!(s["daemonized"], true, "{s}");
     assert!(s["root_pid"].is_null(), "the launcher is gone: {s}");
