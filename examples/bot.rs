@@ -3,7 +3,9 @@
 //! when it closes.
 //!
 //! Chat commands are read from stdin, one per line, and answered on stdout:
-//! `status`, `restart SERVICE`, `logs SERVICE`, `help`, `quit`. On `quit`, end of
+//! `status`, `restart SERVICE`, `logs SERVICE`, `add NAME PORT COMMAND...` (a
+//! helper registered at runtime: started once its port accepts connections, its
+//! processes and port stopped with the stack), `remove NAME`, `help`, `quit`. On `quit`, end of
 //! input, Ctrl-C or SIGTERM the bot runs the shutdown cascade with a 15 s deadline;
 //! when no report arrived by then it falls back to the forced sweep of every
 //! configured port and tag. Then it stops its actix System.
@@ -90,6 +92,8 @@ impl Handler<ServiceEvent> for Notifier {
 struct ChatBot {
     orch: Orchestrator,
     logs: Addr<LogBook>,
+    /// The configuration the stack came from: where a helper's paths resolve.
+    config: Config,
 }
 
 impl Actor for ChatBot {
@@ -107,6 +111,7 @@ impl Handler<Command> for ChatBot {
     fn handle(&mut self, Command(line): Command, _: &mut Context<Self>) -> Self::Result {
         let orch = self.orch.clone();
         let logs = self.logs.clone();
+        let config = self.config.clone();
         let words: Vec<String> = line.split_whitespace().map(str::to_string).collect();
         Box::pin(async move {
             match words
@@ -143,13 +148,55 @@ impl Handler<Command> for ChatBot {
                     out.extend(lines.into_iter().map(|l| format!("  {l}")));
                     out
                 }
+                ["add", name, port, command @ ..] if !command.is_empty() => {
+                    let Ok(port) = port.parse::<u16>() else {
+                        return vec![format!("add {name}: `{port}` is no port")];
+                    };
+                    let started = Instant::now();
+                    match helper(&config, name, port, &command.join(" ")) {
+                        Err(e) => vec![format!("add {name} failed: {e}")],
+                        Ok(service) => match orch.add_service(service).await {
+                            Ok(report) if report.failed.is_none() => vec![format!(
+                                "added {name}: ready in {} ms",
+                                started.elapsed().as_millis()
+                            )],
+                            Ok(report) => vec![format!("add {name} failed: {report}")],
+                            Err(e) => vec![format!("add {name} failed: {e}")],
+                        },
+                    }
+                }
+                ["remove", name] => match orch.remove_service(name).await {
+                    Ok(_) => vec![format!("removed {name}")],
+                    Err(e) => vec![format!("remove {name} failed: {e}")],
+                },
                 [] => vec![],
                 _ => vec![
-                    "commands: status | restart SERVICE | logs SERVICE | help | quit".to_string(),
+                    "commands: status | restart SERVICE | logs SERVICE | add NAME PORT COMMAND... \
+                     | remove NAME | help | quit"
+                        .to_string(),
                 ],
             }
         })
     }
+}
+
+/// A helper service built in code: `command` on `port`, ready once the port
+/// accepts connections, with the stack's state directory and folder.
+fn helper(
+    config: &Config,
+    name: &str,
+    port: u16,
+    command: &str,
+) -> Result<ringmaster::config::ServiceConfig, ringmaster::config::ConfigErrors> {
+    let built = Config::builder(&config.base_dir)
+        .state_dir(&config.settings.state_dir)
+        .service(
+            ringmaster::config::ServiceConfigBuilder::new(name, command)
+                .port(port)
+                .health_tcp(port),
+        )
+        .build()?;
+    Ok(built.services[name].clone())
 }
 
 /// Why the bot closes.
@@ -222,7 +269,7 @@ async fn run(config_path: String) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let orch = match Orchestrator::start(config, Options::default()) {
+    let orch = match Orchestrator::start(config.clone(), Options::default()) {
         Ok(o) => o,
         Err(e) => {
             eprintln!("bot: cannot start the orchestrator: {e}");
@@ -257,6 +304,7 @@ async fn run(config_path: String) -> ExitCode {
     let bot = ChatBot {
         orch: orch.clone(),
         logs,
+        config: config.clone(),
     }
     .start();
     let mut chat = chat_lines();

@@ -120,6 +120,39 @@ fn bot_answers_chat_commands_and_leaves_nothing_on_quit() {
         l.starts_with("  ") && l.contains("demo-frontend")
     });
 
+    // add a helper at runtime, see it answer and in the status; remove it: its
+    // process is gone and its port free, the rest untouched.
+    let helper_port = ringmaster_tests::free_port();
+    let fake = ringmaster_tests::fake_service();
+    let mark = say(&format!(
+        "add helper {helper_port} {} --listen {helper_port}",
+        fake.display()
+    ));
+    let answer = wait_line(&out, mark, "the answer to add helper", |l| {
+        l.starts_with("added helper") || l.starts_with("add helper failed")
+    });
+    assert!(answer.starts_with("added helper: ready"), "{answer}");
+    assert!(!port_free(helper_port), "the helper listens");
+    let helper_pid = ringmaster_os::listeners(helper_port)
+        .expect("listeners")
+        .first()
+        .map(|l| l.pid)
+        .expect("a holder");
+    pids.add(helper_pid);
+    let mark = say("status");
+    let line = wait_line(&out, mark, "status of helper", |l| {
+        l.starts_with("helper: ")
+    });
+    assert!(line.starts_with("helper: ready"), "{line}");
+    let mark = say("remove helper");
+    let answer = wait_line(&out, mark, "the answer to remove helper", |l| {
+        l.contains("helper") && (l.starts_with("removed") || l.starts_with("remove"))
+    });
+    assert_eq!(answer, "removed helper");
+    assert!(!pid_alive(helper_pid), "the helper's process is gone");
+    assert!(port_free(helper_port), "its port is free");
+    assert!(get(web_port, "/").is_some(), "the frontend still answers");
+
     // quit: the cascade runs, the bot exits 0 and nothing is left.
     say("quit");
     let code = wait_exit(&mut bot, TIMEOUT);

@@ -87,6 +87,41 @@ Example:
 
 Exit: 0 once it is running again; 1 when it failed or no instance runs.")]
     Restart(RestartArgs),
+    /// Apply a changed configuration to the running instance (also: SIGHUP to `up`).
+    #[command(after_help = "\
+Examples:
+  ringmaster reload                   apply ./ringmaster.toml to the running instance
+  ringmaster reload -f dev.toml
+
+Added services start, removed ones stop (what depends on them first), changed ones
+restart (or take the change in place when only health, restart or stop changed),
+unchanged ones are left alone. A reload that comes while `up` is still starting
+waits until the start is over.
+
+Exit: 0 once what it started is ready; 1 when a service it started failed, or no
+instance runs; 2 when the file is invalid or the change cannot be made (nothing
+changed).")]
+    Reload(ConfigArg),
+    /// Add one service to the running instance (not written to the file).
+    #[command(after_help = "\
+Examples:
+  ringmaster add worker --command 'python worker.py' --depends-on api
+  ringmaster add cache --json '{\"command\": \"redis-server --port 6380\", \"port\": 6380}'
+
+The service takes the keys of a [services.NAME] table; `--json` gives any of them,
+the flags the common ones. A later `reload` leaves it alone; `remove` stops it.
+
+Exit: 0 once it is ready; 1 when it failed or no instance runs; 2 when it is
+invalid or cannot be added (nothing changed).")]
+    Add(AddArgs),
+    /// Stop one service of the running instance and forget it.
+    #[command(after_help = "\
+Example:
+  ringmaster remove worker
+
+Exit: 0 once it is stopped; 1 when no instance runs; 2 when another service
+depends on it or there is no such service (nothing changed).")]
+    Remove(RemoveArgs),
     /// Show the output of the services (from the running instance, or the log files).
     #[command(after_help = "\
 Examples:
@@ -162,6 +197,36 @@ pub struct RestartArgs {
     pub config: ConfigArg,
     /// The service to restart.
     pub service: String,
+}
+
+/// `add`.
+#[derive(Clone, Debug, Args)]
+pub struct AddArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Its name.
+    pub name: String,
+    /// The command (the `command` key).
+    #[arg(long, value_name = "CMD")]
+    pub command: Option<String>,
+    /// Its port (the `port` key).
+    #[arg(long, value_name = "PORT")]
+    pub port: Option<u16>,
+    /// A service it depends on (condition `ready`); repeatable.
+    #[arg(long = "depends-on", value_name = "SERVICE")]
+    pub depends_on: Vec<String>,
+    /// Any keys of a [services.NAME] table, as a JSON object; the flags win.
+    #[arg(long, value_name = "JSON")]
+    pub json: Option<String>,
+}
+
+/// `remove`.
+#[derive(Clone, Debug, Args)]
+pub struct RemoveArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The service to stop and forget.
+    pub name: String,
 }
 
 /// `logs`.

@@ -20,6 +20,15 @@ pub enum Error {
     /// [`crate::Orchestrator::start`] was called outside a running actix System.
     #[error("no actix System runs on this thread: start the orchestrator inside one (`actix::System::new().block_on(...)` or `#[actix_rt::main]`)")]
     NoSystem,
+    /// A change to the running stack ([`crate::Orchestrator::apply`],
+    /// `add_service`, `remove_service`) that cannot be made: a name taken, an
+    /// unknown dependency, a service still needed by another, a shutdown under
+    /// way. Nothing was changed.
+    #[error("{0}")]
+    Rejected(String),
+    /// A request that came during the shutdown cascade (or after it): refused.
+    #[error("the orchestrator is shutting down")]
+    ShuttingDown,
     #[error("the supervisor is gone")]
     SupervisorGone,
     #[error("{0}")]

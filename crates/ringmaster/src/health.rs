@@ -369,8 +369,11 @@ impl Handler<Watch> for HealthChecker {
             old.cancel_all(ctx);
         }
         let knock = knock_addresses(&watch);
+        let ready = watch.ready;
         let first = match watch.probe {
             Probe::Log { .. } | Probe::Notify => None,
+            // A new probe of a running service: checked at once, as liveness.
+            _ if ready => Some(Duration::ZERO),
             _ if knock.is_empty() => Some(FAST_START),
             _ => Some(Duration::ZERO),
         };
@@ -380,7 +383,7 @@ impl Handler<Watch> for HealthChecker {
             Watched {
                 id,
                 watch,
-                ready: false,
+                ready,
                 unhealthy: false,
                 fails: 0,
                 delay: FAST_START,

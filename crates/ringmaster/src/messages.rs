@@ -1,7 +1,7 @@
 //! Every message the actors exchange, each with who sends it to whom.
 //!
 //! ```text
-//!                  Up / Shutdown{deadline} / Restart{name} / GetStatus / Subscribe / SubscribeLogs
+//!                  Up / Shutdown{deadline} / Restart{name} / Apply / GetStatus / Subscribe / SubscribeLogs
 //!  bot or CLI ──────────────────────────────► Supervisor ── ServiceEvent ──► subscribers
 //!  (through Orchestrator)                     │  ▲
 //!              Start / Stop{grace}            │  │ ServiceEvent{name, kind}
@@ -53,6 +53,28 @@ pub struct Shutdown {
 #[rtype(result = "Result<(), crate::Error>")]
 pub struct Restart {
     pub name: String,
+}
+
+/// Bot or CLI ([`crate::Orchestrator::apply`], [`crate::Orchestrator::add_service`],
+/// [`crate::Orchestrator::remove_service`]) → Supervisor: change the running set
+/// of services (see [`crate::change`]); replies once what it started is ready, or
+/// with the first failure in [`crate::change::ApplyReport::failed`]. An error is
+/// a change that cannot be made (nothing was changed then).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<crate::change::ApplyReport, crate::Error>")]
+pub struct Apply(pub Change);
+
+/// What an [`Apply`] asks for.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Make the services that came from a configuration what this one says
+    /// (added, removed, restarted, updated), and take its settings where they
+    /// can change.
+    Config(Box<crate::Config>),
+    /// Add one service.
+    Add(crate::change::ServiceDef),
+    /// Stop one service and forget it.
+    Remove(String),
 }
 
 /// Bot or CLI ([`crate::Orchestrator::status`]) → Supervisor: the status of every
@@ -180,6 +202,14 @@ pub enum EventKind {
     Exited { code: Option<i32> },
     /// It cannot run: refused port, install failed, spawn failed, out of attempts.
     Failed { reason: String },
+    /// It joined the running stack ([`Apply`]); its start follows.
+    Added,
+    /// It was stopped (a `Stopped` came before) and left the stack ([`Apply`]).
+    Removed,
+    /// Its configuration changed ([`Apply`]): `keys` name what; with `restart`,
+    /// it is stopped and started again with the new one, else the running
+    /// service takes it as it is.
+    Reconfigured { keys: Vec<String>, restart: bool },
     /// It was stopped on request: created by the Supervisor's stop cascade after
     /// each service's stop and sent to subscribers only (a service actor never
     /// sends it; a plugin need not, and one that does while running counts as an
@@ -246,6 +276,9 @@ pub struct Watch {
     /// waits for its answer (the service's `ready_timeout`; a server that is
     /// starting may accept long before it answers).
     pub patience: Duration,
+    /// The service is ready already (its probe changed while it ran): the watch
+    /// begins with the liveness schedule, its first probe at once.
+    pub ready: bool,
     /// The service's own port: an `exec` probe runs once it accepts connections.
     pub port: Option<u16>,
     pub workdir: std::path::PathBuf,
@@ -504,6 +537,9 @@ impl EventKind {
             EventKind::Exited { .. } => "exited",
             EventKind::Failed { .. } => "failed",
             EventKind::Stopped { .. } => "stopped",
+            EventKind::Added => "added",
+            EventKind::Removed => "removed",
+            EventKind::Reconfigured { .. } => "reconfigured",
         }
     }
 
@@ -514,7 +550,16 @@ impl EventKind {
             EventKind::Spawned { pid } | EventKind::Daemonized { pid } => {
                 pid.map(|p| format!("(pid {p})")).unwrap_or_default()
             }
-            EventKind::Ready => String::new(),
+            EventKind::Ready | EventKind::Added | EventKind::Removed => String::new(),
+            EventKind::Reconfigured { keys, restart } => format!(
+                "({}{})",
+                keys.join(", "),
+                if *restart {
+                    "; restarting"
+                } else {
+                    "; in place"
+                }
+            ),
             EventKind::Unhealthy { reason } | EventKind::Failed { reason } => format!("({reason})"),
             EventKind::Healthy => "(healthy again)".to_owned(),
             EventKind::Exited { code: Some(c) } => format!("with code {c}"),

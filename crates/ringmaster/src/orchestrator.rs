@@ -10,13 +10,14 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 
+use crate::change::{ApplyReport, ServiceDef};
 use crate::config::{Config, Probe};
 use crate::health::HealthChecker;
 use crate::janitor::PortJanitor;
 use crate::logs::{LogWriter, KEEP};
 use crate::messages::{
-    GetStatus, LogLine, Restart, ServiceEvent, Shutdown, ShutdownReport, Subscribe, SubscribeLogs,
-    SweepReport, Up,
+    Apply, Change, GetStatus, LogLine, Restart, ServiceEvent, Shutdown, ShutdownReport, Subscribe,
+    SubscribeLogs, SweepReport, Up,
 };
 use crate::plugin::PluginService;
 use crate::service::ServiceContext;
@@ -73,9 +74,8 @@ pub struct Orchestrator {
 struct DropGuard {
     supervisor: Addr<crate::supervisor::Supervisor>,
     project: String,
-    sweep_items: Vec<crate::janitor::SweepItem>,
-    /// What the Supervisor began to start.
-    touched: crate::supervisor::Touched,
+    /// What to sweep, kept current by the Supervisor as services come and go.
+    registry: crate::supervisor::Registry,
     /// `up` or `restart` was called: something may run.
     used: AtomicBool,
     /// A shutdown or a sweep finished: nothing is left to stop.
@@ -87,16 +87,14 @@ impl Drop for DropGuard {
         if !self.used.load(Ordering::SeqCst) || self.closed.load(Ordering::SeqCst) {
             return;
         }
-        let touched: BTreeSet<String> = match self.touched.lock() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+        let items: Vec<_> = {
+            let r = crate::supervisor::registry(&self.registry);
+            r.items
+                .values()
+                .filter(|i| r.touched.contains(&i.service))
+                .cloned()
+                .collect()
         };
-        let items: Vec<_> = self
-            .sweep_items
-            .iter()
-            .filter(|i| touched.contains(&i.service))
-            .cloned()
-            .collect();
         if items.is_empty() {
             return;
         }
@@ -214,7 +212,7 @@ impl Orchestrator {
             None
         };
         let subreaper = options.subreaper && ringmaster_os::become_subreaper()?;
-        let touched = crate::supervisor::Touched::default();
+        let registry = crate::supervisor::Registry::default();
         let project = ringmaster_os::project_id(&state_dir);
 
         let janitor = PortJanitor::new(project.clone()).start();
@@ -239,17 +237,16 @@ impl Orchestrator {
             subreaper,
             janitor,
             health,
-            touched: touched.clone(),
+            registry: registry.clone(),
+            settings: config.settings.clone(),
         })?;
-        let sweep_items = supervisor.sweep_items();
         let supervisor = supervisor.start();
         Ok(Orchestrator {
             supervisor: supervisor.clone(),
             guard: Arc::new(DropGuard {
                 supervisor,
                 project,
-                sweep_items,
-                touched,
+                registry,
                 used: AtomicBool::new(false),
                 closed: AtomicBool::new(false),
             }),
@@ -317,6 +314,45 @@ impl Orchestrator {
             .map_err(|_| Error::SupervisorGone)?
     }
 
+    /// Makes the running stack what `config` says (a file reloaded): services
+    /// added, removed, restarted or updated in place, unchanged ones untouched;
+    /// the settings taken where they can change (the report says which need a
+    /// new `up`). Services added with [`Orchestrator::add_service`] and plugins
+    /// are left alone (a service of the same name in `config` takes one over).
+    /// See [`crate::change`] for the rules. Resolves once what it started is
+    /// ready (a failure is in [`ApplyReport::failed`]); an error is a change that
+    /// cannot be made, and nothing was changed.
+    ///
+    /// `config` should come from [`Config::load`] (or a builder) with the same
+    /// state directory; its services may depend on plugins and on services
+    /// added on their own (load it with [`Config::load_with_external`]).
+    pub async fn apply(&self, config: Config) -> Result<ApplyReport> {
+        self.change(Change::Config(Box::new(config))).await
+    }
+
+    /// Adds one service — a process service ([`crate::config::ServiceConfig`], from a
+    /// [`crate::config::ConfigBuilder`]) or a plugin ([`PluginService`]) — and starts
+    /// it, gated on its dependencies as at `up`. Resolves once it is ready. Refused
+    /// (nothing changed) when the name is taken, a dependency is unknown, or its
+    /// port is another service's.
+    pub async fn add_service(&self, service: impl Into<ServiceDef>) -> Result<ApplyReport> {
+        self.change(Change::Add(service.into())).await
+    }
+
+    /// Stops one service through the cascade and forgets it. Refused (nothing
+    /// changed) when another service depends on it.
+    pub async fn remove_service(&self, name: &str) -> Result<ApplyReport> {
+        self.change(Change::Remove(name.to_owned())).await
+    }
+
+    async fn change(&self, change: Change) -> Result<ApplyReport> {
+        self.guard.used.store(true, Ordering::SeqCst);
+        self.supervisor
+            .send(Apply(change))
+            .await
+            .map_err(|_| Error::SupervisorGone)?
+    }
+
     /// The shutdown cascade; completes before it returns (so the caller may stop
     /// the actix System right after). Releases the instance lock.
     pub async fn shutdown(&self, deadline: Duration) -> Result<ShutdownReport> {
@@ -340,8 +376,12 @@ impl Orchestrator {
             self.supervisor.send(crate::messages::HoldRestarts),
         )
         .await;
-        let report =
-            crate::janitor::sweep(self.guard.project.clone(), self.guard.sweep_items.clone()).await;
+        let items: Vec<_> = crate::supervisor::registry(&self.guard.registry)
+            .items
+            .values()
+            .cloned()
+            .collect();
+        let report = crate::janitor::sweep(self.guard.project.clone(), items).await;
         self.guard.closed.store(true, Ordering::SeqCst);
         Ok(report)
     }

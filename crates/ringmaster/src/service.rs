@@ -44,6 +44,13 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(500);
 #[rtype(result = "Result<(), String>")]
 pub struct Prepare;
 
+/// Supervisor → ServiceActor: its configuration changed only in how it is
+/// watched, restarted or stopped ([`crate::config::ServiceDiff::in_place`]): the
+/// next stop uses the new `stop`; what runs is left as it is.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "()")]
+pub struct Reconfigure(pub Box<ServiceConfig>);
+
 /// What a ServiceActor shares with the rest of the orchestrator.
 #[derive(Clone)]
 pub struct ServiceContext {
@@ -413,6 +420,16 @@ impl Handler<Prepare> for ServiceActor {
                     res
                 }),
         )
+    }
+}
+
+impl Handler<Reconfigure> for ServiceActor {
+    type Result = ();
+
+    fn handle(&mut self, msg: Reconfigure, _: &mut Context<Self>) {
+        // The PID file and the tag depend on what does not change in place.
+        debug_assert_eq!(msg.0.pid_file, self.cfg.pid_file);
+        self.cfg = *msg.0;
     }
 }
 

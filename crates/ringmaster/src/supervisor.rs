@@ -61,8 +61,12 @@
 //! - `life.rs`: a service's life — prepare, launch, ready, exit, restart or fail —
 //!   and the requests waiting on it;
 //! - `cascade.rs`: stopping by levels within a deadline;
+//! - `apply.rs`: a graph that changes while it runs — services added, removed,
+//!   restarted or updated by [`crate::messages::Apply`], one change at a time
+//!   (see [`crate::change`]);
 //! - `reaper.rs`: reaping adopted orphans off the actor's thread;
 //! - `handlers.rs`: the message handlers, which route each message to the above.
+mod apply;
 mod cascade;
 mod graph;
 mod handlers;
@@ -82,7 +86,7 @@ use ringmaster_os::{CensusTarget, InstanceLock, Signal, StopReport, StopTarget, 
 use tokio::sync::oneshot;
 
 use crate::config::{
-    Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig,
+    Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig, Settings,
 };
 use crate::health::HealthChecker;
 use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
@@ -159,6 +163,8 @@ struct Spec {
     env: Vec<(String, String)>,
     /// Its tag (`None` for a plugin).
     tag: Option<Tag>,
+    /// A process service's configuration, as given (what a change is compared with).
+    config: Option<Box<ServiceConfig>>,
 }
 
 impl Spec {
@@ -182,6 +188,7 @@ impl Spec {
             workdir: cfg.workdir.clone(),
             env: cfg.env.clone(),
             tag: Some(Tag::new(project, cfg.name.as_str())),
+            config: Some(Box::new(cfg.clone())),
         }
     }
 
@@ -207,14 +214,26 @@ impl Spec {
             workdir: state_dir,
             env: Vec::new(),
             tag: None,
+            config: None,
         }
     }
+}
+
+/// Where a service came from: what a file reload may change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// The configuration at the start, or a later one applied ([`crate::messages::Change::Config`]).
+    Config,
+    /// Added on its own ([`crate::messages::Change::Add`]) or a plugin: a file
+    /// reload leaves it alone.
+    Added,
 }
 
 /// One service as the Supervisor tracks it: its [`Spec`] and where it is now.
 struct Entry {
     name: String,
     spec: Spec,
+    origin: Origin,
     /// 0 when nothing depends on it; else one more than its highest dependent.
     height: usize,
 
@@ -248,10 +267,11 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(name: String, spec: Spec) -> Entry {
+    fn new(name: String, spec: Spec, origin: Origin) -> Entry {
         Entry {
             name,
             spec,
+            origin,
             height: 0,
             state: ServiceState::Stopped,
             reason: None,
@@ -335,6 +355,8 @@ struct Waiter {
     names: Vec<String>,
     /// What this request started (stopped again when it fails).
     started_here: Vec<String>,
+    /// An [`Up`]: a change waits until no `Up` is pending.
+    up: bool,
     tx: oneshot::Sender<Result<()>>,
 }
 
@@ -348,13 +370,31 @@ pub struct SupervisorSetup {
     pub(crate) subreaper: bool,
     pub(crate) janitor: Addr<PortJanitor>,
     pub(crate) health: Addr<HealthChecker>,
-    /// Filled with the name of every service this Supervisor prepares: what the
-    /// orchestrator's last handle stops when it is dropped without a shutdown.
-    pub(crate) touched: Touched,
+    /// What the orchestrator's handle sweeps: kept current by the Supervisor.
+    pub(crate) registry: Registry,
+    /// The settings it started with (what a changed configuration is compared with).
+    pub(crate) settings: Settings,
 }
 
-/// The services a Supervisor began to start, shared with the orchestrator handle.
-pub(crate) type Touched = Arc<std::sync::Mutex<BTreeSet<String>>>;
+/// What the orchestrator handle sweeps without the Supervisor ([`crate::Orchestrator::sweep`],
+/// and the last handle dropped without a shutdown), kept current by the
+/// Supervisor as services come and go.
+#[derive(Default)]
+pub(crate) struct Swept {
+    /// How to sweep each service of the graph (and of those removed while
+    /// something of them may still run).
+    pub(crate) items: BTreeMap<String, SweepItem>,
+    /// The services it began to start: what a dropped last handle stops.
+    pub(crate) touched: BTreeSet<String>,
+}
+
+/// [`Swept`], shared with the orchestrator handle.
+pub(crate) type Registry = Arc<std::sync::Mutex<Swept>>;
+
+/// Locks the registry, poisoned or not (it holds plain data).
+pub(crate) fn registry(r: &Registry) -> std::sync::MutexGuard<'_, Swept> {
+    r.lock().unwrap_or_else(|p| p.into_inner())
+}
 
 /// Owns the dependency graph; see the module documentation.
 pub struct Supervisor {
@@ -370,7 +410,15 @@ pub struct Supervisor {
     waiters: Vec<Waiter>,
     /// The id of the next [`Waiter`].
     next_waiter: u64,
-    touched: Touched,
+    registry: Registry,
+    /// What new service actors share.
+    shared: ServiceContext,
+    /// The settings in force (see [`crate::change`] for what a change applies).
+    settings: Settings,
+    /// A change is being applied ([`crate::messages::Apply`]).
+    applying: bool,
+    /// Changes waiting for their turn.
+    changes: VecDeque<apply::Queued>,
     /// A shutdown cascade runs (or ran): nothing starts any more.
     shutting_down: bool,
     /// A forced sweep took the services down ([`HoldRestarts`]): what exits is
@@ -422,19 +470,59 @@ impl Supervisor {
             subreaper,
             janitor,
             health,
-            touched,
+            registry,
+            settings,
         } = setup;
         let mut entries = BTreeMap::new();
         for cfg in services {
             let addr = ServiceActor::new(cfg.clone(), shared.clone()).start();
             let spec = Spec::of_service(&cfg, Runner::Process(addr), &shared.project);
-            entries.insert(cfg.name.clone(), Entry::new(cfg.name.clone(), spec));
+            entries.insert(
+                cfg.name.clone(),
+                Entry::new(cfg.name.clone(), spec, Origin::Config),
+            );
         }
         for p in plugins {
             let spec = Spec::of_plugin(&p, shared.state_dir.clone());
-            entries.insert(p.name.clone(), Entry::new(p.name.clone(), spec));
+            entries.insert(
+                p.name.clone(),
+                Entry::new(p.name.clone(), spec, Origin::Added),
+            );
         }
-        let graph: BTreeMap<String, Vec<String>> = entries
+        let mut sup = Supervisor {
+            project: shared.project.clone(),
+            entries,
+            order: Vec::new(),
+            janitor,
+            health,
+            subscribers: Vec::new(),
+            log_subscribers: shared.log_subscribers.clone(),
+            shutdown_timeout,
+            lock,
+            waiters: Vec::new(),
+            next_waiter: 0,
+            registry,
+            shared,
+            settings,
+            applying: false,
+            changes: VecDeque::new(),
+            shutting_down: false,
+            swept: false,
+            shutdown_waiters: Vec::new(),
+            closed: false,
+            last_report: None,
+            reaper: subreaper.then(ReaperHandle::start),
+            reap_timer: None,
+        };
+        sup.order = sup.graph_order()?;
+        sup.rebuild();
+        Ok(sup)
+    }
+
+    /// The start order of the graph as it is now; `Err` names a cycle.
+    fn graph_order(&self) -> Result<Vec<String>> {
+        let graph: BTreeMap<String, Vec<String>> = self
+            .entries
             .iter()
             .map(|(n, e)| {
                 (
@@ -443,13 +531,21 @@ impl Supervisor {
                 )
             })
             .collect();
-        let order = topo_order(&graph)
-            .map_err(|cycle| Error::Other(format!("dependency cycle: {}", cycle.join(" → "))))?;
-        // Height: 0 for a service nothing depends on, else one more than its
-        // highest dependent. Dependents first (reverse start order).
-        for name in order.iter().rev() {
+        topo_order(&graph)
+            .map_err(|cycle| Error::Other(format!("dependency cycle: {}", cycle.join(" → "))))
+    }
+
+    /// After the graph changed (and at the start): each service's height — 0
+    /// for one nothing depends on, else one more than its highest dependent —
+    /// and the sweep registry. `order` must be current.
+    fn rebuild(&mut self) {
+        for e in self.entries.values_mut() {
+            e.height = 0;
+        }
+        // Dependents first (reverse start order).
+        for name in self.order.clone().iter().rev() {
             let (height, deps) = {
-                let e = &entries[name];
+                let e = &self.entries[name];
                 (
                     e.height,
                     e.spec
@@ -460,32 +556,16 @@ impl Supervisor {
                 )
             };
             for d in deps {
-                if let Some(dep) = entries.get_mut(&d) {
+                if let Some(dep) = self.entries.get_mut(&d) {
                     dep.height = dep.height.max(height + 1);
                 }
             }
         }
-        Ok(Supervisor {
-            project: shared.project.clone(),
-            entries,
-            order,
-            janitor,
-            health,
-            subscribers: Vec::new(),
-            log_subscribers: shared.log_subscribers.clone(),
-            shutdown_timeout,
-            lock,
-            waiters: Vec::new(),
-            next_waiter: 0,
-            touched,
-            shutting_down: false,
-            swept: false,
-            shutdown_waiters: Vec::new(),
-            closed: false,
-            last_report: None,
-            reaper: subreaper.then(ReaperHandle::start),
-            reap_timer: None,
-        })
+        let items = self.sweep_items();
+        let mut r = registry(&self.registry);
+        for item in items {
+            r.items.insert(item.service.clone(), item);
+        }
     }
 
     fn broadcast(&self, name: &str, kind: EventKind) {
@@ -518,7 +598,7 @@ impl Supervisor {
         }
     }
 
-    pub(crate) fn sweep_items(&self) -> Vec<SweepItem> {
+    fn sweep_items(&self) -> Vec<SweepItem> {
         self.entries
             .values()
             .map(|e| SweepItem {

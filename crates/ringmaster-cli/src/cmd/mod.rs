@@ -1,4 +1,5 @@
 //! One module per command. Each `run` returns the exit code or a [`crate::exit::Failure`].
+pub mod change;
 pub mod down;
 pub mod kill_port;
 pub mod logs;

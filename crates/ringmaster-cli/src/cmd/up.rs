@@ -13,9 +13,11 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use ringmaster::change::Action;
 use ringmaster::messages::{EventKind, LogLine, ServiceEvent, ServiceStopReport, ShutdownReport};
 use ringmaster::{Config, Options, Orchestrator, ServiceStatus};
 use ringmaster_os::{InstanceLock, StopReport};
@@ -23,7 +25,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cli::UpArgs;
 use crate::control::client::Client;
-use crate::control::server::Shared;
+use crate::control::server::{reload_file, Applied, Shared};
 use crate::control::Startup;
 use crate::exit::{load_config, CmdResult, Failure, FAILED, OK};
 use crate::output::{human_duration, shutdown_report, state_color, Prefixer, Style};
@@ -142,7 +144,7 @@ enum Outcome {
 
 async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> CmdResult {
     let state_dir = config.settings.state_dir.clone();
-    let names = selected(&config, &only);
+    let mut names = selected(&config, &only);
     let all: Vec<String> = config.start_order();
     let prefix = Prefixer::new(style, all.clone());
     let mut view = Progress::new(style, mode, prefix, names.clone());
@@ -172,6 +174,9 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
     });
     let (report_tx, report_rx) = watch::channel::<Option<ShutdownReport>>(None);
     let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<()>();
+    // The configuration in force (reloads replace it), and what changes did.
+    let current = Arc::new(Mutex::new(config.clone()));
+    let (applied_tx, mut applied) = mpsc::unbounded_channel::<Applied>();
 
     let control = control::listen(&state_dir).and_then(|listening| {
         tracing::info!(endpoint = %listening.describe(), "control socket");
@@ -180,7 +185,8 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
             Shared {
                 orch: orch.clone(),
                 log_dir: crate::logfiles::dir(&state_dir),
-                services: all.clone(),
+                config: current.clone(),
+                applied: applied_tx.clone(),
                 startup: startup_rx.clone(),
                 report: report_rx.clone(),
                 shutdown: shutdown_tx.clone(),
@@ -234,8 +240,17 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
                     Ok(()) => Outcome::Ready,
                     Err(e) => Outcome::Failed(e.to_string()),
                 },
-                Some(sig) = signals.recv() => break Outcome::Interrupted(sig),
+                Some(sig) = signals.recv() => {
+                    if sig == RELOAD_SIGNAL {
+                        // Applied once the start is over (the library queues it).
+                        view.own(&format!("{sig}: reloading once the start is over"));
+                        reload_in_background(&orch, &current, &applied_tx, sig);
+                        continue;
+                    }
+                    break Outcome::Interrupted(sig);
+                }
                 Some(()) = shutdown_rx.recv() => break Outcome::Requested,
+                Some(a) = applied.recv() => view.applied(a, &mut names),
                 Some(ev) = events.recv() => view.event(&ev),
                 Some(line) = logs.recv() => {
                     let _ = followers.send(line.clone());
@@ -273,9 +288,15 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
             loop {
                 tokio::select! {
                     Some(sig) = signals.recv() => {
+                        if sig == RELOAD_SIGNAL {
+                            view.own(&format!("{sig}: reloading {}", file_name(&current)));
+                            reload_in_background(&orch, &current, &applied_tx, sig);
+                            continue;
+                        }
                         view.own(&format!("{sig}: stopping"));
                         break;
                     }
+                    Some(a) = applied.recv() => view.applied(a, &mut names),
                     Some(()) = shutdown_rx.recv() => {
                         view.own("stop requested through the control socket");
                         break;
@@ -312,7 +333,8 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
 
     // The cascade; a second signal kills what is left of the selected services at
     // once (never a service this run did not select: its port may be someone
-    // else's).
+    // else's). Both by the configuration in force.
+    let config = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let deadline = config.settings.shutdown_timeout;
     let started = Instant::now();
     let mut forced: Option<cleanup::Cleanup> = None;
@@ -322,7 +344,12 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
         loop {
             tokio::select! {
                 r = &mut cascade => break r.ok(),
+                Some(a) = applied.recv() => view.applied(a, &mut names),
                 Some(sig) = signals.recv() => {
+                    if sig == RELOAD_SIGNAL {
+                        view.own(&format!("{sig} during the shutdown: not reloaded"));
+                        continue;
+                    }
                     view.own(&format!("{sig} again: killing what is left at once"));
                     let cfg = config.clone();
                     let selected = names.clone();
@@ -440,6 +467,41 @@ fn merge_forced(report: &mut ShutdownReport, swept: &cleanup::Cleanup) {
             r.survivors.retain(|q| q.pid != p.pid);
         }
     }
+}
+
+/// The signal that reloads the file (Unix).
+const RELOAD_SIGNAL: &str = "SIGHUP";
+
+/// The file in force, for messages.
+fn file_name(current: &Mutex<Config>) -> String {
+    let c = current.lock().unwrap_or_else(|p| p.into_inner());
+    c.path
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "the configuration".into())
+}
+
+/// Reloads the file in force on the arbiter, off the loop (the change waits
+/// for what it starts); what it did comes back on `applied`.
+fn reload_in_background(
+    orch: &Orchestrator,
+    current: &Arc<Mutex<Config>>,
+    applied: &mpsc::UnboundedSender<Applied>,
+    via: &str,
+) {
+    let (orch, current, applied, via) = (
+        orch.clone(),
+        current.clone(),
+        applied.clone(),
+        via.to_owned(),
+    );
+    actix_rt::spawn(async move {
+        let done = match reload_file(&orch, &current, None).await {
+            Ok(report) => Applied::Done { via, report },
+            Err(e) => Applied::Refused { via, why: e.text() },
+        };
+        let _ = applied.send(done);
+    });
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -636,6 +698,38 @@ impl Progress {
                 text.push_str(&detail);
             }
             self.own(&text);
+        }
+    }
+
+    /// What a change did: its report, line by line; the selected services follow it.
+    fn applied(&mut self, a: Applied, selected: &mut Vec<String>) {
+        match a {
+            Applied::Done { via, report } => {
+                let text = report.render(&self.style);
+                let mut lines = text.lines();
+                if let Some(first) = lines.next() {
+                    self.own(&format!("change through {via}: {first}"));
+                }
+                for line in lines {
+                    self.own(line);
+                }
+                for n in report.with(Action::Added) {
+                    if !selected.iter().any(|s| s == n) {
+                        selected.push(n.to_owned());
+                    }
+                }
+                let removed = report.with(Action::Removed);
+                selected.retain(|s| !removed.contains(&s.as_str()));
+            }
+            Applied::Refused { via, why } => {
+                let mut lines = why.lines();
+                if let Some(first) = lines.next() {
+                    self.own(&format!("change through {via} not made: {first}"));
+                }
+                for line in lines {
+                    self.own(line);
+                }
+            }
         }
     }
 

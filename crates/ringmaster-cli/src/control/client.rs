@@ -64,6 +64,16 @@ impl Client {
     /// Sends `method path` with an empty body. Error statuses (>= 400) are
     /// returned as [`ClientError::Status`] with the body text.
     pub fn request(&self, method: &str, path: &str) -> Result<Response, ClientError> {
+        self.request_with(method, path, None)
+    }
+
+    /// Like [`Client::request`], with a JSON body.
+    pub fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        json: Option<&serde_json::Value>,
+    ) -> Result<Response, ClientError> {
         let (mut stream, token) =
             super::connect(&self.state_dir, Duration::from_secs(5)).map_err(|e| {
                 match e.kind() {
@@ -74,7 +84,15 @@ impl Client {
                 }
             })?;
         stream.set_read_timeout_dyn(self.timeout)?;
-        send(&mut *stream, method, path, token.as_deref()).map_err(|e| self.timed_out(e))?;
+        let body = json.map(|j| j.to_string()).unwrap_or_default();
+        send_body(
+            &mut *stream,
+            method,
+            path,
+            token.as_deref(),
+            body.as_bytes(),
+        )
+        .map_err(|e| self.timed_out(e))?;
         let response = read_head(stream).map_err(|e| self.timed_out(e))?;
         if response.status >= 400 {
             let status = response.status;
@@ -113,20 +131,37 @@ impl Client {
     }
 }
 
+#[cfg(windows)]
 pub(super) fn send(
     stream: &mut dyn Stream,
     method: &str,
     path: &str,
     token: Option<&str>,
 ) -> io::Result<()> {
+    send_body(stream, method, path, token, &[])
+}
+
+/// Sends a request with `body` (JSON when not empty).
+fn send_body(
+    stream: &mut dyn Stream,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> io::Result<()> {
     let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: ringmaster\r\nConnection: close\r\nContent-Length: 0\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: ringmaster\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
     );
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
     if let Some(t) = token {
         req.push_str(&format!("Authorization: Bearer {t}\r\n"));
     }
     req.push_str("\r\n");
     stream.write_all(req.as_bytes())?;
+    stream.write_all(body)?;
     stream.flush()
 }
 

@@ -3,12 +3,16 @@
 //! the `up` loop through channels: a shutdown request goes to the loop (which owns
 //! the cascade, also started by signals), and the report comes back through a
 //! watch channel, so any number of `down` calls all receive the one report.
+//! Changes to the running stack (`/reload`, `/services`) go to the orchestrator
+//! here, and what they did is told to the `up` loop, which prints it.
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
 use actix_web::web::{self, Bytes};
 use actix_web::{guard, App, HttpResponse, HttpServer};
+use ringmaster::change::ApplyReport;
 use ringmaster::messages::{LogLine, ShutdownReport, Stream as OutStream};
-use ringmaster::Orchestrator;
+use ringmaster::{Config, Error, Orchestrator};
 use serde::Deserialize;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -19,8 +23,10 @@ pub struct Shared {
     pub orch: Orchestrator,
     /// Where the services' log files are.
     pub log_dir: PathBuf,
-    /// The configured services, in start order.
-    pub services: Vec<String>,
+    /// The configuration in force: the file `up` read, as last reloaded.
+    pub config: Arc<Mutex<Config>>,
+    /// Tells the `up` loop what a change did.
+    pub applied: mpsc::UnboundedSender<Applied>,
     pub startup: watch::Receiver<Startup>,
     pub report: watch::Receiver<Option<ShutdownReport>>,
     /// Asks the `up` loop to run the cascade.
@@ -44,6 +50,9 @@ pub fn start(listening: Listening, shared: Shared) -> std::io::Result<actix_web:
                 .route("/status", web::get().to(status))
                 .route("/startup", web::get().to(startup))
                 .route("/restart/{name}", web::post().to(restart))
+                .route("/reload", web::post().to(reload))
+                .route("/services", web::post().to(add))
+                .route("/services/{name}", web::delete().to(remove))
                 .route("/shutdown", web::post().to(shutdown))
                 .route("/logs", web::get().to(logs)),
         )
@@ -88,13 +97,165 @@ async fn startup(s: web::Data<Shared>) -> HttpResponse {
 
 async fn restart(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
     let name = name.into_inner();
-    if !s.services.contains(&name) {
-        return HttpResponse::NotFound().body(format!("unknown service `{name}`"));
-    }
     match s.orch.restart(&name).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "restarted": name })),
-        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
+        Err(e) => error_response(e),
     }
+}
+
+/// What a change to the running stack did, for the `up` loop to print.
+#[derive(Debug)]
+pub enum Applied {
+    /// `via` (`the control socket`, `SIGHUP`) changed the stack.
+    Done { via: String, report: ApplyReport },
+    /// A reload that changed nothing, and why.
+    Refused { via: String, why: String },
+}
+
+/// Why a change was not made, as the control API answers it.
+pub enum ChangeError {
+    /// 422: the configuration (file or JSON) is invalid; every error, one per line.
+    Invalid(String),
+    /// The orchestrator refused it (409), or it is gone or shutting down (503).
+    Refused(Error),
+}
+
+impl ChangeError {
+    fn response(self) -> HttpResponse {
+        match self {
+            ChangeError::Invalid(text) => HttpResponse::UnprocessableEntity().body(text),
+            ChangeError::Refused(e) => error_response(e),
+        }
+    }
+
+    /// The text `up` prints.
+    pub fn text(&self) -> String {
+        match self {
+            ChangeError::Invalid(t) => t.clone(),
+            ChangeError::Refused(e) => e.to_string(),
+        }
+    }
+}
+
+/// A library error as an HTTP answer: 404 unknown service, 409 a change that
+/// cannot be made, 503 shutting down or gone, 500 otherwise.
+fn error_response(e: Error) -> HttpResponse {
+    let text = e.to_string();
+    match e {
+        Error::UnknownService(_) => HttpResponse::NotFound().body(text),
+        Error::Rejected(_) => HttpResponse::Conflict().body(text),
+        Error::ShuttingDown | Error::SupervisorGone => {
+            HttpResponse::ServiceUnavailable().body(text)
+        }
+        _ => HttpResponse::InternalServerError().body(text),
+    }
+}
+
+/// Reads `file` (the one `up` read, when `None`) and applies it; on success
+/// it becomes the configuration in force. Shared by `POST /reload` and SIGHUP.
+pub async fn reload_file(
+    orch: &Orchestrator,
+    config: &Mutex<Config>,
+    file: Option<PathBuf>,
+) -> Result<ApplyReport, ChangeError> {
+    let (state_dir, path) = {
+        let c = config.lock().unwrap_or_else(|p| p.into_inner());
+        (c.settings.state_dir.clone(), c.path.clone())
+    };
+    let Some(path) = file.or(path) else {
+        return Err(ChangeError::Invalid(
+            "no file to reload: this instance was not started from one".into(),
+        ));
+    };
+    let read = path.clone();
+    let loaded = actix_web::rt::task::spawn_blocking(move || Config::load(&read))
+        .await
+        .map_err(|e| ChangeError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let new = loaded.map_err(|errors| {
+        let n = errors.0.len();
+        ChangeError::Invalid(format!(
+            "{errors}\n{n} configuration error{}; nothing was changed",
+            if n == 1 { "" } else { "s" }
+        ))
+    })?;
+    if new.settings.state_dir != state_dir {
+        return Err(ChangeError::Invalid(format!(
+            "{}: its state directory is {}, this instance's is {}; nothing was changed",
+            path.display(),
+            new.settings.state_dir.display(),
+            state_dir.display()
+        )));
+    }
+    let report = orch
+        .apply(new.clone())
+        .await
+        .map_err(ChangeError::Refused)?;
+    *config.lock().unwrap_or_else(|p| p.into_inner()) = new;
+    Ok(report)
+}
+
+/// `POST /reload` body: which file (default: the one `up` read).
+#[derive(Debug, Default, Deserialize)]
+struct ReloadBody {
+    file: Option<PathBuf>,
+}
+
+async fn reload(s: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
+    let req: ReloadBody = if body.is_empty() {
+        ReloadBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(b) => b,
+            Err(e) => return HttpResponse::BadRequest().body(format!("bad request: {e}")),
+        }
+    };
+    answer(&s, reload_file(&s.orch, &s.config, req.file).await)
+}
+
+/// The answer to a change through the socket; what it did (or why it was not
+/// made) also goes to the `up` loop, which prints it.
+fn answer(s: &Shared, result: Result<ApplyReport, ChangeError>) -> HttpResponse {
+    let via = "the control socket".to_owned();
+    match result {
+        Ok(report) => {
+            let _ = s.applied.send(Applied::Done {
+                via,
+                report: report.clone(),
+            });
+            HttpResponse::Ok().json(report)
+        }
+        Err(e) => {
+            let _ = s.applied.send(Applied::Refused { via, why: e.text() });
+            e.response()
+        }
+    }
+}
+
+/// `POST /services`: one service as a JSON object (`name` and the keys of a
+/// `[services.NAME]` table).
+async fn add(s: web::Data<Shared>, body: web::Json<serde_json::Value>) -> HttpResponse {
+    let running: Vec<String> = match s.orch.status_brief().await {
+        Ok(list) => list.into_iter().map(|st| st.name).collect(),
+        Err(e) => return error_response(e),
+    };
+    let parsed = {
+        let c = s.config.lock().unwrap_or_else(|p| p.into_inner());
+        c.service_from_json(&body, &running)
+    };
+    let service = match parsed {
+        Ok(service) => service,
+        Err(errors) => {
+            return ChangeError::Invalid(format!("{errors}\nnothing was changed")).response()
+        }
+    };
+    let result = s.orch.add_service(service).await;
+    answer(&s, result.map_err(ChangeError::Refused))
+}
+
+/// `DELETE /services/{name}`.
+async fn remove(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    let result = s.orch.remove_service(&name).await;
+    answer(&s, result.map_err(ChangeError::Refused))
 }
 
 async fn shutdown(s: web::Data<Shared>) -> HttpResponse {
@@ -127,12 +288,16 @@ fn default_lines() -> usize {
 
 async fn logs(s: web::Data<Shared>, q: web::Query<LogsQuery>) -> HttpResponse {
     let q = q.into_inner();
+    let services: Vec<String> = match s.orch.status_brief().await {
+        Ok(list) => list.into_iter().map(|st| st.name).collect(),
+        Err(e) => return error_response(e),
+    };
     let names: Vec<String> = match &q.service {
-        Some(name) if !s.services.contains(name) => {
+        Some(name) if !services.contains(name) => {
             return HttpResponse::NotFound().body(format!("unknown service `{name}`"));
         }
         Some(name) => vec![name.clone()],
-        None => s.services.clone(),
+        None => services,
     };
     // Subscribe before reading the files, so no line falls between the two.
     let live = q.follow.then(|| s.logs.subscribe());

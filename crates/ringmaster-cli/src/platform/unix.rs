@@ -1,23 +1,41 @@
-//! Unix: SIGINT, SIGTERM and SIGHUP (the terminal went away); `setsid` for the
-//! detached instance; what a process inherited is not handed on.
+//! Unix: SIGINT, SIGTERM and SIGHUP (a reload, or the terminal went away);
+//! `setsid` for the detached instance; what a process inherited is not handed on.
 use std::os::unix::process::CommandExt;
 
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::mpsc;
 
+/// What a SIGHUP means when the controlling terminal it came with is gone: the
+/// terminal was closed, and `up` stops as for SIGTERM.
+pub const HANGUP: &str = "SIGHUP (the terminal was closed)";
+
+/// True when this process has a controlling terminal that can be opened.
+fn has_terminal() -> bool {
+    std::fs::File::open("/dev/tty").is_ok()
+}
+
 /// Delivers the name of each SIGINT, SIGTERM or SIGHUP received (`"SIGINT"`, ...).
+/// A SIGHUP is `"SIGHUP"` (a reload), or [`HANGUP`] when the process had a
+/// controlling terminal and cannot open it any more (the terminal closed).
 /// Must be called inside the runtime; installs the handlers at once.
 pub fn signals() -> std::io::Result<mpsc::UnboundedReceiver<&'static str>> {
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let had_terminal = has_terminal();
     let (tx, rx) = mpsc::unbounded_channel();
     actix_rt::spawn(async move {
         loop {
             let name = tokio::select! {
                 Some(()) = int.recv() => "SIGINT",
                 Some(()) = term.recv() => "SIGTERM",
-                Some(()) = hup.recv() => "SIGHUP",
+                Some(()) = hup.recv() => {
+                    if had_terminal && !has_terminal() {
+                        HANGUP
+                    } else {
+                        "SIGHUP"
+                    }
+                }
                 else => break,
             };
             if tx.send(name).is_err() {

@@ -431,3 +431,150 @@ impl Config {
             .collect()
     }
 }
+
+/// How a service's configuration changed ([`ServiceConfig::changes`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ServiceDiff {
+    /// Keys whose change shapes the process: it must be restarted for them.
+    pub restart: Vec<&'static str>,
+    /// Keys that change how it is watched, restarted or stopped: applied to the
+    /// running service.
+    pub in_place: Vec<&'static str>,
+}
+
+impl ServiceDiff {
+    /// Nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.restart.is_empty() && self.in_place.is_empty()
+    }
+}
+
+impl ServiceConfig {
+    /// What differs between this configuration and `new` of the same service.
+    ///
+    /// Restart: `command`, `workdir`, `env` (with what `env_file` gave), `port`,
+    /// `allow`, `install`, `pid_file`, `follow_daemon`, and a change of the
+    /// health probe to or from `log` or `notify` (the output pipe and
+    /// `NOTIFY_SOCKET` are wired at the spawn). In place: `depends_on`, `health`,
+    /// `restart`, `stop`, `ready_timeout`, `start_window`.
+    pub fn changes(&self, new: &ServiceConfig) -> ServiceDiff {
+        let mut d = ServiceDiff::default();
+        let mut check = |changed: bool, key: &'static str, restart: bool| {
+            if changed {
+                if restart {
+                    d.restart.push(key);
+                } else {
+                    d.in_place.push(key);
+                }
+            }
+        };
+        check(self.command != new.command, "command", true);
+        check(self.workdir != new.workdir, "workdir", true);
+        check(self.env != new.env, "env", true);
+        check(self.port != new.port, "port", true);
+        check(self.allow != new.allow, "allow", true);
+        check(self.install != new.install, "install", true);
+        check(self.pid_file != new.pid_file, "pid_file", true);
+        check(
+            self.follow_daemon != new.follow_daemon,
+            "follow_daemon",
+            true,
+        );
+        let wired = |h: &Option<HealthConfig>| match h.as_ref().map(|h| &h.probe) {
+            Some(Probe::Log { .. }) => 1,
+            Some(Probe::Notify) => 2,
+            _ => 0,
+        };
+        let health_changed = self.health != new.health;
+        let rewire = health_changed && (wired(&self.health) != 0 || wired(&new.health) != 0);
+        check(health_changed, "health", rewire);
+        check(self.depends_on != new.depends_on, "depends_on", false);
+        check(self.restart != new.restart, "restart", false);
+        check(self.stop != new.stop, "stop", false);
+        check(
+            self.ready_timeout != new.ready_timeout,
+            "ready_timeout",
+            false,
+        );
+        check(self.start_window != new.start_window, "start_window", false);
+        d
+    }
+}
+
+impl Config {
+    /// One service given as a JSON object with the keys of a `[services.NAME]`
+    /// table plus `name` (what the control API's `POST /services` takes), read
+    /// as if it stood in this configuration's file: its relative paths resolve
+    /// against the same folder, and the defaults come from the same `[settings]`.
+    /// It may depend on `external` names (the services that run already).
+    /// Errors name the service and the key; they carry no line (there is no file).
+    pub fn service_from_json<S: AsRef<str>>(
+        &self,
+        value: &serde_json::Value,
+        external: &[S],
+    ) -> Result<ServiceConfig, ConfigErrors> {
+        let fail = |file: &str, message: String| {
+            ConfigErrors(vec![ConfigError {
+                file: PathBuf::from(file),
+                line: 0,
+                col: 0,
+                message,
+            }])
+        };
+        let mut table = match value {
+            serde_json::Value::Object(m) => m.clone(),
+            _ => return Err(fail("service", "a service is a JSON object".into())),
+        };
+        let name = match table.remove("name") {
+            Some(serde_json::Value::String(n)) => n,
+            _ => {
+                return Err(fail(
+                    "service",
+                    "the JSON object needs a `name` (a string)".into(),
+                ))
+            }
+        };
+        let label = format!("service `{name}` (JSON)");
+        let body = toml::Value::try_from(serde_json::Value::Object(table))
+            .map_err(|e| fail(&label, format!("cannot be written as TOML: {e}")))?;
+        let ms = |d: Duration| toml::Value::String(format!("{}ms", d.as_millis().max(1)));
+        let s = &self.settings;
+        let mut settings = toml::Table::new();
+        settings.insert(
+            "state_dir".into(),
+            toml::Value::String(s.state_dir.display().to_string()),
+        );
+        settings.insert("shutdown_timeout".into(), ms(s.shutdown_timeout));
+        settings.insert("health_interval".into(), ms(s.health_interval));
+        settings.insert("start_window".into(), ms(s.start_window));
+        settings.insert(
+            "log_max_bytes".into(),
+            toml::Value::Integer(s.log_max_bytes.min(i64::MAX as u64) as i64),
+        );
+        let mut services = toml::Table::new();
+        services.insert(name.clone(), body);
+        let mut doc = toml::Table::new();
+        doc.insert("settings".into(), toml::Value::Table(settings));
+        doc.insert("services".into(), toml::Value::Table(services));
+        let text = toml::to_string(&doc)
+            .map_err(|e| fail(&label, format!("cannot be written as TOML: {e}")))?;
+        let path = self.base_dir.join("(service given as JSON)");
+        let mut config = Config::parse_with_external(&text, &path, external).map_err(|errs| {
+            ConfigErrors(
+                errs.0
+                    .into_iter()
+                    .map(|e| ConfigError {
+                        file: PathBuf::from(&label),
+                        line: 0,
+                        col: 0,
+                        message: e.message,
+                    })
+                    .collect(),
+            )
+        })?;
+        config
+            .services
+            .remove(&name)
+            .ok_or_else(|| fail(&label, "no service was read".into()))
+    }
+}

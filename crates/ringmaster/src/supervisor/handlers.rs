@@ -20,21 +20,19 @@ impl Handler<Up> for Supervisor {
 
     fn handle(&mut self, msg: Up, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed || self.shutting_down {
-            return Box::pin(async {
-                Err(Error::Other("the orchestrator is shutting down".into()))
-            });
+            return Box::pin(async { Err(Error::ShuttingDown) });
         }
         let names = match self.closure(msg.only.as_deref()) {
             Ok(n) => n,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
         let started_here = self.need(&names);
-        let (id, rx) = self.wait_for(names, started_here);
+        let (id, rx) = self.wait_for(names, started_here, true);
         if let Some(within) = msg.within {
             ctx.run_later(within, move |act, ctx| act.up_timed_out(id, within, ctx));
         }
         self.advance(ctx);
-        self.check_waiters();
+        self.check_waiters(ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(Error::SupervisorGone)) })
     }
 }
@@ -44,9 +42,7 @@ impl Handler<Restart> for Supervisor {
 
     fn handle(&mut self, msg: Restart, ctx: &mut Context<Self>) -> Self::Result {
         if self.closed || self.shutting_down {
-            return Box::pin(actix::fut::ready(Err(Error::Other(
-                "the orchestrator is shutting down".into(),
-            ))));
+            return Box::pin(actix::fut::ready(Err(Error::ShuttingDown)));
         }
         if !self.entries.contains_key(&msg.name) {
             return Box::pin(actix::fut::ready(Err(Error::UnknownService(msg.name))));
@@ -76,7 +72,7 @@ impl Handler<Restart> for Supervisor {
                     actix::fut::wrap_future(async move {
                         match rx {
                             Some(rx) => rx.await.unwrap_or(Err(Error::SupervisorGone)),
-                            None => Err(Error::Other("the orchestrator is shutting down".into())),
+                            None => Err(Error::ShuttingDown),
                         }
                     })
                 }),
@@ -104,10 +100,9 @@ impl Handler<Shutdown> for Supervisor {
         self.shutting_down = true;
         let start = Instant::now();
         for w in std::mem::take(&mut self.waiters) {
-            let _ = w.tx.send(Err(Error::Other(
-                "the orchestrator is shutting down".into(),
-            )));
+            let _ = w.tx.send(Err(Error::ShuttingDown));
         }
+        self.refuse_changes();
         let mut names = Vec::new();
         for (n, e) in self.entries.iter_mut() {
             let pending_restart = e.restart_timer.take();
@@ -244,6 +239,8 @@ impl Handler<ServiceEvent> for Supervisor {
                     self.fail(&name, reason, ctx);
                 }
             }
+            // The Supervisor's own words to subscribers: nothing a service says.
+            EventKind::Added | EventKind::Removed | EventKind::Reconfigured { .. } => {}
         }
     }
 }

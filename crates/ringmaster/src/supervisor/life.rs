@@ -55,11 +55,7 @@ impl Supervisor {
         };
         let reason = match self.unmet(e) {
             Some((dep, cond)) => {
-                let cond = match cond {
-                    Condition::Ready => "ready",
-                    Condition::Started => "started",
-                    Condition::Completed => "completed",
-                };
+                let cond = apply::condition_name(cond);
                 let failed = self
                     .entries
                     .get(&dep)
@@ -89,9 +85,7 @@ impl Supervisor {
         e.phase = Phase::Preparing;
         e.op += 1;
         let op = e.op;
-        if let Ok(mut touched) = self.touched.lock() {
-            touched.insert(name.to_owned());
-        }
+        registry(&self.registry).touched.insert(name.to_owned());
         let prepare = match &e.spec.runner {
             Runner::Process(addr) => Some(addr.send(Prepare)),
             Runner::Plugin { .. } => None,
@@ -156,43 +150,10 @@ impl Supervisor {
         e.health_text = None;
         e.health_latency_ms = None;
         e.said = Said::default();
-        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
-        let mut notify_socket = None;
-        if let Some(h) = &e.spec.health {
-            // The notify socket is bound here, before `Start`: the service may
-            // send READY=1 the moment it runs.
-            #[cfg(target_os = "linux")]
-            let notify = match h.probe {
-                crate::config::Probe::Notify => match crate::notify::NotifySocket::bind(name) {
-                    Ok(sock) => {
-                        notify_socket = Some(sock.address().to_owned());
-                        Some(Arc::new(sock))
-                    }
-                    Err(err) => {
-                        tracing::warn!(service = %name, "cannot bind its notify socket: {err}");
-                        None
-                    }
-                },
-                _ => None,
-            };
-            self.health.do_send(Watch {
-                name: name.to_owned(),
-                probe: h.probe.clone(),
-                interval: h.interval,
-                timeout: h.timeout,
-                failures: h.failures,
-                start_interval: h.start_interval,
-                patience: e.spec.ready_timeout,
-                port: e.spec.port,
-                workdir: e.spec.workdir.clone(),
-                env: e.spec.env.clone(),
-                tag: e.spec.tag.clone(),
-                #[cfg(target_os = "linux")]
-                notify,
-                reply: me.clone().recipient(),
-                notices: me.clone().recipient(),
-            });
-        }
+        let notify_socket = self.watch(name, false, ctx);
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
         let start = Start {
             name: name.to_owned(),
             events: Reporter::new(name, me.recipient()),
@@ -210,6 +171,56 @@ impl Supervisor {
         e.ready_timer = Some(ctx.run_later(after, move |act, ctx| {
             act.ready_timed_out(&owned, op, after, ctx)
         }));
+    }
+
+    /// Sends the HealthChecker `name`'s probe, when it has one (`ready`: it is
+    /// ready already, see [`Watch::ready`]). Returns the `NOTIFY_SOCKET` its
+    /// processes get, for a notify probe (bound here, before `Start`: the service
+    /// may send READY=1 the moment it runs).
+    pub(super) fn watch(
+        &mut self,
+        name: &str,
+        ready: bool,
+        ctx: &mut Context<Self>,
+    ) -> Option<String> {
+        let me = ctx.address();
+        let e = self.entries.get(name)?;
+        let h = e.spec.health.as_ref()?;
+        #[cfg_attr(not(target_os = "linux"), allow(unused_mut))]
+        let mut notify_socket = None;
+        #[cfg(target_os = "linux")]
+        let notify = match h.probe {
+            crate::config::Probe::Notify => match crate::notify::NotifySocket::bind(name) {
+                Ok(sock) => {
+                    notify_socket = Some(sock.address().to_owned());
+                    Some(Arc::new(sock))
+                }
+                Err(err) => {
+                    tracing::warn!(service = %name, "cannot bind its notify socket: {err}");
+                    None
+                }
+            },
+            _ => None,
+        };
+        self.health.do_send(Watch {
+            name: name.to_owned(),
+            probe: h.probe.clone(),
+            interval: h.interval,
+            timeout: h.timeout,
+            failures: h.failures,
+            start_interval: h.start_interval,
+            patience: e.spec.ready_timeout,
+            ready,
+            port: e.spec.port,
+            workdir: e.spec.workdir.clone(),
+            env: e.spec.env.clone(),
+            tag: e.spec.tag.clone(),
+            #[cfg(target_os = "linux")]
+            notify,
+            reply: me.clone().recipient(),
+            notices: me.recipient(),
+        });
+        notify_socket
     }
 
     /// `name`'s run `op` was not ready `after` its launch: it is stopped, then
@@ -294,10 +305,12 @@ impl Supervisor {
         tracing::info!(service = %name, "ready");
         self.broadcast(name, EventKind::Ready);
         self.advance(ctx);
-        self.check_waiters();
+        self.check_waiters(ctx);
     }
 
-    pub(super) fn check_waiters(&mut self) {
+    /// Answers the requests whose services are all ready (or completed); then a
+    /// queued change may run.
+    pub(super) fn check_waiters(&mut self, ctx: &mut Context<Self>) {
         let entries = &self.entries;
         let done = |n: &String| {
             entries
@@ -311,6 +324,7 @@ impl Supervisor {
         for w in finished {
             let _ = w.tx.send(Ok(()));
         }
+        self.next_change(ctx);
     }
 
     pub(super) fn on_exit(&mut self, name: &str, code: Option<i32>, ctx: &mut Context<Self>) {
@@ -374,7 +388,7 @@ impl Supervisor {
         };
         if self.swept {
             e.set_state(ServiceState::Stopped, Some(format!("{why}; swept")));
-            self.check_waiters();
+            self.check_waiters(ctx);
             return;
         }
         if restart {
@@ -411,7 +425,7 @@ impl Supervisor {
         } else if success {
             e.completed = true;
             e.set_state(ServiceState::Stopped, Some(format!("{why} (completed)")));
-            self.check_waiters();
+            self.check_waiters(ctx);
             self.advance(ctx);
         } else {
             self.fail(name, why, ctx);
@@ -572,7 +586,7 @@ impl Supervisor {
         let failed = name.to_owned();
         let timeout = self.shutdown_timeout;
         self.cascade(to_stop, timeout, ctx)
-            .map(move |(reports, _), act, _| {
+            .map(move |(reports, _), act, ctx| {
                 for r in &reports {
                     let Some(e) = act.entries.get_mut(&r.name) else {
                         continue;
@@ -615,6 +629,7 @@ impl Supervisor {
                         reason: reason.clone(),
                     }));
                 }
+                act.next_change(ctx);
             })
             .spawn(ctx);
     }
@@ -664,9 +679,9 @@ impl Supervisor {
                 names.push(d);
             }
         }
-        let (_, rx) = self.wait_for(names, started_here);
+        let (_, rx) = self.wait_for(names, started_here, false);
         self.advance(ctx);
-        self.check_waiters();
+        self.check_waiters(ctx);
         rx
     }
 
@@ -675,6 +690,7 @@ impl Supervisor {
         &mut self,
         names: Vec<String>,
         started_here: Vec<String>,
+        up: bool,
     ) -> (u64, oneshot::Receiver<Result<()>>) {
         let (tx, rx) = oneshot::channel();
         let id = self.next_waiter;
@@ -683,6 +699,7 @@ impl Supervisor {
             id,
             names,
             started_here,
+            up,
             tx,
         });
         (id, rx)
@@ -734,7 +751,7 @@ impl Supervisor {
         let timeout = self.shutdown_timeout;
         let undo = w.started_here.clone();
         self.cascade(to_stop, timeout, ctx)
-            .map(move |_, act, _| {
+            .map(move |_, act, ctx| {
                 for n in &undo {
                     if let Some(e) = act.entries.get_mut(n) {
                         let idle = e.phase == Phase::Idle;
@@ -748,6 +765,7 @@ impl Supervisor {
                     }
                 }
                 let _ = w.tx.send(Err(Error::NotReady(reason)));
+                act.next_change(ctx);
             })
             .spawn(ctx);
     }

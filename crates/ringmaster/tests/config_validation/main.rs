@@ -3,6 +3,7 @@
 //! relative paths, `${VAR}` expansion, `env_file`, start order and the builder.
 //! The shared helpers are here; each file of this folder holds one part.
 mod builder;
+mod changes;
 mod model;
 mod paths_and_vars;
 mod rules;
