@@ -526,6 +526,11 @@ struct Progress {
     screen: QueuedWriter,
     /// Lines dropped for the screen since the last note saying so.
     dropped: usize,
+    /// When each service was last spawned: after the start-up, a service that
+    /// a change or a restart started is ready some time after that.
+    spawned: std::collections::HashMap<String, Instant>,
+    /// The start-up is over.
+    settled: bool,
 }
 
 impl Drop for Progress {
@@ -561,6 +566,8 @@ impl Progress {
             started: Instant::now(),
             screen: QueuedWriter::spawn("stdout", std::io::stdout),
             dropped: 0,
+            spawned: Default::default(),
+            settled: false,
         }
     }
 
@@ -678,8 +685,17 @@ impl Progress {
         // The library's words for the event (what `Display` prints); only the
         // time to ready is the CLI's own.
         let state = ev.kind.state_name();
+        if let EventKind::Spawned { .. } = ev.kind {
+            self.spawned.insert(ev.name.clone(), Instant::now());
+        }
         let detail = match &ev.kind {
-            EventKind::Ready => format!("in {}", human_duration(self.started.elapsed())),
+            // During the start-up: since `up` began. Later: since its own start.
+            EventKind::Ready => match self.spawned.get(&ev.name) {
+                Some(at) if self.settled => {
+                    format!("in {} after its start", human_duration(at.elapsed()))
+                }
+                _ => format!("in {}", human_duration(self.started.elapsed())),
+            },
             kind => kind.detail(),
         };
         if let Some(i) = self.names.iter().position(|n| n == &ev.name) {
@@ -739,6 +755,7 @@ impl Progress {
 
     /// Startup is over: leave the final block on screen and print lines from now on.
     fn end_startup(&mut self) {
+        self.settled = true;
         if self.live {
             self.redraw();
         }

@@ -345,6 +345,18 @@ impl Supervisor {
                 e.needed = false;
             }
         }
+        // Said before the stops, so that subscribers read why they come.
+        for name in &restarted {
+            if let Some(c) = plan.report.get(name) {
+                self.broadcast(
+                    name,
+                    EventKind::Reconfigured {
+                        keys: c.keys.clone(),
+                        restart: c.action == Action::Restarted,
+                    },
+                );
+            }
+        }
         let timeout = self.shutdown_timeout;
         self.cascade(to_stop.clone(), timeout, ctx)
             .then(move |_, act, ctx| {
@@ -403,7 +415,6 @@ impl Supervisor {
         for cfg in std::mem::take(&mut plan.restart) {
             let addr = ServiceActor::new(cfg.clone(), self.shared.clone()).start();
             let spec = Spec::of_service(&cfg, Runner::Process(addr), &self.project);
-            let keys = plan.report.get(&cfg.name).map(|c| c.keys.clone());
             let Some(e) = self.entries.get_mut(&cfg.name) else {
                 continue;
             };
@@ -415,13 +426,6 @@ impl Supervisor {
             if again && !start.contains(&cfg.name) {
                 start.push(cfg.name.clone());
             }
-            self.broadcast(
-                &cfg.name,
-                EventKind::Reconfigured {
-                    keys: keys.unwrap_or_default(),
-                    restart: again,
-                },
-            );
         }
         for cfg in std::mem::take(&mut plan.update) {
             self.update_in_place(cfg, plan, ctx);
