@@ -478,3 +478,128 @@ async fn a_change_during_a_shutdown_is_refused() {
     let report = timed(down).await.expect("joined").expect("shutdown");
     assert!(port_free(port), "{report}");
 }
+
+#[actix_rt::test]
+async fn a_restart_waiting_for_a_service_that_is_removed_answers() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let slow = svc("slow", &format!("--listen {port} --ready-after 1500"))
+        .port(port)
+        .health_tcp(port);
+    let orch =
+        Orchestrator::start(config(dir.path(), vec![slow]), Options::default()).expect("starts");
+    let seen = record(&orch, None);
+    let guard = PidGuard::new();
+    timed(orch.up(None)).await.expect("up");
+    guard_running(&orch, &guard).await;
+    let o = orch.clone();
+    let restart = actix_rt::spawn(async move { o.restart("slow").await });
+    until("slow spawned again", LONG, || {
+        seen.of("slow", is_spawned).len() == 2
+    })
+    .await;
+    let status = orch.status().await.expect("status");
+    status
+        .iter()
+        .filter_map(|s| s.pid)
+        .for_each(|p| guard.add(p));
+    let report = timed(orch.remove_service("slow")).await.expect("removed");
+    assert_eq!(action(&report, "slow"), Action::Removed, "{report}");
+    let answer = timed(restart).await.expect("joined");
+    let err = answer.expect_err("the restart cannot end ready");
+    assert!(err.to_string().contains("was removed"), "{err}");
+    assert!(port_free(port));
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report}");
+}
+
+/// A plugin that is ready at once and counts its stops.
+struct Counter(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl actix::Actor for Counter {
+    type Context = actix::Context<Self>;
+}
+
+impl actix::Handler<ringmaster::messages::Start> for Counter {
+    type Result = ();
+    fn handle(&mut self, start: ringmaster::messages::Start, _: &mut actix::Context<Self>) {
+        start.events.report(EventKind::Spawned { pid: None });
+        start.events.report(EventKind::Ready);
+    }
+}
+
+impl actix::Handler<ringmaster::messages::Stop> for Counter {
+    type Result = actix::MessageResult<ringmaster::messages::Stop>;
+    fn handle(
+        &mut self,
+        _: ringmaster::messages::Stop,
+        _: &mut actix::Context<Self>,
+    ) -> Self::Result {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        actix::MessageResult(ringmaster::StopReport::default())
+    }
+}
+
+#[actix_rt::test]
+async fn a_plugin_joins_at_runtime_and_a_process_service_waits_for_it() {
+    use actix::Actor;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (api, web) = (free_port(), free_port());
+    let orch = Orchestrator::start(
+        config(
+            dir.path(),
+            vec![svc("api", &format!("--listen {api}"))
+                .port(api)
+                .health_tcp(api)],
+        ),
+        Options::default(),
+    )
+    .expect("starts");
+    let guard = PidGuard::new();
+    timed(orch.up(None)).await.expect("up");
+    guard_running(&orch, &guard).await;
+    let stops = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let addr = Counter(stops.clone()).start();
+    let plugin = ringmaster::plugin::PluginService::from_addr("cache", &addr).depends_on("api");
+    let report = timed(orch.add_service(plugin)).await.expect("plugin added");
+    assert_eq!(action(&report, "cache"), Action::Added, "{report}");
+    // A process service added after it may depend on it.
+    let one = Config::builder(dir.path())
+        .state_dir(dir.path().join("state"))
+        .external("cache")
+        .service(dependent("web", "cache", web))
+        .build()
+        .expect("valid");
+    timed(orch.add_service(one.services["web"].clone()))
+        .await
+        .expect("web added");
+    let status = orch.status().await.expect("status");
+    status
+        .iter()
+        .filter_map(|s| s.pid)
+        .for_each(|p| guard.add(p));
+    assert_eq!(find(&status, "cache").state, ServiceState::Ready);
+    assert!(find(&status, "cache").plugin);
+    assert_eq!(find(&status, "web").state, ServiceState::Ready);
+    // Not while web depends on it; then web, then the plugin.
+    assert!(timed(orch.remove_service("cache")).await.is_err());
+    timed(orch.remove_service("web"))
+        .await
+        .expect("web removed");
+    assert!(port_free(web));
+    timed(orch.remove_service("cache"))
+        .await
+        .expect("cache removed");
+    assert_eq!(
+        stops.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "Stop once"
+    );
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report}");
+    assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -83,6 +83,9 @@
 //! - [`config`]: `ringmaster.toml` (or a [`config::ConfigBuilder`]) becomes a validated
 //!   [`Config`]; every error carries `file:line:col`.
 //! - [`orchestrator`]: the handle ([`Orchestrator`], [`Options`]).
+//! - [`change`]: a stack that changes while it runs ([`Orchestrator::apply`],
+//!   [`Orchestrator::add_service`], [`Orchestrator::remove_service`]) and the
+//!   report of a change.
 //! - [`supervisor`], [`service`], [`health`], [`janitor`]: the actors above;
 //!   [`logs`]: service output; [`plugin`]: services that are your own actors.
 //! - [`messages`] lists every message with who sends it to whom.

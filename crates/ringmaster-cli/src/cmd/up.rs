@@ -3,7 +3,9 @@
 //! terminal, plain lines otherwise); then each service's output prefixed with its
 //! name. SIGINT/SIGTERM (or `down` through the control socket) runs the shutdown
 //! cascade and prints its report; a second signal kills what is left of the
-//! selected services at once. Stdout is written by a thread of its own, so a
+//! selected services at once. SIGHUP reloads the file (unless it came because
+//! the terminal closed: then it stops), and changes through the control socket
+//! (`reload`, `add`, `remove`) are printed as they are made. Stdout is written by a thread of its own, so a
 //! reader that stops reading never holds up the actors (lines are dropped for the
 //! screen instead, and counted).
 //!

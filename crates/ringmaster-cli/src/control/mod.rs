@@ -1,4 +1,4 @@
-//! The control socket: how `status`, `down`, `restart` and `logs` talk to a running
+//! The control socket: how `status`, `down`, `restart`, `reload`, `add`, `remove` and `logs` talk to a running
 //! `up`. HTTP/1.1 served by actix-web ([`server`]) and spoken by a minimal blocking
 //! client ([`client`]). The transport is platform code in one place: a Unix socket
 //! `<state_dir>/control.sock` with mode 0600 (`unix.rs`), or on Windows loopback TCP
@@ -9,6 +9,11 @@
 //! - `GET /status`: the [`ringmaster::ServiceStatus`] list (the `status --json` form).
 //! - `GET /startup`: [`Startup`]: `starting`, `ready` or `failed` with the reason.
 //! - `POST /restart/{name}`: stop and start one service.
+//! - `POST /reload` (`{"file": path}` or empty): apply a changed file; replies with
+//!   the [`ringmaster::change::ApplyReport`] once what it started is ready.
+//! - `POST /services` (one service as JSON: `name` and the keys of a
+//!   `[services.NAME]` table) and `DELETE /services/{name}`: add or remove one
+//!   service; the same report.
 //! - `POST /shutdown`: run the cascade; replies with the
 //!   [`ringmaster::messages::ShutdownReport`] once it is done.
 //! - `GET /logs?service=&n=&follow=`: the last `n` lines of each service's log

@@ -407,6 +407,18 @@ impl Supervisor {
             tracing::info!(service = %n, "removed");
             self.broadcast(n, EventKind::Removed);
         }
+        // A request still waiting for a removed service would wait forever.
+        let (gone, rest): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.names.iter().any(|n| plan.remove.contains(n)));
+        self.waiters = rest;
+        for w in gone {
+            let names: Vec<&String> = w.names.iter().filter(|n| plan.remove.contains(n)).collect();
+            let _ = w.tx.send(Err(Error::Other(format!(
+                "service `{}` was removed while the request waited for it",
+                names.first().map(|n| n.as_str()).unwrap_or_default()
+            ))));
+        }
         let mut start: Vec<String> = stopped
             .iter()
             .filter(|n| !plan.remove.contains(n))
