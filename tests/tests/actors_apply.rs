@@ -160,14 +160,16 @@ async fn apply_adds_removes_restarts_and_leaves_the_rest_alone() {
         .cloned()
         .collect();
     assert!(keep_events.is_empty(), "keep was touched: {keep_events:?}");
-    let latency_before = find(&after, "keep").health_latency_ms;
-    until_async("keep probed again", LONG, || async {
-        let s = orch.status_brief().await.expect("status");
-        find(&s, "keep").health.as_deref() == Some("ok")
-            && find(&s, "keep").health_latency_ms.is_some()
-    })
-    .await;
-    assert!(latency_before.is_some(), "keep's probe history was kept");
+    // A launch (or a new watch) would have cleared what its probe said last.
+    assert_eq!(
+        find(&after, "keep").health.as_deref(),
+        Some("ok"),
+        "{after:?}"
+    );
+    assert!(
+        find(&after, "keep").health_latency_ms.is_some(),
+        "{after:?}"
+    );
     // The events say what changed, in order: dep stopped before change.
     assert!(!seen.of("gone", |k| *k == EventKind::Removed).is_empty());
     assert!(!seen.of("new", |k| *k == EventKind::Added).is_empty());
@@ -182,7 +184,12 @@ async fn apply_adds_removes_restarts_and_leaves_the_rest_alone() {
         .filter(|s| is_stopped(&s.event.kind))
         .map(|s| s.event.name.clone())
         .collect();
-    let pos = |n: &str| stops.iter().position(|s| s == n);
+    let pos = |n: &str| {
+        stops
+            .iter()
+            .position(|s| s == n)
+            .unwrap_or_else(|| panic!("`{n}` stopped: {stops:?}"))
+    };
     assert!(pos("dep") < pos("change"), "dependent first: {stops:?}");
 
     let report = timed(orch.shutdown(Duration::from_secs(20)))
@@ -371,7 +378,7 @@ async fn changes_wait_for_the_start_and_follow_one_another() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (slow, other, extra) = (free_port(), free_port(), free_port());
     let slow_svc = || {
-        svc("slow", &format!("--listen {slow} --ready-after 800"))
+        svc("slow", &format!("--listen {slow} --ready-after 3000"))
             .port(slow)
             .health_tcp(slow)
     };
@@ -416,6 +423,9 @@ async fn changes_wait_for_the_start_and_follow_one_another() {
     let a = actix_rt::spawn(async move { o1.apply(add_extra).await });
     actix_rt::time::sleep(Duration::from_millis(20)).await;
     let b = actix_rt::spawn(async move { o2.apply(change_other).await });
+    // Both were sent while slow was still starting (3 s is far longer than this).
+    let now = orch.status_brief().await.expect("status");
+    assert_ne!(find(&now, "slow").state, ServiceState::Ready, "{now:?}");
     let up_result = timed(up).await.expect("joined");
     let ra = timed(a).await.expect("joined");
     let rb = timed(b).await.expect("joined");
@@ -465,10 +475,11 @@ async fn a_change_during_a_shutdown_is_refused() {
     guard_running(&orch, &guard).await;
     let o = orch.clone();
     let down = actix_rt::spawn(async move { o.shutdown(Duration::from_secs(20)).await });
-    until_async("stopping", LONG, || async {
+    // Stopping, or already stopped: a change is refused either way.
+    until_async("the shutdown to begin", LONG, || async {
         orch.status_brief()
             .await
-            .is_ok_and(|s| s[0].state == ServiceState::Stopping)
+            .is_ok_and(|s| s[0].state != ServiceState::Ready)
     })
     .await;
     let err = timed(orch.remove_service("api"))
@@ -483,15 +494,19 @@ async fn a_change_during_a_shutdown_is_refused() {
 async fn a_restart_waiting_for_a_service_that_is_removed_answers() {
     let dir = tempfile::tempdir().expect("temp dir");
     let port = free_port();
-    let slow = svc("slow", &format!("--listen {port} --ready-after 1500"))
+    // Ready while the marker exists: the restart below (marker gone) waits.
+    let marker = dir.path().join("ok");
+    std::fs::write(&marker, "").expect("marker");
+    let slow = svc("slow", &format!("--listen {port}"))
         .port(port)
-        .health_tcp(port);
+        .health_exec(format!("test -f '{}'", marker.display()));
     let orch =
         Orchestrator::start(config(dir.path(), vec![slow]), Options::default()).expect("starts");
     let seen = record(&orch, None);
     let guard = PidGuard::new();
     timed(orch.up(None)).await.expect("up");
     guard_running(&orch, &guard).await;
+    std::fs::remove_file(&marker).expect("marker removed");
     let o = orch.clone();
     let restart = actix_rt::spawn(async move { o.restart("slow").await });
     until("slow spawned again", LONG, || {
@@ -602,4 +617,126 @@ async fn a_plugin_joins_at_runtime_and_a_process_service_waits_for_it() {
         .expect("shutdown");
     assert!(report.clean(), "{report}");
     assert_eq!(stops.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+#[actix_rt::test]
+async fn a_new_dependency_on_a_service_the_change_restarts_restarts_it_after() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (free_port(), free_port());
+    let sa = || svc("a", &format!("--listen {a}")).port(a).health_tcp(a);
+    let sb = |args: &str| {
+        svc("b", &format!("--listen {b} {args}"))
+            .port(b)
+            .health_tcp(b)
+    };
+    let orch = Orchestrator::start(config(dir.path(), vec![sa(), sb("")]), Options::default())
+        .expect("starts");
+    let seen = record(&orch, None);
+    let guard = PidGuard::new();
+    timed(orch.up(None)).await.expect("up");
+    let before = guard_running(&orch, &guard).await;
+    let mark = seen.events().len();
+    // a gains a dependency on b (in place alone), and b's command changes.
+    let report = timed(orch.apply(config(
+        dir.path(),
+        vec![sa().depends_on("b"), sb("--print-pids")],
+    )))
+    .await
+    .expect("applied");
+    let after = guard_running(&orch, &guard).await;
+    assert_eq!(action(&report, "b"), Action::Restarted, "{report}");
+    assert_eq!(action(&report, "a"), Action::Restarted, "{report}");
+    assert_ne!(before, after, "both run under new pids");
+    let events = seen.events()[mark..].to_vec();
+    let at = |name: &str, pred: fn(&EventKind) -> bool| {
+        events
+            .iter()
+            .position(|s| s.event.name == name && pred(&s.event.kind))
+            .unwrap_or_else(|| panic!("{name}: {events:?}"))
+    };
+    assert!(at("b", is_ready) < at("a", is_spawned), "{events:?}");
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report}");
+}
+
+#[actix_rt::test]
+async fn a_change_to_a_job_that_completed_leaves_its_dependents_alone() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let api = free_port();
+    let job = |text: &str| {
+        ServiceConfigBuilder::new("migrate", format!("echo {text}")).restart(RestartPolicy::Never)
+    };
+    let api_svc = || {
+        svc("api", &format!("--listen {api}"))
+            .port(api)
+            .health_tcp(api)
+            .depends_on_condition("migrate", ringmaster::config::Condition::Completed)
+    };
+    let orch = Orchestrator::start(
+        config(dir.path(), vec![job("one"), api_svc()]),
+        Options::default(),
+    )
+    .expect("starts");
+    let guard = PidGuard::new();
+    timed(orch.up(None)).await.expect("up");
+    let status = orch.status().await.expect("status");
+    let api_pid = find(&status, "api").pid.expect("api runs");
+    guard.add(api_pid);
+    let report = timed(orch.apply(config(dir.path(), vec![job("two"), api_svc()])))
+        .await
+        .expect("applied");
+    assert_eq!(action(&report, "migrate"), Action::Updated, "{report}");
+    assert_eq!(action(&report, "api"), Action::Unchanged, "{report}");
+    let status = orch.status().await.expect("status");
+    assert_eq!(find(&status, "api").pid, Some(api_pid), "api untouched");
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report}");
+}
+
+#[actix_rt::test]
+async fn a_probe_removed_from_an_unhealthy_service_leaves_it_ready() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let marker = dir.path().join("ok");
+    std::fs::write(&marker, "").expect("marker");
+    let base = || {
+        svc("api", &format!("--listen {port}"))
+            .port(port)
+            .restart(RestartPolicy::Never)
+    };
+    let probed = base()
+        .health_exec(format!("test -f '{}'", marker.display()))
+        .health_interval(Duration::from_millis(100))
+        .health_failures(1);
+    let orch =
+        Orchestrator::start(config(dir.path(), vec![probed]), Options::default()).expect("starts");
+    let guard = PidGuard::new();
+    timed(orch.up(None)).await.expect("up");
+    let pid = guard_running(&orch, &guard).await;
+    std::fs::remove_file(&marker).expect("marker removed");
+    until_async("unhealthy", LONG, || async {
+        orch.status_brief()
+            .await
+            .is_ok_and(|s| s[0].state == ServiceState::Unhealthy)
+    })
+    .await;
+    let report = timed(orch.apply(config(dir.path(), vec![base()])))
+        .await
+        .expect("applied");
+    assert_eq!(action(&report, "api"), Action::Updated, "{report}");
+    let status = orch.status().await.expect("status");
+    assert_eq!(
+        find(&status, "api").state,
+        ServiceState::Ready,
+        "{status:?}"
+    );
+    assert_eq!(status.iter().filter_map(|s| s.pid).collect::<Vec<_>>(), pid);
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown");
+    assert!(report.clean(), "{report}");
 }

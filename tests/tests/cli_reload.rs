@@ -193,6 +193,13 @@ fn reload_adds_removes_changes_and_leaves() {
         "{}",
         text(&out.stderr)
     );
+    // A service added on its own (in no file) can be restarted like any other.
+    let before_restart = pid_of(&p.status().expect("status"), "extra");
+    let out = p.rm().args(["restart", "extra"]).output().expect("restart");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    p.guard_tagged();
+    let now = p.wait_ready(&["extra"]);
+    assert_ne!(pid_of(&now, "extra"), before_restart, "a new process");
     let extra_pids = members(&p.status().expect("status"), "extra");
     let out = p.rm().args(["remove", "extra"]).output().expect("remove");
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
@@ -205,9 +212,6 @@ fn reload_adds_removes_changes_and_leaves() {
         assert!(!pid_alive(pid));
     }
     wait_port_free(extra);
-    // A service added on its own can be restarted like any other.
-    let out = p.rm().args(["restart", "new"]).output().expect("restart");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
 
     p.rm().arg("down").assert().code(0);
     for port in [keep, change, dep, new] {
@@ -288,7 +292,7 @@ fn sighup_reloads_a_foreground_up_and_a_reload_waits_for_the_start() {
     let (slow, other) = (free_port(), free_port());
     let first = format!(
         "{SETTINGS}{}{}",
-        service("slow", slow, "--ready-after 1500", ""),
+        service("slow", slow, "--ready-after 3000", ""),
         service("other", other, "", ""),
     );
     let p = Project::with_config(&first);
@@ -302,8 +306,16 @@ fn sighup_reloads_a_foreground_up_and_a_reload_waits_for_the_start() {
     // A reload while slow is still starting waits until the start is over.
     let changed = format!(
         "{SETTINGS}{}{}",
-        service("slow", slow, "--ready-after 1500", ""),
+        service("slow", slow, "--ready-after 3000", ""),
         service("other", other, "--print-pids", ""),
+    );
+    // Still starting (3 s is far longer than it took to get here).
+    let status = p.status().expect("status");
+    assert!(
+        status
+            .iter()
+            .any(|s| s["name"] == "slow" && s["state"] != "ready"),
+        "{status:?}"
     );
     p.write("ringmaster.toml", &changed);
     let out = p.rm().arg("reload").output().expect("reload");
@@ -330,7 +342,13 @@ fn sighup_reloads_a_foreground_up_and_a_reload_waits_for_the_start() {
         p.up_output().contains("change through SIGHUP: applied")
     });
     let log = p.up_output();
-    assert!(log.contains("other  restarted (command changed)"), "{log}");
+    let (_, after_hup) = log
+        .split_once("change through SIGHUP: applied")
+        .expect("the SIGHUP reload");
+    assert!(
+        after_hup.contains("other  restarted (command changed)"),
+        "{log}"
+    );
     p.guard_tagged();
     send_unix_signal(up.id(), libc::SIGTERM);
     let status = wait_child_exit(&mut up);
@@ -345,7 +363,7 @@ fn a_reload_during_down_is_refused() {
     let fake = fake_service();
     let config = format!(
         "{SETTINGS}[services.stubborn]\ncommand = \"{} --listen {port} --ignore-term\"\nport = {port}\n\
-         health = {{ tcp = {port} }}\nstop = {{ timeout = \"3s\" }}\n",
+         health = {{ tcp = {port} }}\nstop = {{ timeout = \"8s\" }}\n",
         fake.display()
     );
     let p = Project::with_config(&config);

@@ -3,7 +3,6 @@
 //!
 //! The last handle dropped without a `shutdown` (an early return with `?`, a
 //! panic unwinding) stops what the orchestrator started: see [`Orchestrator`].
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 
 use crate::change::{ApplyReport, ServiceDef};
-use crate::config::{Config, Probe};
+use crate::config::Config;
 use crate::health::HealthChecker;
 use crate::janitor::PortJanitor;
 use crate::logs::{LogWriter, KEEP};
@@ -136,26 +135,20 @@ impl Drop for DropGuard {
 }
 
 /// Checks the combined graph of configured services and plugins: unique names,
-/// known dependencies, no cycle; and that no plugin has a `notify` probe (a
-/// plugin has no process to send it).
+/// known dependencies, one service per port, no cycle; and that no plugin has a
+/// `notify` probe (a plugin has no process to send it).
 fn check_graph(config: &Config, plugins: &[PluginService]) -> Result<()> {
-    let mut graph: BTreeMap<String, Vec<String>> = config
+    let mut graph: crate::supervisor::Shape = config
         .services
         .iter()
         .map(|(n, s)| {
-            (
-                n.clone(),
-                s.depends_on.iter().map(|d| d.service.clone()).collect(),
-            )
+            let deps = s.depends_on.iter().map(|d| d.service.clone()).collect();
+            (n.clone(), (deps, s.port))
         })
         .collect();
     for p in plugins {
-        if p.health.as_ref().is_some_and(|h| h.probe == Probe::Notify) {
-            return Err(Error::Other(format!(
-                "plugin `{}` has a notify probe: a plugin has no process to send READY=1; \
-                 report Ready from the plugin instead",
-                p.name
-            )));
+        if let Some(why) = p.refusal() {
+            return Err(Error::Other(why));
         }
         if graph.contains_key(&p.name) {
             return Err(Error::Other(format!(
@@ -163,22 +156,15 @@ fn check_graph(config: &Config, plugins: &[PluginService]) -> Result<()> {
                 p.name
             )));
         }
-        graph.insert(
-            p.name.clone(),
-            p.depends_on.iter().map(|d| d.service.clone()).collect(),
-        );
+        let deps = p.depends_on.iter().map(|d| d.service.clone()).collect();
+        graph.insert(p.name.clone(), (deps, p.port));
     }
-    let known: BTreeSet<&String> = graph.keys().collect();
-    for (name, deps) in &graph {
-        if let Some(d) = deps.iter().find(|d| !known.contains(d)) {
-            return Err(Error::Other(format!(
-                "service `{name}` depends on unknown service `{d}`"
-            )));
-        }
+    let problems = crate::supervisor::graph_problems(&graph, &[]);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Other(problems.join("; ")))
     }
-    crate::supervisor::topo_order(&graph)
-        .map(|_| ())
-        .map_err(|cycle| Error::Other(format!("dependency cycle: {}", cycle.join(" → "))))
 }
 
 impl Orchestrator {

@@ -109,6 +109,21 @@ impl std::fmt::Debug for PluginService {
 }
 
 impl PluginService {
+    /// Why this plugin cannot join a stack, if it cannot: a `notify` probe (a
+    /// plugin has no process to send `READY=1`).
+    pub(crate) fn refusal(&self) -> Option<String> {
+        self.health
+            .as_ref()
+            .is_some_and(|h| h.probe == Probe::Notify)
+            .then(|| {
+                format!(
+                    "plugin `{}` has a notify probe: a plugin has no process to send READY=1; \
+                     report Ready from the plugin instead",
+                    self.name
+                )
+            })
+    }
+
     /// A plugin named `name` whose actor receives [`Start`] at `start` and [`Stop`]
     /// at `stop`. Defaults: no dependency, no health probe (the plugin reports
     /// `Ready` itself), no port, restart `on-failure` with the usual attempts and

@@ -73,7 +73,7 @@ mod handlers;
 mod life;
 mod reaper;
 
-pub(crate) use graph::topo_order;
+pub(crate) use graph::{graph_problems, topo_order, Shape};
 use reaper::ReaperHandle;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
@@ -252,6 +252,8 @@ struct Entry {
     said: Said,
 
     needed: bool,
+    /// A change is removing it: nothing needs it any more (see `closure`).
+    leaving: bool,
     phase: Phase,
     /// Bumped whenever what is in flight for this service is superseded.
     op: u64,
@@ -284,6 +286,7 @@ impl Entry {
             health_latency_ms: None,
             said: Said::default(),
             needed: false,
+            leaving: false,
             phase: Phase::Idle,
             op: 0,
             ready: false,
@@ -419,6 +422,9 @@ pub struct Supervisor {
     applying: bool,
     /// Changes waiting for their turn.
     changes: VecDeque<apply::Queued>,
+    /// Above every `op` a removed service ever had: where the `op` of a service
+    /// added later begins, so that a timer of the earlier one never matches it.
+    retired_op: u64,
     /// A shutdown cascade runs (or ran): nothing starts any more.
     shutting_down: bool,
     /// A forced sweep took the services down ([`HoldRestarts`]): what exits is
@@ -473,25 +479,9 @@ impl Supervisor {
             registry,
             settings,
         } = setup;
-        let mut entries = BTreeMap::new();
-        for cfg in services {
-            let addr = ServiceActor::new(cfg.clone(), shared.clone()).start();
-            let spec = Spec::of_service(&cfg, Runner::Process(addr), &shared.project);
-            entries.insert(
-                cfg.name.clone(),
-                Entry::new(cfg.name.clone(), spec, Origin::Config),
-            );
-        }
-        for p in plugins {
-            let spec = Spec::of_plugin(&p, shared.state_dir.clone());
-            entries.insert(
-                p.name.clone(),
-                Entry::new(p.name.clone(), spec, Origin::Added),
-            );
-        }
         let mut sup = Supervisor {
             project: shared.project.clone(),
-            entries,
+            entries: BTreeMap::new(),
             order: Vec::new(),
             janitor,
             health,
@@ -506,6 +496,7 @@ impl Supervisor {
             settings,
             applying: false,
             changes: VecDeque::new(),
+            retired_op: 0,
             shutting_down: false,
             swept: false,
             shutdown_waiters: Vec::new(),
@@ -514,9 +505,30 @@ impl Supervisor {
             reaper: subreaper.then(ReaperHandle::start),
             reap_timer: None,
         };
+        for cfg in services {
+            let spec = sup.process_spec(&cfg);
+            sup.entries.insert(
+                cfg.name.clone(),
+                Entry::new(cfg.name.clone(), spec, Origin::Config),
+            );
+        }
+        for p in plugins {
+            let spec = Spec::of_plugin(&p, sup.shared.state_dir.clone());
+            sup.entries.insert(
+                p.name.clone(),
+                Entry::new(p.name.clone(), spec, Origin::Added),
+            );
+        }
         sup.order = sup.graph_order()?;
         sup.rebuild();
         Ok(sup)
+    }
+
+    /// A process service's spec, with a new ServiceActor for it (started on the
+    /// current arbiter).
+    fn process_spec(&self, cfg: &ServiceConfig) -> Spec {
+        let addr = ServiceActor::new(cfg.clone(), self.shared.clone()).start();
+        Spec::of_service(cfg, Runner::Process(addr), &self.project)
     }
 
     /// The start order of the graph as it is now; `Err` names a cycle.

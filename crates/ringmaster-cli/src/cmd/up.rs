@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::cli::UpArgs;
 use crate::control::client::Client;
-use crate::control::server::{reload_file, Applied, Shared};
+use crate::control::server::{self, reload_file, Applied, Current, Shared};
 use crate::control::Startup;
 use crate::exit::{load_config, CmdResult, Failure, FAILED, OK};
 use crate::output::{human_duration, shutdown_report, state_color, Prefixer, Style};
@@ -177,7 +177,7 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
     let (report_tx, report_rx) = watch::channel::<Option<ShutdownReport>>(None);
     let (shutdown_tx, mut shutdown_rx) = mpsc::unbounded_channel::<()>();
     // The configuration in force (reloads replace it), and what changes did.
-    let current = Arc::new(Mutex::new(config.clone()));
+    let current = Arc::new(Mutex::new(Current::new(config.clone())));
     let (applied_tx, mut applied) = mpsc::unbounded_channel::<Applied>();
 
     let control = control::listen(&state_dir).and_then(|listening| {
@@ -336,7 +336,7 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
     // The cascade; a second signal kills what is left of the selected services at
     // once (never a service this run did not select: its port may be someone
     // else's). Both by the configuration in force.
-    let config = current.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let config = server::current(&current).merged();
     let deadline = config.settings.shutdown_timeout;
     let started = Instant::now();
     let mut forced: Option<cleanup::Cleanup> = None;
@@ -475,9 +475,10 @@ fn merge_forced(report: &mut ShutdownReport, swept: &cleanup::Cleanup) {
 const RELOAD_SIGNAL: &str = "SIGHUP";
 
 /// The file in force, for messages.
-fn file_name(current: &Mutex<Config>) -> String {
-    let c = current.lock().unwrap_or_else(|p| p.into_inner());
-    c.path
+fn file_name(current: &Mutex<Current>) -> String {
+    let c = server::current(current);
+    c.file
+        .path
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "the configuration".into())
@@ -487,7 +488,7 @@ fn file_name(current: &Mutex<Config>) -> String {
 /// for what it starts); what it did comes back on `applied`.
 fn reload_in_background(
     orch: &Orchestrator,
-    current: &Arc<Mutex<Config>>,
+    current: &Arc<Mutex<Current>>,
     applied: &mpsc::UnboundedSender<Applied>,
     via: &str,
 ) {

@@ -23,8 +23,9 @@ pub struct Shared {
     pub orch: Orchestrator,
     /// Where the services' log files are.
     pub log_dir: PathBuf,
-    /// The configuration in force: the file `up` read, as last reloaded.
-    pub config: Arc<Mutex<Config>>,
+    /// The configuration in force: the file `up` read, as last reloaded, and
+    /// the services added on their own.
+    pub config: Arc<Mutex<Current>>,
     /// Tells the `up` loop what a change did.
     pub applied: mpsc::UnboundedSender<Applied>,
     pub startup: watch::Receiver<Startup>,
@@ -103,6 +104,42 @@ async fn restart(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse 
     }
 }
 
+/// The configuration in force.
+#[derive(Clone, Debug)]
+pub struct Current {
+    /// The file, as last reloaded.
+    pub file: Config,
+    /// Services added with `add` (not in the file), by name.
+    pub added: std::collections::BTreeMap<String, ringmaster::config::ServiceConfig>,
+}
+
+impl Current {
+    /// The file `up` read.
+    pub fn new(file: Config) -> Current {
+        Current {
+            file,
+            added: Default::default(),
+        }
+    }
+
+    /// The file with the services added on their own: what a forced stop and
+    /// the check after the shutdown cover.
+    pub fn merged(&self) -> Config {
+        let mut all = self.file.clone();
+        for (name, svc) in &self.added {
+            all.services
+                .entry(name.clone())
+                .or_insert_with(|| svc.clone());
+        }
+        all
+    }
+}
+
+/// Locks the configuration in force (plain data: a poisoned lock is still good).
+pub fn current(c: &Mutex<Current>) -> std::sync::MutexGuard<'_, Current> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// What a change to the running stack did, for the `up` loop to print.
 #[derive(Debug)]
 pub enum Applied {
@@ -155,12 +192,12 @@ fn error_response(e: Error) -> HttpResponse {
 /// it becomes the configuration in force. Shared by `POST /reload` and SIGHUP.
 pub async fn reload_file(
     orch: &Orchestrator,
-    config: &Mutex<Config>,
+    config: &Mutex<Current>,
     file: Option<PathBuf>,
 ) -> Result<ApplyReport, ChangeError> {
     let (state_dir, path) = {
-        let c = config.lock().unwrap_or_else(|p| p.into_inner());
-        (c.settings.state_dir.clone(), c.path.clone())
+        let c = current(config);
+        (c.file.settings.state_dir.clone(), c.file.path.clone())
     };
     let Some(path) = file.or(path) else {
         return Err(ChangeError::Invalid(
@@ -190,7 +227,10 @@ pub async fn reload_file(
         .apply(new.clone())
         .await
         .map_err(ChangeError::Refused)?;
-    *config.lock().unwrap_or_else(|p| p.into_inner()) = new;
+    let mut c = current(config);
+    // A service of the file's takes over one added on its own.
+    c.added.retain(|name, _| !new.services.contains_key(name));
+    c.file = new;
     Ok(report)
 }
 
@@ -238,23 +278,32 @@ async fn add(s: web::Data<Shared>, body: web::Json<serde_json::Value>) -> HttpRe
         Ok(list) => list.into_iter().map(|st| st.name).collect(),
         Err(e) => return error_response(e),
     };
-    let parsed = {
-        let c = s.config.lock().unwrap_or_else(|p| p.into_inner());
-        c.service_from_json(&body, &running)
-    };
+    // Parsed off the lock and off this thread: an `env_file` is read from disk.
+    let file = current(&s.config).file.clone();
+    let value = body.into_inner();
+    let parsed = web::block(move || file.service_from_json(&value, &running)).await;
     let service = match parsed {
-        Ok(service) => service,
-        Err(errors) => {
+        Ok(Ok(service)) => service,
+        Ok(Err(errors)) => {
             return ChangeError::Invalid(format!("{errors}\nnothing was changed")).response()
         }
+        Err(e) => return HttpResponse::InternalServerError().body(e.to_string()),
     };
-    let result = s.orch.add_service(service).await;
+    let result = s.orch.add_service(service.clone()).await;
+    if result.is_ok() {
+        current(&s.config)
+            .added
+            .insert(service.name.clone(), service);
+    }
     answer(&s, result.map_err(ChangeError::Refused))
 }
 
 /// `DELETE /services/{name}`.
 async fn remove(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
     let result = s.orch.remove_service(&name).await;
+    if result.is_ok() {
+        current(&s.config).added.remove(name.as_str());
+    }
     answer(&s, result.map_err(ChangeError::Refused))
 }
 

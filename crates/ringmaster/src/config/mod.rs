@@ -455,7 +455,8 @@ impl ServiceConfig {
     /// Restart: `command`, `workdir`, `env` (with what `env_file` gave), `port`,
     /// `allow`, `install`, `pid_file`, `follow_daemon`, and a change of the
     /// health probe to or from `log` or `notify` (the output pipe and
-    /// `NOTIFY_SOCKET` are wired at the spawn). In place: `depends_on`, `health`,
+    /// `NOTIFY_SOCKET` are wired at the spawn; a new regex or interval of the
+    /// same kind changes in place). In place: `depends_on`, `health`,
     /// `restart`, `stop`, `ready_timeout`, `start_window`.
     pub fn changes(&self, new: &ServiceConfig) -> ServiceDiff {
         let mut d = ServiceDiff::default();
@@ -486,7 +487,7 @@ impl ServiceConfig {
             _ => 0,
         };
         let health_changed = self.health != new.health;
-        let rewire = health_changed && (wired(&self.health) != 0 || wired(&new.health) != 0);
+        let rewire = wired(&self.health) != wired(&new.health);
         check(health_changed, "health", rewire);
         check(self.depends_on != new.depends_on, "depends_on", false);
         check(self.restart != new.restart, "restart", false);
@@ -537,7 +538,8 @@ impl Config {
         let label = format!("service `{name}` (JSON)");
         let body = toml::Value::try_from(serde_json::Value::Object(table))
             .map_err(|e| fail(&label, format!("cannot be written as TOML: {e}")))?;
-        let ms = |d: Duration| toml::Value::String(format!("{}ms", d.as_millis().max(1)));
+        // Exact: seconds with their fraction (`Duration`'s own text is not TOML's).
+        let ms = |d: Duration| toml::Value::String(format!("{}s", d.as_secs_f64()));
         let s = &self.settings;
         let mut settings = toml::Table::new();
         settings.insert(

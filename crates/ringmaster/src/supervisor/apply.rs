@@ -24,8 +24,10 @@ pub(super) struct Queued {
 struct Plan {
     add: Vec<(ServiceDef, Origin)>,
     remove: Vec<String>,
-    /// Process services whose new configuration needs a new process.
-    restart: Vec<ServiceConfig>,
+    /// Process services whose new configuration needs a new process; with
+    /// `true` when they run (or failed) and restart now, `false` when the new
+    /// configuration waits for their next start.
+    restart: Vec<(ServiceConfig, bool)>,
     /// Process services whose new configuration applies to what runs.
     update: Vec<ServiceConfig>,
     /// Services added on their own that a file now defines.
@@ -35,9 +37,29 @@ struct Plan {
     setting_changes: Vec<SettingChange>,
     /// What the report says of each service, by name.
     report: BTreeMap<String, ServiceChange>,
+    /// Each service's dependencies in the graph the change leads to.
+    graph: BTreeMap<String, Vec<String>>,
 }
 
 impl Plan {
+    /// A process service that needs a new process: restarted now (`again`), or
+    /// with the new configuration at its next start.
+    fn restarting(
+        &mut self,
+        cfg: &ServiceConfig,
+        again: bool,
+        keys: &[&str],
+        because: Option<String>,
+    ) {
+        if again {
+            self.note(&cfg.name, Action::Restarted, keys, because);
+        } else {
+            let later = "not running: applies at its next start".to_owned();
+            self.note(&cfg.name, Action::Updated, keys, Some(later));
+        }
+        self.restart.push((cfg.clone(), again));
+    }
+
     fn note(&mut self, name: &str, action: Action, keys: &[&str], because: Option<String>) {
         self.report.insert(
             name.to_owned(),
@@ -109,27 +131,47 @@ impl Supervisor {
         match change {
             Change::Config(config) => {
                 let config = *config;
+                if config.settings.state_dir != self.settings.state_dir {
+                    return Err(rejected(format!(
+                        "the configuration's state directory is {}, this instance's is {}: \
+                         another state directory is another instance",
+                        config.settings.state_dir.display(),
+                        self.settings.state_dir.display()
+                    )));
+                }
+                // What only changes in place, with its old configuration.
+                let mut in_place: Vec<(&ServiceConfig, &ServiceConfig, Vec<&'static str>)> =
+                    Vec::new();
                 for (name, cfg) in &config.services {
-                    match self.entries.get(name) {
-                        None => {
-                            plan.note(name, Action::Added, &[], None);
-                            plan.add
-                                .push((ServiceDef::Process(Box::new(cfg.clone())), Origin::Config));
-                        }
-                        Some(e) => {
-                            let Some(old) = &e.spec.config else {
-                                return Err(rejected(format!(
-                                    "service `{name}` is a plugin registered in code: a \
-                                     configuration cannot define a service of that name"
-                                )));
-                            };
-                            if e.origin == Origin::Added {
-                                plan.adopt.push(name.clone());
-                            }
-                            self.plan_change(&mut plan, e, old, cfg);
-                        }
+                    let Some(e) = self.entries.get(name) else {
+                        plan.note(name, Action::Added, &[], None);
+                        let def = ServiceDef::Process(Box::new(cfg.clone()));
+                        plan.add.push((def, Origin::Config));
+                        continue;
+                    };
+                    let Some(old) = &e.spec.config else {
+                        return Err(rejected(format!(
+                            "service `{name}` is a plugin registered in code: a configuration \
+                             cannot define a service of that name"
+                        )));
+                    };
+                    if e.origin == Origin::Added {
+                        plan.adopt.push(name.clone());
+                    }
+                    let diff = old.changes(cfg);
+                    // A failed service whose configuration changed gets another chance.
+                    let again = e.in_flight() || e.state == ServiceState::Failed;
+                    if diff.is_empty() {
+                        plan.note(name, Action::Unchanged, &[], None);
+                    } else if !diff.restart.is_empty() {
+                        let keys: Vec<&str> =
+                            diff.restart.iter().chain(&diff.in_place).copied().collect();
+                        plan.restarting(cfg, again, &keys, None);
+                    } else {
+                        in_place.push((old, cfg, diff.in_place));
                     }
                 }
+                self.sort_in_place(&mut plan, in_place);
                 for e in self.entries.values() {
                     if e.origin == Origin::Config && !config.services.contains_key(&e.name) {
                         plan.note(&e.name, Action::Removed, &[], None);
@@ -148,99 +190,102 @@ impl Supervisor {
                     )));
                 }
                 if let ServiceDef::Plugin(p) = &def {
-                    if p.health
-                        .as_ref()
-                        .is_some_and(|h| h.probe == crate::config::Probe::Notify)
-                    {
-                        return Err(rejected(format!(
-                            "plugin `{name}` has a notify probe: a plugin has no process to send \
-                             READY=1; report Ready from the plugin instead"
-                        )));
+                    if let Some(why) = p.refusal() {
+                        return Err(rejected(why));
                     }
                 }
                 plan.note(&name, Action::Added, &[], None);
                 plan.add.push((def, Origin::Added));
             }
             Change::Remove(name) => {
-                if !self.entries.contains_key(&name) {
+                if self.entries.get(&name).is_none_or(|e| e.leaving) {
                     return Err(Error::UnknownService(name));
                 }
                 plan.note(&name, Action::Removed, &[], None);
                 plan.remove.push(name);
             }
         }
-        self.check_plan(&plan)?;
+        plan.graph = self.check_plan(&plan)?;
         Ok(plan)
     }
 
-    /// Sorts one process service's new configuration into the plan.
-    fn plan_change(&self, plan: &mut Plan, e: &Entry, old: &ServiceConfig, new: &ServiceConfig) {
-        let diff = old.changes(new);
-        let name = e.name.as_str();
-        let runs = e.in_flight();
-        // A failed service whose configuration changed gets another chance.
-        let again = runs || e.state == ServiceState::Failed;
-        if diff.is_empty() {
-            plan.note(name, Action::Unchanged, &[], None);
-        } else if !diff.restart.is_empty() {
-            let keys: Vec<&str> = diff.restart.iter().chain(&diff.in_place).copied().collect();
-            if again {
-                plan.note(name, Action::Restarted, &keys, None);
-            } else {
-                plan.note(
-                    name,
-                    Action::Updated,
-                    &keys,
-                    Some("not running: applies at its next start".into()),
-                );
-            }
-            plan.restart.push(new.clone());
-        } else {
-            // A new dependency that is not at its condition now: gating holds
-            // only if it starts again after it.
-            let unmet = runs
-                .then(|| {
-                    new.depends_on
-                        .iter()
-                        .filter(|d| !old.depends_on.contains(d))
-                        .find(|d| !self.met_now(&d.service, d.condition))
-                })
-                .flatten();
-            if let Some(d) = unmet {
-                plan.note(
-                    name,
-                    Action::Restarted,
-                    &diff.in_place,
-                    Some(format!(
-                        "its new dependency `{}` is not {} yet",
-                        d.service,
-                        condition_name(d.condition)
-                    )),
-                );
-                plan.restart.push(new.clone());
-            } else {
-                let because = (!runs).then(|| "not running: applies at its next start".into());
-                plan.note(name, Action::Updated, &diff.in_place, because);
-                plan.update.push(new.clone());
-            }
+    /// Sorts the services whose configuration changed only in place: updated,
+    /// unless one runs and a new dependency of it will not be at its condition
+    /// when it is (added, restarted by this change, or not there yet) — then it
+    /// restarts too, so that it starts after that dependency. Repeated until
+    /// nothing moves (one that moves can be another's new dependency).
+    fn sort_in_place(
+        &self,
+        plan: &mut Plan,
+        mut todo: Vec<(&ServiceConfig, &ServiceConfig, Vec<&'static str>)>,
+    ) {
+        loop {
+            let restarting: BTreeSet<String> = plan
+                .restart
+                .iter()
+                .filter(|(_, again)| *again)
+                .map(|(c, _)| c.name.clone())
+                .chain(plan.add.iter().map(|(d, _)| d.name().to_owned()))
+                .collect();
+            let moves = todo.iter().position(|(old, new, _)| {
+                self.entries.get(&new.name).is_some_and(|e| e.in_flight())
+                    && self.unmet_new_dependency(old, new, &restarting).is_some()
+            });
+            let Some(i) = moves else {
+                break;
+            };
+            let (old, new, keys) = todo.remove(i);
+            let why = self
+                .unmet_new_dependency(old, new, &restarting)
+                .unwrap_or_default();
+            plan.restarting(new, true, &keys, Some(why));
+        }
+        for (_, new, keys) in todo {
+            let runs = self.entries.get(&new.name).is_some_and(|e| e.in_flight());
+            let because = (!runs).then(|| "not running: applies at its next start".into());
+            plan.note(&new.name, Action::Updated, &keys, because);
+            plan.update.push(new.clone());
         }
     }
 
-    /// True when `name` is a service at `condition` now.
-    fn met_now(&self, name: &str, condition: Condition) -> bool {
-        self.entries.get(name).is_some_and(|dep| match condition {
-            Condition::Ready => dep.ready,
-            Condition::Started => dep.started || dep.ready,
-            Condition::Completed => dep.completed,
-        })
+    /// Why a new dependency of `new` will not be at its condition: it is in
+    /// `restarting` (added or restarted by this change) or not at it now.
+    fn unmet_new_dependency(
+        &self,
+        old: &ServiceConfig,
+        new: &ServiceConfig,
+        restarting: &BTreeSet<String>,
+    ) -> Option<String> {
+        new.depends_on
+            .iter()
+            .filter(|d| !old.depends_on.contains(d))
+            .find_map(|d| {
+                let cond = condition_name(d.condition);
+                if restarting.contains(&d.service) {
+                    Some(format!(
+                        "its new dependency `{}` starts with this change",
+                        d.service
+                    ))
+                } else if !self
+                    .entries
+                    .get(&d.service)
+                    .is_some_and(|dep| graph::at_condition(dep, d.condition))
+                {
+                    Some(format!(
+                        "its new dependency `{}` is not {cond} yet",
+                        d.service
+                    ))
+                } else {
+                    None
+                }
+            })
     }
 
     /// The graph the plan leads to must be valid: every dependency known (a
     /// service still named in a `depends_on` cannot be removed), one service
-    /// per port, no cycle.
-    fn check_plan(&self, plan: &Plan) -> Result<()> {
-        // name → (dependencies, port)
-        let mut graph: BTreeMap<String, (Vec<String>, Option<u16>)> = self
+    /// per port, no cycle. Returns its dependencies.
+    fn check_plan(&self, plan: &Plan) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut graph: Shape = self
             .entries
             .iter()
             .filter(|(n, _)| !plan.remove.contains(n))
@@ -249,7 +294,7 @@ impl Supervisor {
                 (n.clone(), (deps, e.spec.port))
             })
             .collect();
-        for c in plan.restart.iter().chain(&plan.update) {
+        for c in plan.restart.iter().map(|(c, _)| c).chain(&plan.update) {
             let deps = c.depends_on.iter().map(|d| d.service.clone()).collect();
             graph.insert(c.name.clone(), (deps, c.port));
         }
@@ -260,34 +305,9 @@ impl Supervisor {
             };
             graph.insert(def.name().to_owned(), (def.deps(), port));
         }
-        let mut problems = Vec::new();
-        let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
-        for (name, (deps, port)) in &graph {
-            for d in deps {
-                if graph.contains_key(d) {
-                    continue;
-                }
-                if plan.remove.contains(d) {
-                    problems.push(format!(
-                        "service `{name}` depends on `{d}`, which this change removes"
-                    ));
-                } else {
-                    problems.push(format!("service `{name}` depends on unknown service `{d}`"));
-                }
-            }
-            if let Some(p) = port {
-                if let Some(other) = ports.insert(*p, name) {
-                    problems.push(format!("services `{other}` and `{name}` both use port {p}"));
-                }
-            }
-        }
-        let deps_only: BTreeMap<String, Vec<String>> =
-            graph.into_iter().map(|(n, (d, _))| (n, d)).collect();
-        if let Err(cycle) = topo_order(&deps_only) {
-            problems.push(format!("dependency cycle: {}", cycle.join(" → ")));
-        }
+        let problems = graph_problems(&graph, &plan.remove);
         if problems.is_empty() {
-            Ok(())
+            Ok(graph::deps_of(&graph))
         } else {
             Err(rejected(format!(
                 "{}; nothing was changed",
@@ -304,66 +324,86 @@ impl Supervisor {
         tx: oneshot::Sender<Result<ApplyReport>>,
         ctx: &mut Context<Self>,
     ) {
-        let restarted: Vec<String> = plan.restart.iter().map(|c| c.name.clone()).collect();
-        // What stops: the removed and restarted services that run, and what
-        // runs of their dependents in the graph as it is now (dependents first).
-        let mut to_stop: Vec<String> = Vec::new();
         let removed = plan.remove.clone();
-        for n in removed.iter().chain(&restarted) {
-            if self.entries.get(n).is_some_and(|e| e.in_flight()) && !to_stop.contains(n) {
-                to_stop.push(n.clone());
-            }
-            for d in self.dependents(n) {
+        let restarted: Vec<String> = plan
+            .restart
+            .iter()
+            .filter(|(_, again)| *again)
+            .map(|(c, _)| c.name.clone())
+            .collect();
+        // What stops: what is removed or restarted and runs, and what runs of
+        // their dependents — of a removed service in the graph as it runs, of a
+        // restarted one in the graph the change leads to.
+        let mut to_stop: Vec<String> = Vec::new();
+        for (n, removing) in removed
+            .iter()
+            .map(|n| (n, true))
+            .chain(restarted.iter().map(|n| (n, false)))
+        {
+            let dependents = if removing {
+                self.dependents(n)
+            } else {
+                graph::dependents_in(&plan.graph, n)
+            };
+            for d in std::iter::once(n.clone()).chain(dependents) {
                 let runs = self.entries.get(&d).is_some_and(|e| e.in_flight());
-                if runs && !to_stop.contains(&d) {
-                    to_stop.push(d.clone());
-                    if !removed.contains(&d) && !restarted.contains(&d) {
-                        let what = if removed.contains(n) {
-                            "removed"
-                        } else {
-                            "restarted"
-                        };
-                        let keys = plan
-                            .report
-                            .get(&d)
-                            .map(|c| c.keys.clone())
-                            .unwrap_or_default();
-                        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                        plan.note(
-                            &d,
-                            Action::Restarted,
-                            &keys,
-                            Some(format!("depends on `{n}`, which was {what}")),
-                        );
-                    }
+                if !runs || to_stop.contains(&d) {
+                    continue;
+                }
+                to_stop.push(d.clone());
+                if !removed.contains(&d) && !restarted.contains(&d) {
+                    let keys = plan
+                        .report
+                        .get(&d)
+                        .map(|c| c.keys.clone())
+                        .unwrap_or_default();
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let what = if removing { "removed" } else { "restarted" };
+                    let because = format!("depends on `{n}`, which was {what}");
+                    plan.note(&d, Action::Restarted, &keys, Some(because));
                 }
             }
         }
-        // Nothing of what is removed starts again meanwhile.
+        // Nothing of what is removed starts again meanwhile, and no request
+        // can need it any more.
         for n in &removed {
             if let Some(e) = self.entries.get_mut(n) {
                 e.needed = false;
+                e.leaving = true;
             }
         }
         // Said before the stops, so that subscribers read why they come.
-        for name in &restarted {
-            if let Some(c) = plan.report.get(name) {
+        for (cfg, again) in &plan.restart {
+            if let Some(c) = plan.report.get(&cfg.name) {
                 self.broadcast(
-                    name,
+                    &cfg.name,
                     EventKind::Reconfigured {
                         keys: c.keys.clone(),
-                        restart: c.action == Action::Restarted,
+                        restart: *again,
                     },
                 );
             }
         }
         let timeout = self.shutdown_timeout;
         self.cascade(to_stop.clone(), timeout, ctx)
-            .then(move |_, act, ctx| {
+            .then(move |(reports, _), act, ctx| {
+                // A removed service whose stop left something stays in the
+                // sweep registry: the forced sweep and a dropped handle still
+                // reach what is left of it.
+                let unclean: Vec<String> = reports
+                    .iter()
+                    .filter(|r| {
+                        !r.report.clean()
+                            || r.no_answer.is_some()
+                            || r.stop_error.is_some()
+                            || r.port_free == Some(false)
+                    })
+                    .map(|r| r.name.clone())
+                    .collect();
                 let rx = if act.shutting_down || act.closed {
                     None
                 } else {
-                    Some(act.rebuild_and_start(&mut plan, &to_stop, ctx))
+                    Some(act.rebuild_and_start(&mut plan, &to_stop, &unclean, ctx))
                 };
                 actix::fut::wrap_future(async move {
                     let outcome = match rx {
@@ -385,11 +425,13 @@ impl Supervisor {
 
     /// The graph after the plan's stops: entries removed, replaced, updated and
     /// added, order and heights rebuilt; then what was stopped (and is still a
-    /// service) or added starts. Returns the answer to wait for, when anything starts.
+    /// service) or added starts. Returns the answer to wait for, when anything
+    /// starts. `unclean`: whose stop left something.
     fn rebuild_and_start(
         &mut self,
         plan: &mut Plan,
         stopped: &[String],
+        unclean: &[String],
         ctx: &mut Context<Self>,
     ) -> Option<oneshot::Receiver<Result<()>>> {
         for n in &plan.remove {
@@ -399,39 +441,27 @@ impl Supervisor {
                 if let Some(t) = e.restart_timer.take() {
                     ctx.cancel_future(t);
                 }
+                self.retired_op = self.retired_op.max(e.op + 1);
             }
-            let mut r = registry(&self.registry);
-            r.items.remove(n);
-            r.touched.remove(n);
-            drop(r);
+            if !unclean.contains(n) {
+                let mut r = registry(&self.registry);
+                r.items.remove(n);
+                r.touched.remove(n);
+            }
             tracing::info!(service = %n, "removed");
             self.broadcast(n, EventKind::Removed);
-        }
-        // A request still waiting for a removed service would wait forever.
-        let (gone, rest): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
-            .into_iter()
-            .partition(|w| w.names.iter().any(|n| plan.remove.contains(n)));
-        self.waiters = rest;
-        for w in gone {
-            let names: Vec<&String> = w.names.iter().filter(|n| plan.remove.contains(n)).collect();
-            let _ = w.tx.send(Err(Error::Other(format!(
-                "service `{}` was removed while the request waited for it",
-                names.first().map(|n| n.as_str()).unwrap_or_default()
-            ))));
         }
         let mut start: Vec<String> = stopped
             .iter()
             .filter(|n| !plan.remove.contains(n))
             .cloned()
             .collect();
-        for cfg in std::mem::take(&mut plan.restart) {
-            let addr = ServiceActor::new(cfg.clone(), self.shared.clone()).start();
-            let spec = Spec::of_service(&cfg, Runner::Process(addr), &self.project);
+        for (cfg, again) in std::mem::take(&mut plan.restart) {
+            let spec = self.process_spec(&cfg);
             let Some(e) = self.entries.get_mut(&cfg.name) else {
                 continue;
             };
             e.spec = spec;
-            let again = e.state == ServiceState::Failed || start.contains(&cfg.name);
             if e.state == ServiceState::Failed {
                 e.set_state(ServiceState::Stopped, Some("reconfigured".into()));
             }
@@ -445,14 +475,12 @@ impl Supervisor {
         for (def, origin) in std::mem::take(&mut plan.add) {
             let name = def.name().to_owned();
             let spec = match def {
-                ServiceDef::Process(cfg) => {
-                    let addr = ServiceActor::new((*cfg).clone(), self.shared.clone()).start();
-                    Spec::of_service(&cfg, Runner::Process(addr), &self.project)
-                }
+                ServiceDef::Process(cfg) => self.process_spec(&cfg),
                 ServiceDef::Plugin(p) => Spec::of_plugin(&p, self.shared.state_dir.clone()),
             };
-            self.entries
-                .insert(name.clone(), Entry::new(name.clone(), spec, origin));
+            let mut e = Entry::new(name.clone(), spec, origin);
+            e.op = self.retired_op;
+            self.entries.insert(name.clone(), e);
             tracing::info!(service = %name, "added");
             self.broadcast(&name, EventKind::Added);
             start.push(name);
@@ -472,23 +500,11 @@ impl Supervisor {
         }
         self.rebuild();
         if start.is_empty() {
+            self.check_waiters(ctx);
             return None;
         }
-        for n in &start {
-            if let Some(e) = self.entries.get_mut(n) {
-                e.attempts = 0;
-            }
-        }
-        // What they depend on comes along (started as `up` would, when it does
-        // not run); a dependency that completed stays completed.
-        let closure = self.closure(Some(&start)).unwrap_or_default();
-        let needed: Vec<String> = closure
-            .iter()
-            .filter(|n| start.contains(n) || !self.entries.get(*n).is_some_and(|e| e.completed))
-            .cloned()
-            .collect();
-        self.need(&needed);
-        let (_, rx) = self.wait_for(needed, Vec::new(), false);
+        let (names, _) = self.need_again(&start);
+        let (_, rx) = self.wait_for(names, Vec::new(), false);
         self.advance(ctx);
         self.check_waiters(ctx);
         Some(rx)
@@ -523,7 +539,10 @@ impl Supervisor {
                 self.health.do_send(Unwatch {
                     name: cfg.name.clone(),
                 });
-                if !ready {
+                if ready {
+                    // Nothing will say it is healthy again: it runs, so it is.
+                    e.set_state(ServiceState::Ready, None);
+                } else {
                     // No probe to wait for any more: its start window decides.
                     self.begin_start_window(&cfg.name, window, ctx);
                 }

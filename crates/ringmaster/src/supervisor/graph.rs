@@ -28,6 +28,69 @@ pub(crate) fn topo_order(
     Ok(order)
 }
 
+/// A graph of services as a change or a start checks it: each name with its
+/// dependencies and its port.
+pub(crate) type Shape = BTreeMap<String, (Vec<String>, Option<u16>)>;
+
+/// What is wrong with `graph`: a dependency that is no service (``which this
+/// change removes`` when it is in `gone`), a port used twice, a cycle. Empty
+/// when it can run.
+pub(crate) fn graph_problems(graph: &Shape, gone: &[String]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut ports: BTreeMap<u16, &str> = BTreeMap::new();
+    for (name, (deps, port)) in graph {
+        for d in deps.iter().filter(|d| !graph.contains_key(*d)) {
+            problems.push(if gone.contains(d) {
+                format!("service `{name}` depends on `{d}`, which this change removes")
+            } else {
+                format!("service `{name}` depends on unknown service `{d}`")
+            });
+        }
+        if let Some(p) = port {
+            if let Some(other) = ports.insert(*p, name) {
+                problems.push(format!("services `{other}` and `{name}` both use port {p}"));
+            }
+        }
+    }
+    if let Err(cycle) = topo_order(&deps_of(graph)) {
+        problems.push(format!("dependency cycle: {}", cycle.join(" → ")));
+    }
+    problems
+}
+
+/// The dependencies of each service of `graph`.
+pub(crate) fn deps_of(graph: &Shape) -> BTreeMap<String, Vec<String>> {
+    graph
+        .iter()
+        .map(|(n, (d, _))| (n.clone(), d.clone()))
+        .collect()
+}
+
+/// Every service of `graph` that depends on `name`, directly or not.
+pub(super) fn dependents_in(graph: &BTreeMap<String, Vec<String>>, name: &str) -> Vec<String> {
+    let mut found: BTreeSet<&str> = BTreeSet::new();
+    let mut todo = vec![name];
+    while let Some(n) = todo.pop() {
+        for (other, deps) in graph {
+            if deps.iter().any(|d| d == n) && found.insert(other.as_str()) {
+                todo.push(other);
+            }
+        }
+    }
+    found.remove(name);
+    found.into_iter().map(str::to_owned).collect()
+}
+
+/// True when `dep` is at `condition`: `started` is latched (spawned in this run,
+/// even when it has exited since).
+pub(super) fn at_condition(dep: &Entry, condition: Condition) -> bool {
+    match condition {
+        Condition::Ready => dep.ready,
+        Condition::Started => dep.started || dep.ready,
+        Condition::Completed => dep.completed,
+    }
+}
+
 fn find_cycle(graph: &BTreeMap<String, Vec<String>>, done: &BTreeSet<&str>) -> Vec<String> {
     // Walk from any unfinished node along unfinished dependencies until a repeat.
     let Some(start) = graph.keys().find(|k| !done.contains(k.as_str())) else {
@@ -58,19 +121,24 @@ fn find_cycle(graph: &BTreeMap<String, Vec<String>>, done: &BTreeSet<&str>) -> V
 impl Supervisor {
     /// The needed set of `only` (or all): the named services and, transitively,
     /// what they depend on.
+    /// A service that a change is removing is no longer part of it.
     pub(super) fn closure(&self, only: Option<&[String]>) -> Result<Vec<String>> {
+        let staying = |n: &String| self.entries.get(n).is_some_and(|e| !e.leaving);
         let Some(only) = only else {
-            return Ok(self.order.clone());
+            return Ok(self.order.iter().filter(|n| staying(n)).cloned().collect());
         };
         let mut set = BTreeSet::new();
         let mut stack: Vec<String> = Vec::new();
         for n in only {
-            if !self.entries.contains_key(n) {
+            if !staying(n) {
                 return Err(Error::UnknownService(n.clone()));
             }
             stack.push(n.clone());
         }
         while let Some(n) = stack.pop() {
+            if !staying(&n) {
+                continue;
+            }
             if set.insert(n.clone()) {
                 if let Some(e) = self.entries.get(&n) {
                     stack.extend(e.spec.deps.iter().map(|d| d.service.clone()));
@@ -107,13 +175,7 @@ impl Supervisor {
     pub(super) fn unmet(&self, e: &Entry) -> Option<(String, Condition)> {
         e.spec.deps.iter().find_map(|d| {
             let dep = self.entries.get(&d.service)?;
-            let met = match d.condition {
-                Condition::Ready => dep.ready,
-                // Latched: spawned in this run, even when it has exited since.
-                Condition::Started => dep.started || dep.ready,
-                Condition::Completed => dep.completed,
-            };
-            (!met).then(|| (d.service.clone(), d.condition))
+            (!at_condition(dep, d.condition)).then(|| (d.service.clone(), d.condition))
         })
     }
 
@@ -159,7 +221,7 @@ impl Supervisor {
     pub(super) fn need(&mut self, names: &[String]) -> Vec<String> {
         let mut started_here = Vec::new();
         for n in names {
-            let Some(e) = self.entries.get_mut(n) else {
+            let Some(e) = self.entries.get_mut(n).filter(|e| !e.leaving) else {
                 continue;
             };
             e.needed = true;

@@ -44,7 +44,7 @@ impl Handler<Restart> for Supervisor {
         if self.closed || self.shutting_down {
             return Box::pin(actix::fut::ready(Err(Error::ShuttingDown)));
         }
-        if !self.entries.contains_key(&msg.name) {
+        if self.entries.get(&msg.name).is_none_or(|e| e.leaving) {
             return Box::pin(actix::fut::ready(Err(Error::UnknownService(msg.name))));
         }
         let dependents = self.dependents(&msg.name);

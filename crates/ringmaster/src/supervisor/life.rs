@@ -277,11 +277,13 @@ impl Supervisor {
         e.reason = Some(format!("start window {window:?}"));
         let owned = name.to_owned();
         ctx.run_later(window, move |act, ctx| {
+            // (A probe a change gave it meanwhile decides instead.)
             let survived = act.entries.get(&owned).is_some_and(|e| {
                 e.op == op
                     && e.phase == Phase::Running
                     && !e.ready
                     && e.state == ServiceState::Starting
+                    && e.spec.health.is_none()
             });
             if survived && !act.shutting_down && !act.closed {
                 act.mark_ready(&owned, ctx);
@@ -311,6 +313,37 @@ impl Supervisor {
     /// Answers the requests whose services are all ready (or completed); then a
     /// queued change may run.
     pub(super) fn check_waiters(&mut self, ctx: &mut Context<Self>) {
+        // A request that needs a service nothing will start any more — removed by
+        // a change, or undone by another request that failed — answers now.
+        let entries = &self.entries;
+        let stuck = |n: &String| match entries.get(n) {
+            None => Some(format!("service `{n}` was removed")),
+            Some(e) if e.leaving => Some(format!("service `{n}` is being removed")),
+            Some(e)
+                if !e.needed
+                    && e.phase == Phase::Idle
+                    && e.restart_timer.is_none()
+                    && !e.ready
+                    && !e.completed
+                    && e.state != ServiceState::Failed =>
+            {
+                Some(format!(
+                    "service `{n}` was stopped ({})",
+                    e.reason.as_deref().unwrap_or("no reason given")
+                ))
+            }
+            _ => None,
+        };
+        let (gone, pending): (Vec<Waiter>, Vec<Waiter>) = std::mem::take(&mut self.waiters)
+            .into_iter()
+            .partition(|w| w.names.iter().any(|n| stuck(n).is_some()));
+        for w in gone {
+            let why = w.names.iter().find_map(&stuck).unwrap_or_default();
+            let _ = w.tx.send(Err(Error::Other(format!(
+                "{why} while the request waited for it"
+            ))));
+        }
+        self.waiters = pending;
         let entries = &self.entries;
         let done = |n: &String| {
             entries
@@ -629,7 +662,7 @@ impl Supervisor {
                         reason: reason.clone(),
                     }));
                 }
-                act.next_change(ctx);
+                act.check_waiters(ctx);
             })
             .spawn(ctx);
     }
@@ -644,31 +677,15 @@ impl Supervisor {
         stopped: &[String],
         ctx: &mut Context<Self>,
     ) -> oneshot::Receiver<Result<()>> {
-        let mut names = Vec::new();
-        for n in stopped {
-            if let Some(e) = self.entries.get_mut(n) {
-                e.needed = true;
-                e.attempts = 0;
-                e.completed = false;
-                if e.phase == Phase::Idle {
-                    e.set_state(ServiceState::Waiting, None);
-                }
-            }
+        if self.entries.get(name).is_none_or(|e| e.leaving) {
+            // A change removed it while it was stopped.
+            let (tx, rx) = oneshot::channel();
+            let _ = tx.send(Err(Error::Other(format!(
+                "service `{name}` was removed while it restarted"
+            ))));
+            return rx;
         }
-        // Every name is known here: `closure` cannot fail.
-        let closure = self.closure(Some(stopped)).unwrap_or_default();
-        // A dependency that completed (a one-shot job that exited with 0) stays
-        // completed: restarting what depends on it does not run it again.
-        let deps: Vec<String> = closure
-            .iter()
-            .filter(|n| !stopped.contains(n))
-            .filter(|n| !self.entries.get(*n).is_some_and(|e| e.completed))
-            .cloned()
-            .collect();
-        // What this request starts besides the restarted services is stopped
-        // again when it fails.
-        let started_here = self.need(&deps);
-        names.extend(closure);
+        let (mut names, started_here) = self.need_again(stopped);
         // Dependents that were waiting for it come along.
         for d in self.dependents(name) {
             let waits = self
@@ -683,6 +700,39 @@ impl Supervisor {
         self.advance(ctx);
         self.check_waiters(ctx);
         rx
+    }
+
+    /// Needs `names` again, each for a new run with its full restart attempts,
+    /// with what they depend on: started as [`Up`] would when it does not run; a
+    /// dependency that completed (a one-shot job that exited with 0) stays
+    /// completed and is not run again. Returns the names to wait for (all of
+    /// them, with their dependencies) and what this started besides `names`.
+    pub(super) fn need_again(&mut self, names: &[String]) -> (Vec<String>, Vec<String>) {
+        for n in names {
+            if let Some(e) = self.entries.get_mut(n) {
+                e.needed = true;
+                e.attempts = 0;
+                e.completed = false;
+                if e.phase == Phase::Idle {
+                    e.set_state(ServiceState::Waiting, None);
+                }
+            }
+        }
+        let staying: Vec<String> = names
+            .iter()
+            .filter(|n| self.entries.get(*n).is_some_and(|e| !e.leaving))
+            .cloned()
+            .collect();
+        // Every name is known and staying here: `closure` cannot fail.
+        let closure = self.closure(Some(&staying)).unwrap_or_default();
+        let deps: Vec<String> = closure
+            .iter()
+            .filter(|n| !names.contains(n))
+            .filter(|n| !self.entries.get(*n).is_some_and(|e| e.completed))
+            .cloned()
+            .collect();
+        let started_here = self.need(&deps);
+        (closure, started_here)
     }
 
     /// Registers `names` as a request; returns its answer.
@@ -765,7 +815,7 @@ impl Supervisor {
                     }
                 }
                 let _ = w.tx.send(Err(Error::NotReady(reason)));
-                act.next_change(ctx);
+                act.check_waiters(ctx);
             })
             .spawn(ctx);
     }

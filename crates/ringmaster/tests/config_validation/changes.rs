@@ -45,16 +45,27 @@ fn watching_and_stopping_change_in_place() {
 
 #[test]
 fn a_probe_wired_at_the_spawn_needs_a_restart() {
-    let d = diff(&BASE.replace(
-        "health = { http = \"http://127.0.0.1:8000/health\" }",
-        "health = { log = \"Uvicorn running\" }",
-    ));
+    let log = |re: &str| {
+        BASE.replace(
+            "health = { http = \"http://127.0.0.1:8000/health\" }",
+            &format!("health = {{ log = \"{re}\" }}"),
+        )
+    };
+    let d = diff(&log("Uvicorn running"));
     assert_eq!(d.restart, vec!["health"]);
+    // Another regex of a log probe: the same wiring, in place.
+    let old = parse(&log("Uvicorn running"));
+    let new = parse(&log("Application startup complete"));
+    let d = old.services["api"].changes(&new.services["api"]);
+    assert!(d.restart.is_empty(), "{d:?}");
+    assert_eq!(d.in_place, vec!["health"]);
 }
 
 #[test]
 fn a_service_as_json_reads_like_the_file() {
-    let config = parse(BASE);
+    let config = parse(&format!(
+        "[settings]\nstart_window = \"0\"\nhealth_interval = \"1.5s\"\n{BASE}"
+    ));
     let json = serde_json::json!({
         "name": "worker",
         "command": "python worker.py",
@@ -71,8 +82,20 @@ fn a_service_as_json_reads_like_the_file() {
     assert_eq!(svc.depends_on[0].condition, Condition::Ready);
     assert_eq!(svc.env, vec![("N".to_string(), "2".to_string())]);
     assert_eq!(
-        svc.health.expect("a probe").interval,
+        svc.health.clone().expect("a probe").interval,
         Duration::from_secs(2)
+    );
+    // The defaults of the file's [settings], exactly.
+    assert_eq!(svc.start_window, Duration::ZERO);
+    let plain = config
+        .service_from_json(
+            &serde_json::json!({"name": "p", "command": "x", "health": {"tcp": 1}}),
+            &["api"],
+        )
+        .expect("valid");
+    assert_eq!(
+        plain.health.expect("a probe").interval,
+        Duration::from_millis(1500)
     );
     assert_eq!(
         svc.pid_file,
