@@ -103,3 +103,47 @@ fn a_second_sigint_kills_only_the_selected_services_and_says_so() {
     // Nothing was left behind: a forced stop that cleaned up exits 0.
     assert_eq!(code.code(), Some(0), "{log}");
 }
+
+/// A service added while `up` runs (in no file) is covered by the forced stop
+/// too: its processes ignore SIGTERM, and the second SIGINT kills them.
+#[test]
+fn a_second_sigint_kills_a_service_added_at_runtime() {
+    let (base, extra) = (free_port(), free_port());
+    let fake = fake_service();
+    let p = Project::with_config(&format!(
+        "[settings]\nshutdown_timeout = \"120s\"\n\n[services.base]\ncommand = \"{} --listen {base}\"\n\
+         port = {base}\nhealth = {{ tcp = {base} }}\n",
+        fake.display()
+    ));
+    let mut up = p.spawn_up(&[]);
+    p.wait_ready(&["base"]);
+    let json = format!(
+        "{{\"port\": {extra}, \"health\": {{\"tcp\": {extra}}}, \"stop\": {{\"timeout\": \"100s\"}}}}"
+    );
+    let out = p
+        .rm()
+        .args(["add", "extra", "--json", &json, "--command"])
+        .arg(format!(
+            "{} --listen {extra} --ignore-term --children 1 --children-ignore-term",
+            fake.display()
+        ))
+        .output()
+        .expect("add");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let members = p.guard_tagged();
+    assert!(members.len() >= 3, "base, extra and its child: {members:?}");
+
+    send_unix_signal(up.id(), libc::SIGINT);
+    wait_for("the cascade to start", LONG, || {
+        p.up_output().contains("SIGINT: stopping")
+    });
+    send_unix_signal(up.id(), libc::SIGINT);
+    wait_child_exit(&mut up);
+    let log = p.up_output();
+    for m in &members {
+        assert!(!pid_alive(*m), "pid {m} survived the forced stop:\n{log}");
+    }
+    assert!(log.contains("forced stop: extra"), "{log}");
+    wait_port_free(extra);
+    wait_port_free(base);
+}

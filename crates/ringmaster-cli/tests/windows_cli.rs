@@ -4,8 +4,9 @@
 //! through the control transport (loopback TCP with a token file); a second `up`
 //! refused; `down`; and, after the background instance was killed, its services
 //! gone with their job objects and `down` removing the stale PID files without a
-//! signal. What is left is checked in the process table, never in ringmaster's own
-//! files.
+//! signal; `reload` of an edited file (one service restarted, one added, one
+//! untouched) and `remove`. What is left is checked in the process table, never in
+//! ringmaster's own files.
 //!
 //! Run on Linux under Wine with `.ci/wine/test.sh`. Ports are left out: under Wine
 //! the TCP table names no owning pid, so port-to-pid cannot be checked there.
@@ -341,4 +342,57 @@ fn down_after_the_background_instance_was_killed_leaves_nothing() {
         let pid_file = stack.dir.join(".ringmaster").join(format!("{service}.pid"));
         assert!(!pid_file.exists(), "{} is removed", pid_file.display());
     }
+}
+
+/// The pid of `name` in `status --json` (the program its `cmd /C` runs).
+fn pid_of(stack: &Stack, name: &str) -> Option<u32> {
+    let status = stack.run(&["status", "--json"]);
+    let services: serde_json::Value =
+        serde_json::from_slice(&status.stdout).expect("status --json is JSON");
+    services.as_array()?.iter().find(|s| s["name"] == name)?["pid"]
+        .as_u64()
+        .map(|p| p as u32)
+}
+
+#[test]
+fn reload_restarts_what_changed_adds_and_removes() {
+    let stack = Stack::new("reload", STACK);
+    let (serve, tagged) = up_and_ready(&stack);
+    let (api, web) = (
+        pid_of(&stack, "api").expect("api runs"),
+        pid_of(&stack, "web").expect("web runs"),
+    );
+    // web's command changes; a third service joins; api stays as it is.
+    let edited = STACK.replace(
+        "command = \"ping -n 600 127.0.0.1\"\ndepends_on",
+        "command = \"ping -n 601 127.0.0.1\"\ndepends_on",
+    ) + "\n[services.extra]\ncommand = \"ping -n 602 127.0.0.1\"\nstart_window = \"0\"\nstop = { timeout = \"1s\" }\n";
+    assert_ne!(edited, STACK);
+    std::fs::write(&stack.config, &edited).expect("the edited config");
+    let out = stack.run(&["reload"]);
+    assert_eq!(out.status.code(), Some(0), "reload: {}", text(&out));
+    let said = text(&out);
+    for line in [
+        "api    unchanged",
+        "web    restarted (command changed)",
+        "extra  added",
+    ] {
+        assert!(said.contains(line), "`{line}` in:\n{said}");
+    }
+    assert_eq!(pid_of(&stack, "api"), Some(api), "api untouched");
+    let new_web = pid_of(&stack, "web").expect("web runs");
+    assert_ne!(new_web, web, "web runs a new process");
+    wait_for("the old web gone", || {
+        process::process(web).ok().flatten().is_none()
+    });
+    let extra = pid_of(&stack, "extra").expect("extra runs");
+
+    let out = stack.run(&["remove", "extra"]);
+    assert_eq!(out.status.code(), Some(0), "remove: {}", text(&out));
+    wait_for("extra gone", || {
+        process::process(extra).ok().flatten().is_none()
+    });
+    let down = stack.run(&["down"]);
+    assert_eq!(down.status.code(), Some(0), "down: {}", text(&down));
+    assert_all_gone(&stack, &tagged, serve);
 }
