@@ -15,6 +15,10 @@ use ringmaster_os::{
     clear_port, stop_leftovers, PidFileFinding, Policy, ProcessBrief, Signal, Tag,
 };
 
+/// How long the processes of a service no configuration names get after TERM
+/// (their own stop timeout is unknown).
+const ORPHAN_GRACE: Duration = Duration::from_secs(5);
+
 /// What a cleanup did, and what is still there.
 #[derive(Debug, Default)]
 pub struct Cleanup {
@@ -146,6 +150,25 @@ pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
         stopped.retain(|p| !survived.iter().any(|q| q.pid == p.pid));
         if !stopped.is_empty() {
             out.stopped.push((name.clone(), stopped));
+        }
+    }
+    if only.is_none() {
+        // Services the file does not name: added at runtime by an instance that
+        // was killed (or dropped from the file since). Their processes carry our
+        // project's tag, so they are ours.
+        let known = config.services.keys().cloned().collect();
+        let grace = if force { Duration::ZERO } else { ORPHAN_GRACE };
+        match ringmaster::janitor::stop_orphans(&project, &known, grace) {
+            Ok(found) => {
+                for (name, report) in found {
+                    out.actions.push(format!(
+                        "{name} (in no configuration): stopped {}",
+                        joined(&report.stopped)
+                    ));
+                    out.stopped.push((name, report.stopped));
+                }
+            }
+            Err(e) => out.leftovers.push(format!("cannot scan processes: {e}")),
         }
     }
     let mut check = verify(config, only);

@@ -23,6 +23,11 @@
 //! answers once what it started is ready, or with the first failure among them
 //! (which is left as it is: nothing else is undone).
 //!
+//! A service added at runtime is in no file: when the process that ran it dies
+//! without a shutdown, the next `up` on the same state directory (and `ringmaster
+//! down` with no instance running) stops what carries the project's tag under a
+//! service name it does not know ([`crate::janitor::stop_orphans`]).
+//!
 //! A file reload ([`crate::Orchestrator::apply`]) owns the services that came
 //! from a configuration; services added one by one and plugins are left alone by
 //! it (a file that defines a service of the same name takes it over).

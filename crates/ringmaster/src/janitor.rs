@@ -213,3 +213,42 @@ fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
     }
     out
 }
+
+/// What an earlier run left of services that no configuration names any more —
+/// added at runtime ([`crate::Orchestrator::add_service`], `ringmaster add`) by
+/// an instance that was then killed, or dropped from the file while nothing
+/// ran: every process carrying the tag of `project` and a service not in
+/// `known` is stopped with TERM, then killed after `grace`. A process carrying
+/// our project's tag is ours whatever its service: only an instance of this
+/// state directory (which holds its lock) gives it. Returns, per such service,
+/// what was stopped. Blocking.
+pub fn stop_orphans(
+    project: &str,
+    known: &std::collections::BTreeSet<String>,
+    grace: Duration,
+) -> ringmaster_os::Result<Vec<(String, SweepReport)>> {
+    let mut orphans: Vec<String> = ringmaster_os::process::snapshot_brief()?
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .filter_map(|p| p.tag)
+        .filter(|t| t.project == project && !known.contains(&t.service))
+        .map(|t| t.service)
+        .collect();
+    orphans.sort();
+    orphans.dedup();
+    Ok(orphans
+        .into_iter()
+        .map(|service| {
+            let item = SweepItem {
+                service: service.clone(),
+                port: None,
+                allow: Vec::new(),
+                signal: Signal::Term,
+                grace,
+                tag: true,
+            };
+            let report = sweep_one(project, &item);
+            (service, report)
+        })
+        .collect())
+}

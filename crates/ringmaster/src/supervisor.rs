@@ -422,6 +422,11 @@ pub struct Supervisor {
     applying: bool,
     /// Changes waiting for their turn.
     changes: VecDeque<apply::Queued>,
+    /// What an earlier run left of services no configuration names is being
+    /// stopped (see [`crate::janitor::stop_orphans`]): `None` before the first
+    /// [`Up`], `Some(true)` while it runs, `Some(false)` once done. A change waits
+    /// for it (it could add a service of such a name).
+    orphans: Option<bool>,
     /// Above every `op` a removed service ever had: where the `op` of a service
     /// added later begins, so that a timer of the earlier one never matches it.
     retired_op: u64,
@@ -497,6 +502,7 @@ impl Supervisor {
             applying: false,
             changes: VecDeque::new(),
             retired_op: 0,
+            orphans: None,
             shutting_down: false,
             swept: false,
             shutdown_waiters: Vec::new(),

@@ -100,7 +100,7 @@ impl Supervisor {
     /// change waits until the start is over) or a shutdown began.
     pub(super) fn next_change(&mut self, ctx: &mut Context<Self>) {
         while !self.applying && !self.shutting_down && !self.closed {
-            if self.waiters.iter().any(|w| w.up) {
+            if self.waiters.iter().any(|w| w.up) || self.orphans == Some(true) {
                 return;
             }
             let Some(q) = self.changes.pop_front() else {
@@ -116,6 +116,43 @@ impl Supervisor {
                 }
             }
         }
+    }
+
+    /// Once, at the first [`Up`], when this Supervisor holds the instance lock
+    /// (so no other instance runs on the state directory): stops what an earlier
+    /// run left of services no configuration names, in parallel with the start.
+    pub(super) fn stop_orphans(&mut self, ctx: &mut Context<Self>) {
+        if self.orphans.is_some() || self.lock.is_none() {
+            return;
+        }
+        self.orphans = Some(true);
+        let project = self.project.clone();
+        let known: BTreeSet<String> = self.entries.keys().cloned().collect();
+        async move {
+            blocking(move || crate::janitor::stop_orphans(&project, &known, SWEEP_GRACE)).await
+        }
+        .into_actor(self)
+        .map(|res, act, ctx| {
+            act.orphans = Some(false);
+            match res {
+                Ok(Ok(found)) => {
+                    for (service, report) in found {
+                        let stopped: Vec<String> =
+                            report.stopped.iter().map(|p| p.to_string()).collect();
+                        tracing::warn!(
+                            "stopped {} process(es) an earlier run left of `{service}`, which no \
+                             configuration names (added at runtime?): {}",
+                            stopped.len(),
+                            stopped.join(", ")
+                        );
+                    }
+                }
+                Ok(Err(e)) => tracing::warn!("looking for what an earlier run left: {e}"),
+                Err(e) => tracing::warn!("looking for what an earlier run left: {e}"),
+            }
+            act.next_change(ctx);
+        })
+        .spawn(ctx);
     }
 
     /// Refuses every queued change: a shutdown began.

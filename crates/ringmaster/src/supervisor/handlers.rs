@@ -26,6 +26,7 @@ impl Handler<Up> for Supervisor {
             Ok(n) => n,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
+        self.stop_orphans(ctx);
         let started_here = self.need(&names);
         let (id, rx) = self.wait_for(names, started_here, true);
         if let Some(within) = msg.within {
