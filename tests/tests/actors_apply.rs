@@ -102,6 +102,17 @@ async fn apply_adds_removes_restarts_and_leaves_the_rest_alone() {
     members(find(&before, "keep"), &guard);
     members(find(&before, "change"), &guard);
     members(find(&before, "dep"), &guard);
+    // What it would do, first: the same report, and nothing changes.
+    let preview = timed(orch.preview(stack(dir.path(), &p, true)))
+        .await
+        .expect("preview");
+    assert!(preview.preview, "{preview}");
+    assert_eq!(action(&preview, "dep"), Action::Restarted, "{preview}");
+    assert_eq!(action(&preview, "gone"), Action::Removed, "{preview}");
+    let unchanged = orch.status().await.expect("status");
+    for n in ["keep", "gone", "change", "dep"] {
+        assert_eq!(find(&unchanged, n).pid, find(&before, n).pid, "{n}");
+    }
     let events_before = seen.events().len();
 
     let result = actix_rt::time::timeout(LONG, orch.apply(stack(dir.path(), &p, true))).await;

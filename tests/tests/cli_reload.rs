@@ -121,6 +121,29 @@ fn reload_adds_removes_changes_and_leaves() {
         service("new", new, "", "depends_on = [\"keep\"]"),
     );
     p.write("ringmaster.toml", &second);
+    // First what it would do: the same lines, and nothing changes.
+    let out = p
+        .rm()
+        .args(["reload", "--dry-run"])
+        .output()
+        .expect("dry run");
+    let would = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{would}{}", text(&out.stderr));
+    assert!(
+        would.starts_with("would change (nothing was changed):\n"),
+        "{would}"
+    );
+    assert!(would.contains("gone    removed"), "{would}");
+    assert!(would.contains("new     added"), "{would}");
+    let still = p.status().expect("status");
+    for n in ["keep", "gone", "change", "dep"] {
+        assert_eq!(
+            pid_of(&still, n),
+            pid_of(&before, n),
+            "{n} untouched by --dry-run"
+        );
+    }
+    assert!(still.iter().all(|s| s["name"] != "new"), "{still:?}");
     let out = p.rm().arg("reload").output().expect("reload");
     let said = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{said}{}", text(&out.stderr));
@@ -129,7 +152,7 @@ fn reload_adds_removes_changes_and_leaves() {
     for line in [
         "keep    unchanged",
         "change  restarted (command changed)",
-        "dep     restarted (depends on `change`, which was restarted)",
+        "dep     restarted (depends on `change`, which restarts)",
         "new     added",
         "gone    removed",
     ] {

@@ -45,7 +45,7 @@ mod run {
 
     use ringmaster_os::process::{members, snapshot};
     use ringmaster_os::{project_id, Tag};
-    use ringmaster_tests::{built_path, free_port, port_answers, wait_for, PidGuard};
+    use ringmaster_tests::{built_path, free_port, port_answers, PidGuard};
 
     use super::workspace_root;
 
@@ -134,12 +134,21 @@ mod run {
             unsafe { libc::kill(bot.id() as libc::pid_t, libc::SIGINT) },
             0
         );
-        let mut status = None;
-        wait_for("the example to exit", LONG, || {
-            status = bot.try_wait().expect("try_wait");
-            status.is_some()
-        });
-        let status = status.expect("exited");
+        let until = Instant::now() + LONG;
+        let status = loop {
+            if let Some(status) = bot.try_wait().expect("try_wait") {
+                break status;
+            }
+            if Instant::now() > until {
+                // Say where it stood: its output so far and its log lines.
+                let _ = bot.kill();
+                let _ = bot.wait();
+                out.extend(rx.try_iter());
+                let errors = errors.join().unwrap_or_default();
+                panic!("the example did not exit within {LONG:?} of SIGINT:\n{out:#?}\n{errors}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         let errors = errors.join().expect("stderr");
         out.extend(rx.try_iter());
         assert!(

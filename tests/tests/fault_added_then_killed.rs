@@ -48,7 +48,11 @@ fn added_then_killed(p: &Project, extra: u16) -> Vec<u32> {
         .collect();
     assert!(extra_pids.len() >= 2, "extra and its child: {extra_pids:?}");
     kill_pid(instance);
-    wait_for("the instance gone", LONG, || !pid_alive(instance));
+    // Its lock is free only once its last thread is gone: the main thread shows
+    // as a zombie a moment before.
+    wait_for("the instance gone, its lock free", LONG, || {
+        !pid_alive(instance) && p.instance_pid().is_none()
+    });
     for pid in &extra_pids {
         assert!(
             pid_alive(*pid),

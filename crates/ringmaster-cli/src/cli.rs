@@ -92,6 +92,7 @@ Exit: 0 once it is running again; 1 when it failed or no instance runs.")]
 Examples:
   ringmaster reload                   apply ./ringmaster.toml to the running instance
   ringmaster reload -f dev.toml
+  ringmaster reload --dry-run         what it would do, changing nothing
 
 Added services start, removed ones stop (what depends on them first), changed ones
 restart (or take the change in place when only health, restart or stop changed),
@@ -101,7 +102,7 @@ waits until the start is over.
 Exit: 0 once what it started is ready; 1 when a service it started failed, or no
 instance runs; 2 when the file is invalid or the change cannot be made (nothing
 changed).")]
-    Reload(ConfigArg),
+    Reload(ReloadArgs),
     /// Add one service to the running instance (not written to the file).
     #[command(after_help = "\
 Examples:
@@ -197,6 +198,16 @@ pub struct RestartArgs {
     pub config: ConfigArg,
     /// The service to restart.
     pub service: String,
+}
+
+/// `reload`.
+#[derive(Clone, Debug, Args)]
+pub struct ReloadArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only say what would change: restart, add, remove or update what; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// `add`.

@@ -140,6 +140,9 @@ pub struct ApplyReport {
     /// the first failure. The rest of the change stands.
     #[serde(default)]
     pub failed: Option<String>,
+    /// What the change would do ([`crate::Orchestrator::preview`]): nothing was changed.
+    #[serde(default)]
+    pub preview: bool,
 }
 
 impl ApplyReport {
@@ -161,12 +164,20 @@ impl ApplyReport {
     /// verdict line, one line per service, one per changed setting.
     pub fn render(&self, paint: &dyn Paint) -> String {
         let mut out = String::new();
-        let verdict = match &self.failed {
-            Some(why) => paint.paint(Tone::Bad, &format!("applied, but {why}")),
-            None if self.is_noop() => "nothing changed".to_owned(),
-            None => paint.paint(Tone::Good, "applied"),
-        };
-        out.push_str(&format!("{verdict} in {}\n", human_duration(self.elapsed)));
+        if self.preview {
+            out.push_str(if self.is_noop() {
+                "nothing would change\n"
+            } else {
+                "would change (nothing was changed):\n"
+            });
+        } else {
+            let verdict = match &self.failed {
+                Some(why) => paint.paint(Tone::Bad, &format!("applied, but {why}")),
+                None if self.is_noop() => "nothing changed".to_owned(),
+                None => paint.paint(Tone::Good, "applied"),
+            };
+            out.push_str(&format!("{verdict} in {}\n", human_duration(self.elapsed)));
+        }
         let width = self
             .services
             .iter()
@@ -232,7 +243,7 @@ mod tests {
                     name: "web".into(),
                     action: Action::Restarted,
                     keys: vec![],
-                    because: Some("depends on `api`, which was restarted".into()),
+                    because: Some("depends on `api`, which restarts".into()),
                 },
                 ServiceChange {
                     name: "db".into(),
@@ -248,6 +259,7 @@ mod tests {
             }],
             elapsed: Duration::from_millis(420),
             failed: None,
+            preview: false,
         };
         let text = r.to_string();
         assert!(text.starts_with("applied in 420ms\n"), "{text}");
@@ -256,7 +268,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("  web  restarted (depends on `api`, which was restarted)\n"),
+            text.contains("  web  restarted (depends on `api`, which restarts)\n"),
             "{text}"
         );
         assert!(text.contains("  db   unchanged\n"), "{text}");

@@ -64,6 +64,13 @@ pub struct Restart {
 #[rtype(result = "Result<crate::change::ApplyReport, crate::Error>")]
 pub struct Apply(pub Change);
 
+/// Bot or CLI ([`crate::Orchestrator::preview`]) → Supervisor: what an [`Apply`]
+/// of this change would do now, as its report (with `preview` set); nothing is
+/// changed. An error is a change that could not be made.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<crate::change::ApplyReport, crate::Error>")]
+pub struct Preview(pub Change);
+
 /// What an [`Apply`] asks for.
 #[derive(Debug, Clone)]
 pub enum Change {

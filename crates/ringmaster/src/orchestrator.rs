@@ -15,8 +15,8 @@ use crate::health::HealthChecker;
 use crate::janitor::PortJanitor;
 use crate::logs::{LogWriter, KEEP};
 use crate::messages::{
-    Apply, Change, GetStatus, LogLine, Restart, ServiceEvent, Shutdown, ShutdownReport, Subscribe,
-    SubscribeLogs, SweepReport, Up,
+    Apply, Change, GetStatus, LogLine, Preview, Restart, ServiceEvent, Shutdown, ShutdownReport,
+    Subscribe, SubscribeLogs, SweepReport, Up,
 };
 use crate::plugin::PluginService;
 use crate::service::ServiceContext;
@@ -329,6 +329,16 @@ impl Orchestrator {
     /// changed) when another service depends on it.
     pub async fn remove_service(&self, name: &str) -> Result<ApplyReport> {
         self.change(Change::Remove(name.to_owned())).await
+    }
+
+    /// What [`Orchestrator::apply`] of `config` would do now — the same report,
+    /// with `preview` set — without changing anything (`ringmaster reload
+    /// --dry-run`). Refused like `apply` when the change could not be made.
+    pub async fn preview(&self, config: Config) -> Result<ApplyReport> {
+        self.supervisor
+            .send(Preview(Change::Config(Box::new(config))))
+            .await
+            .map_err(|_| Error::SupervisorGone)?
     }
 
     async fn change(&self, change: Change) -> Result<ApplyReport> {

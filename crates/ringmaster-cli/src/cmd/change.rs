@@ -2,17 +2,19 @@
 //! through its control socket and print what the change did to each service.
 use ringmaster::change::ApplyReport;
 
-use crate::cli::{AddArgs, ConfigArg, RemoveArgs};
+use crate::cli::{AddArgs, ReloadArgs, RemoveArgs};
 use crate::control::client::{Client, ClientError};
 use crate::exit::{load_config, CmdResult, Failure, FAILED, OK, USAGE};
 use crate::output::Style;
 
 /// `reload`: the file is checked here first (every error at `file:line:col`,
-/// exit 2), then read again by the instance, which applies it.
-pub fn reload(args: &ConfigArg, style: &Style) -> CmdResult {
-    let config = load_config(&args.file)?;
-    let file = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
-    let body = serde_json::json!({ "file": file });
+/// exit 2), then read again by the instance, which applies it (or, with
+/// `--dry-run`, says what it would do).
+pub fn reload(args: &ReloadArgs, style: &Style) -> CmdResult {
+    let config = load_config(&args.config.file)?;
+    let file = &args.config.file;
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.clone());
+    let body = serde_json::json!({ "file": file, "dry_run": args.dry_run });
     send(&config, "POST", "/reload", Some(&body), "reload", style)
 }
 

@@ -492,7 +492,7 @@ fn reload_in_background(
         via.to_owned(),
     );
     actix_rt::spawn(async move {
-        let done = match reload_file(&orch, &current, None).await {
+        let done = match reload_file(&orch, &current, None, false).await {
             Ok(report) => Applied::Done { via, report },
             Err(e) => Applied::Refused { via, why: e.text() },
         };

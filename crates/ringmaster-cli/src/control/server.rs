@@ -189,11 +189,13 @@ fn error_response(e: Error) -> HttpResponse {
 }
 
 /// Reads `file` (the one `up` read, when `None`) and applies it; on success
-/// it becomes the configuration in force. Shared by `POST /reload` and SIGHUP.
+/// it becomes the configuration in force. With `dry_run`, only says what it
+/// would do. Shared by `POST /reload` and SIGHUP.
 pub async fn reload_file(
     orch: &Orchestrator,
     config: &Mutex<Current>,
     file: Option<PathBuf>,
+    dry_run: bool,
 ) -> Result<ApplyReport, ChangeError> {
     let (state_dir, path) = {
         let c = current(config);
@@ -223,6 +225,9 @@ pub async fn reload_file(
             state_dir.display()
         )));
     }
+    if dry_run {
+        return orch.preview(new).await.map_err(ChangeError::Refused);
+    }
     let report = orch
         .apply(new.clone())
         .await
@@ -234,10 +239,13 @@ pub async fn reload_file(
     Ok(report)
 }
 
-/// `POST /reload` body: which file (default: the one `up` read).
+/// `POST /reload` body: which file (default: the one `up` read), and whether
+/// only to say what would change.
 #[derive(Debug, Default, Deserialize)]
 struct ReloadBody {
     file: Option<PathBuf>,
+    #[serde(default)]
+    dry_run: bool,
 }
 
 async fn reload(s: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
@@ -249,7 +257,15 @@ async fn reload(s: web::Data<Shared>, body: web::Bytes) -> HttpResponse {
             Err(e) => return HttpResponse::BadRequest().body(format!("bad request: {e}")),
         }
     };
-    answer(&s, reload_file(&s.orch, &s.config, req.file).await)
+    let result = reload_file(&s.orch, &s.config, req.file, req.dry_run).await;
+    if req.dry_run {
+        // Nothing changed: nothing for `up` to print.
+        return match result {
+            Ok(report) => HttpResponse::Ok().json(report),
+            Err(e) => e.response(),
+        };
+    }
+    answer(&s, result)
 }
 
 /// The answer to a change through the socket; what it did (or why it was not

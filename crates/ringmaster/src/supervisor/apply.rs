@@ -9,7 +9,7 @@
 //! Changes run one at a time, after any pending [`Up`].
 use super::*;
 use crate::change::{Action, ApplyReport, ServiceChange, ServiceDef, SettingChange};
-use crate::messages::{Apply, Change};
+use crate::messages::{Apply, Change, Preview};
 use crate::service::Reconfigure;
 
 /// A change waiting for its turn.
@@ -39,6 +39,8 @@ struct Plan {
     report: BTreeMap<String, ServiceChange>,
     /// Each service's dependencies in the graph the change leads to.
     graph: BTreeMap<String, Vec<String>>,
+    /// What the change stops (see `stops`), dependents first by height.
+    to_stop: Vec<String>,
 }
 
 impl Plan {
@@ -75,6 +77,22 @@ impl Plan {
 
 fn rejected(text: impl Into<String>) -> Error {
     Error::Rejected(text.into())
+}
+
+impl Handler<Preview> for Supervisor {
+    type Result = Result<ApplyReport>;
+
+    /// What the change would do, worked out against the graph as it is now; nothing
+    /// is changed. (A change queued before it is not taken into account.)
+    fn handle(&mut self, msg: Preview, _: &mut Context<Self>) -> Self::Result {
+        if self.closed || self.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        let plan = self.plan(msg.0)?;
+        let mut report = self.report(plan, Instant::now(), None);
+        report.preview = true;
+        Ok(report)
+    }
 }
 
 impl Handler<Apply> for Supervisor {
@@ -243,7 +261,53 @@ impl Supervisor {
             }
         }
         plan.graph = self.check_plan(&plan)?;
+        plan.to_stop = self.stops(&mut plan);
         Ok(plan)
+    }
+
+    /// What a plan stops: what is removed or restarted and runs, and what runs
+    /// of their dependents — of a removed service in the graph as it runs, of a
+    /// restarted one in the graph the change leads to (each dependent noted in
+    /// the report as restarted, and why).
+    fn stops(&self, plan: &mut Plan) -> Vec<String> {
+        let removed = plan.remove.clone();
+        let restarted: Vec<String> = plan
+            .restart
+            .iter()
+            .filter(|(_, again)| *again)
+            .map(|(c, _)| c.name.clone())
+            .collect();
+        let mut to_stop: Vec<String> = Vec::new();
+        for (n, removing) in removed
+            .iter()
+            .map(|n| (n, true))
+            .chain(restarted.iter().map(|n| (n, false)))
+        {
+            let dependents = if removing {
+                self.dependents(n)
+            } else {
+                graph::dependents_in(&plan.graph, n)
+            };
+            for d in std::iter::once(n.clone()).chain(dependents) {
+                let runs = self.entries.get(&d).is_some_and(|e| e.in_flight());
+                if !runs || to_stop.contains(&d) {
+                    continue;
+                }
+                to_stop.push(d.clone());
+                if !removed.contains(&d) && !restarted.contains(&d) {
+                    let keys = plan
+                        .report
+                        .get(&d)
+                        .map(|c| c.keys.clone())
+                        .unwrap_or_default();
+                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+                    let what = if removing { "is removed" } else { "restarts" };
+                    let because = format!("depends on `{n}`, which {what}");
+                    plan.note(&d, Action::Restarted, &keys, Some(because));
+                }
+            }
+        }
+        to_stop
     }
 
     /// Sorts the services whose configuration changed only in place: updated,
@@ -362,45 +426,7 @@ impl Supervisor {
         ctx: &mut Context<Self>,
     ) {
         let removed = plan.remove.clone();
-        let restarted: Vec<String> = plan
-            .restart
-            .iter()
-            .filter(|(_, again)| *again)
-            .map(|(c, _)| c.name.clone())
-            .collect();
-        // What stops: what is removed or restarted and runs, and what runs of
-        // their dependents — of a removed service in the graph as it runs, of a
-        // restarted one in the graph the change leads to.
-        let mut to_stop: Vec<String> = Vec::new();
-        for (n, removing) in removed
-            .iter()
-            .map(|n| (n, true))
-            .chain(restarted.iter().map(|n| (n, false)))
-        {
-            let dependents = if removing {
-                self.dependents(n)
-            } else {
-                graph::dependents_in(&plan.graph, n)
-            };
-            for d in std::iter::once(n.clone()).chain(dependents) {
-                let runs = self.entries.get(&d).is_some_and(|e| e.in_flight());
-                if !runs || to_stop.contains(&d) {
-                    continue;
-                }
-                to_stop.push(d.clone());
-                if !removed.contains(&d) && !restarted.contains(&d) {
-                    let keys = plan
-                        .report
-                        .get(&d)
-                        .map(|c| c.keys.clone())
-                        .unwrap_or_default();
-                    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-                    let what = if removing { "removed" } else { "restarted" };
-                    let because = format!("depends on `{n}`, which was {what}");
-                    plan.note(&d, Action::Restarted, &keys, Some(because));
-                }
-            }
-        }
+        let to_stop = plan.to_stop.clone();
         // Nothing of what is removed starts again meanwhile, and no request
         // can need it any more.
         for n in &removed {
@@ -628,6 +654,7 @@ impl Supervisor {
             settings: plan.setting_changes,
             elapsed: at.elapsed(),
             failed,
+            preview: false,
         }
     }
 }
