@@ -14,14 +14,6 @@ use cli_support::*;
 use ringmaster_tests::{fake_service, free_port, pid_alive, port_answers, wait_for};
 use serde_json::Value;
 
-fn pid_of(status: &[Value], name: &str) -> u32 {
-    status
-        .iter()
-        .find(|s| s["name"] == name)
-        .and_then(|s| s["pid"].as_u64())
-        .unwrap_or_else(|| panic!("a pid for {name} in {status:?}")) as u32
-}
-
 fn members(status: &[Value], name: &str) -> Vec<u32> {
     status
         .iter()

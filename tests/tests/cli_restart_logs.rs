@@ -11,14 +11,6 @@ use std::process::{Command as StdCommand, Stdio};
 use cli_support::*;
 use ringmaster_tests::{bin_path, free_port, pid_alive, wait_for};
 
-fn pid_of(status: &[serde_json::Value], name: &str) -> u32 {
-    status
-        .iter()
-        .find(|s| s["name"] == name)
-        .and_then(|s| s["pid"].as_u64())
-        .unwrap_or_else(|| panic!("a pid for {name} in {status:?}")) as u32
-}
-
 #[test]
 fn restart_and_logs() {
     let (api, web) = (free_port(), free_port());

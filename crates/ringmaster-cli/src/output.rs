@@ -140,7 +140,7 @@ pub struct Prefixer {
 impl Prefixer {
     /// For these services (their order fixes their colours).
     pub fn new(style: Style, names: Vec<String>) -> Prefixer {
-        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let width = ringmaster::text::widest(names.iter().map(String::as_str));
         Prefixer {
             style,
             names,

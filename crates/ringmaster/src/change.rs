@@ -178,12 +178,7 @@ impl ApplyReport {
             };
             out.push_str(&format!("{verdict} in {}\n", human_duration(self.elapsed)));
         }
-        let width = self
-            .services
-            .iter()
-            .map(|s| s.name.chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = crate::text::widest(self.services.iter().map(|s| s.name.as_str()));
         for s in &self.services {
             let tone = match s.action {
                 Action::Unchanged => None,

@@ -487,6 +487,15 @@ impl std::fmt::Display for StopCommandReport {
 }
 
 impl ServiceStopReport {
+    /// True when the stop left nothing: no survivor, no error, its plugin
+    /// answered, and its port (if any) is free.
+    pub fn clean(&self) -> bool {
+        self.report.clean()
+            && self.no_answer.is_none()
+            && self.stop_error.is_none()
+            && self.port_free != Some(false)
+    }
+
     /// True when every process went on the stop signal alone (nothing killed, no
     /// survivor), and a plugin answered.
     pub fn graceful(&self) -> bool {
@@ -501,12 +510,7 @@ impl ShutdownReport {
     /// True when every service stopped with no survivor and no error, every
     /// plugin answered its [`Stop`], and every port is free.
     pub fn clean(&self) -> bool {
-        self.services.iter().all(|s| {
-            s.report.clean()
-                && s.no_answer.is_none()
-                && s.stop_error.is_none()
-                && s.port_free != Some(false)
-        })
+        self.services.iter().all(ServiceStopReport::clean)
     }
 
     /// Every process still alive after the cascade, with its service: who blocks
@@ -606,12 +610,7 @@ impl ShutdownReport {
     pub fn render(&self, paint: &dyn crate::text::Paint) -> String {
         use crate::text::{human_duration, Tone};
         let mut out = String::new();
-        let width = self
-            .services
-            .iter()
-            .map(|s| s.name.chars().count())
-            .max()
-            .unwrap_or(0);
+        let width = crate::text::widest(self.services.iter().map(|s| s.name.as_str()));
         let verdict = if self.clean() {
             paint.paint(Tone::Good, "stopped")
         } else {

@@ -218,7 +218,6 @@ impl Orchestrator {
             services: config.services.values().cloned().collect(),
             plugins,
             shared,
-            shutdown_timeout: config.settings.shutdown_timeout,
             lock,
             subreaper,
             janitor,

@@ -368,7 +368,6 @@ pub struct SupervisorSetup {
     pub(crate) services: Vec<ServiceConfig>,
     pub(crate) plugins: Vec<PluginService>,
     pub(crate) shared: ServiceContext,
-    pub(crate) shutdown_timeout: Duration,
     pub(crate) lock: Option<InstanceLock>,
     pub(crate) subreaper: bool,
     pub(crate) janitor: Addr<PortJanitor>,
@@ -408,7 +407,6 @@ pub struct Supervisor {
     health: Addr<HealthChecker>,
     subscribers: Vec<Recipient<ServiceEvent>>,
     log_subscribers: LogSubscribers,
-    shutdown_timeout: Duration,
     lock: Option<InstanceLock>,
     waiters: Vec<Waiter>,
     /// The id of the next [`Waiter`].
@@ -416,7 +414,8 @@ pub struct Supervisor {
     registry: Registry,
     /// What new service actors share.
     shared: ServiceContext,
-    /// The settings in force (see [`crate::change`] for what a change applies).
+    /// The settings in force (see [`crate::change`] for what a change applies):
+    /// `shutdown_timeout` bounds the cascades of restarts, failures and changes.
     settings: Settings,
     /// A change is being applied ([`crate::messages::Apply`]).
     applying: bool,
@@ -476,7 +475,6 @@ impl Supervisor {
             services,
             plugins,
             shared,
-            shutdown_timeout,
             lock,
             subreaper,
             janitor,
@@ -492,7 +490,6 @@ impl Supervisor {
             health,
             subscribers: Vec::new(),
             log_subscribers: shared.log_subscribers.clone(),
-            shutdown_timeout,
             lock,
             waiters: Vec::new(),
             next_waiter: 0,
@@ -537,19 +534,20 @@ impl Supervisor {
         Spec::of_service(cfg, Runner::Process(addr), &self.project)
     }
 
-    /// The start order of the graph as it is now; `Err` names a cycle.
-    fn graph_order(&self) -> Result<Vec<String>> {
-        let graph: BTreeMap<String, Vec<String>> = self
-            .entries
+    /// The graph as it is now: each service's dependencies and port.
+    fn shape(&self) -> Shape {
+        self.entries
             .iter()
             .map(|(n, e)| {
-                (
-                    n.clone(),
-                    e.spec.deps.iter().map(|d| d.service.clone()).collect(),
-                )
+                let deps = e.spec.deps.iter().map(|d| d.service.clone()).collect();
+                (n.clone(), (deps, e.spec.port))
             })
-            .collect();
-        topo_order(&graph)
+            .collect()
+    }
+
+    /// The start order of the graph as it is now; `Err` names a cycle.
+    fn graph_order(&self) -> Result<Vec<String>> {
+        topo_order(&graph::deps_of(&self.shape()))
             .map_err(|cycle| Error::Other(format!("dependency cycle: {}", cycle.join(" → "))))
     }
 

@@ -25,6 +25,15 @@ pub fn human_duration(d: Duration) -> String {
     format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
 }
 
+/// The widest of `names` in characters: the column they are padded to.
+pub fn widest<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
+    names
+        .into_iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+}
+
 /// What a piece of text says, for a writer that colours it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tone {

@@ -167,6 +167,15 @@ impl Drop for Project {
     }
 }
 
+/// The pid `status --json` shows for `name` (panics when there is none).
+pub fn pid_of(status: &[Value], name: &str) -> u32 {
+    status
+        .iter()
+        .find(|s| s["name"] == name)
+        .and_then(|s| s["pid"].as_u64())
+        .unwrap_or_else(|| panic!("a pid for {name} in {status:?}")) as u32
+}
+
 /// Pids of the processes listening on `port` (the OS's view).
 pub fn holders(port: u16) -> Vec<u32> {
     let mut pids: Vec<u32> = ringmaster_os::listeners(port)

@@ -197,10 +197,7 @@ pub async fn reload_file(
     file: Option<PathBuf>,
     dry_run: bool,
 ) -> Result<ApplyReport, ChangeError> {
-    let (state_dir, path) = {
-        let c = current(config);
-        (c.file.settings.state_dir.clone(), c.file.path.clone())
-    };
+    let path = current(config).file.path.clone();
     let Some(path) = file.or(path) else {
         return Err(ChangeError::Invalid(
             "no file to reload: this instance was not started from one".into(),
@@ -217,14 +214,7 @@ pub async fn reload_file(
             if n == 1 { "" } else { "s" }
         ))
     })?;
-    if new.settings.state_dir != state_dir {
-        return Err(ChangeError::Invalid(format!(
-            "{}: its state directory is {}, this instance's is {}; nothing was changed",
-            path.display(),
-            new.settings.state_dir.display(),
-            state_dir.display()
-        )));
-    }
+    // (A file of another state directory is refused by the orchestrator.)
     if dry_run {
         return orch.preview(new).await.map_err(ChangeError::Refused);
     }

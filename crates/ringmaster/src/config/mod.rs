@@ -180,6 +180,17 @@ pub enum Condition {
     Completed,
 }
 
+impl Condition {
+    /// `ready`, `started`, `completed`: as written in `depends_on`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::Ready => "ready",
+            Condition::Started => "started",
+            Condition::Completed => "completed",
+        }
+    }
+}
+
 /// `health = { ... }`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct HealthConfig {
@@ -538,30 +549,17 @@ impl Config {
         let label = format!("service `{name}` (JSON)");
         let body = toml::Value::try_from(serde_json::Value::Object(table))
             .map_err(|e| fail(&label, format!("cannot be written as TOML: {e}")))?;
-        // Exact: seconds with their fraction (`Duration`'s own text is not TOML's).
-        let ms = |d: Duration| toml::Value::String(format!("{}s", d.as_secs_f64()));
-        let s = &self.settings;
-        let mut settings = toml::Table::new();
-        settings.insert(
-            "state_dir".into(),
-            toml::Value::String(s.state_dir.display().to_string()),
-        );
-        settings.insert("shutdown_timeout".into(), ms(s.shutdown_timeout));
-        settings.insert("health_interval".into(), ms(s.health_interval));
-        settings.insert("start_window".into(), ms(s.start_window));
-        settings.insert(
-            "log_max_bytes".into(),
-            toml::Value::Integer(s.log_max_bytes.min(i64::MAX as u64) as i64),
-        );
+        // `[services.NAME]` alone, read with this configuration's settings.
         let mut services = toml::Table::new();
         services.insert(name.clone(), body);
         let mut doc = toml::Table::new();
-        doc.insert("settings".into(), toml::Value::Table(settings));
         doc.insert("services".into(), toml::Value::Table(services));
         let text = toml::to_string(&doc)
             .map_err(|e| fail(&label, format!("cannot be written as TOML: {e}")))?;
         let path = self.base_dir.join("(service given as JSON)");
-        let mut config = Config::parse_with_external(&text, &path, external).map_err(|errs| {
+        let external = external.iter().map(|s| s.as_ref().to_string()).collect();
+        let parsed = parse::parse_with(&text, &path, &external, Some(&self.settings));
+        let mut config = parsed.map_err(|errs| {
             ConfigErrors(
                 errs.0
                     .into_iter()

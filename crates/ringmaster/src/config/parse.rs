@@ -140,6 +140,18 @@ pub(crate) fn parse(
     path: &Path,
     external: &BTreeSet<String>,
 ) -> Result<Config, ConfigErrors> {
+    parse_with(text, path, external, None)
+}
+
+/// [`parse`], with `settings` in force instead of the text's `[settings]`
+/// (which it then must not have): services read as if they stood in the file
+/// those settings came from ([`Config::service_from_json`]).
+pub(crate) fn parse_with(
+    text: &str,
+    path: &Path,
+    external: &BTreeSet<String>,
+    settings: Option<&Settings>,
+) -> Result<Config, ConfigErrors> {
     let file = absolute(path);
     if text.len() > super::MAX_CONFIG_BYTES {
         return Err(ConfigErrors(vec![super::too_large(
@@ -185,10 +197,15 @@ pub(crate) fn parse(
         }
     }
 
-    let raw_settings = settings_value
-        .and_then(|v| collect::<RawSettings>(v, "settings", &src, &mut errors))
-        .unwrap_or_default();
-    let (settings, setting_spans) = convert_settings(raw_settings, &base_dir, &src, &mut errors);
+    let (settings, setting_spans) = match settings {
+        Some(given) => (given.clone(), HashMap::new()),
+        None => {
+            let raw_settings = settings_value
+                .and_then(|v| collect::<RawSettings>(v, "settings", &src, &mut errors))
+                .unwrap_or_default();
+            convert_settings(raw_settings, &base_dir, &src, &mut errors)
+        }
+    };
 
     let mut services = BTreeMap::new();
     let mut spans: HashMap<String, ServiceSpans> = HashMap::new();

@@ -152,8 +152,8 @@ impl Supervisor {
         .into_actor(self)
         .map(|res, act, ctx| {
             act.orphans = Some(false);
-            match res {
-                Ok(Ok(found)) => {
+            match res.and_then(|found| found.map_err(Error::from)) {
+                Ok(found) => {
                     for (service, report) in found {
                         let stopped: Vec<String> =
                             report.stopped.iter().map(|p| p.to_string()).collect();
@@ -165,7 +165,6 @@ impl Supervisor {
                         );
                     }
                 }
-                Ok(Err(e)) => tracing::warn!("looking for what an earlier run left: {e}"),
                 Err(e) => tracing::warn!("looking for what an earlier run left: {e}"),
             }
             act.next_change(ctx);
@@ -328,17 +327,16 @@ impl Supervisor {
                 .map(|(c, _)| c.name.clone())
                 .chain(plan.add.iter().map(|(d, _)| d.name().to_owned()))
                 .collect();
-            let moves = todo.iter().position(|(old, new, _)| {
-                self.entries.get(&new.name).is_some_and(|e| e.in_flight())
-                    && self.unmet_new_dependency(old, new, &restarting).is_some()
+            let moves = todo.iter().enumerate().find_map(|(i, (old, new, _))| {
+                let runs = self.entries.get(&new.name).is_some_and(|e| e.in_flight());
+                runs.then(|| self.unmet_new_dependency(old, new, &restarting))
+                    .flatten()
+                    .map(|why| (i, why))
             });
-            let Some(i) = moves else {
+            let Some((i, why)) = moves else {
                 break;
             };
-            let (old, new, keys) = todo.remove(i);
-            let why = self
-                .unmet_new_dependency(old, new, &restarting)
-                .unwrap_or_default();
+            let (_, new, keys) = todo.remove(i);
             plan.restarting(new, true, &keys, Some(why));
         }
         for (_, new, keys) in todo {
@@ -361,7 +359,7 @@ impl Supervisor {
             .iter()
             .filter(|d| !old.depends_on.contains(d))
             .find_map(|d| {
-                let cond = condition_name(d.condition);
+                let cond = d.condition.as_str();
                 if restarting.contains(&d.service) {
                     Some(format!(
                         "its new dependency `{}` starts with this change",
@@ -386,15 +384,8 @@ impl Supervisor {
     /// service still named in a `depends_on` cannot be removed), one service
     /// per port, no cycle. Returns its dependencies.
     fn check_plan(&self, plan: &Plan) -> Result<BTreeMap<String, Vec<String>>> {
-        let mut graph: Shape = self
-            .entries
-            .iter()
-            .filter(|(n, _)| !plan.remove.contains(n))
-            .map(|(n, e)| {
-                let deps = e.spec.deps.iter().map(|d| d.service.clone()).collect();
-                (n.clone(), (deps, e.spec.port))
-            })
-            .collect();
+        let mut graph = self.shape();
+        graph.retain(|n, _| !plan.remove.contains(n));
         for c in plan.restart.iter().map(|(c, _)| c).chain(&plan.update) {
             let deps = c.depends_on.iter().map(|d| d.service.clone()).collect();
             graph.insert(c.name.clone(), (deps, c.port));
@@ -447,7 +438,7 @@ impl Supervisor {
                 );
             }
         }
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         self.cascade(to_stop.clone(), timeout, ctx)
             .then(move |(reports, _), act, ctx| {
                 // A removed service whose stop left something stays in the
@@ -455,12 +446,7 @@ impl Supervisor {
                 // reach what is left of it.
                 let unclean: Vec<String> = reports
                     .iter()
-                    .filter(|r| {
-                        !r.report.clean()
-                            || r.no_answer.is_some()
-                            || r.stop_error.is_some()
-                            || r.port_free == Some(false)
-                    })
+                    .filter(|r| !r.clean())
                     .map(|r| r.name.clone())
                     .collect();
                 let rx = if act.shutting_down || act.closed {
@@ -554,7 +540,7 @@ impl Supervisor {
             }
         }
         if let Some(settings) = plan.settings.take() {
-            self.take_settings(settings, &plan.setting_changes);
+            self.take_settings(settings);
         }
         match self.graph_order() {
             Ok(order) => self.order = order,
@@ -623,19 +609,14 @@ impl Supervisor {
         );
     }
 
-    /// Takes the settings of a new configuration where they can change.
-    fn take_settings(&mut self, new: Settings, changes: &[SettingChange]) {
-        let applied = |key: &str| changes.iter().any(|c| c.key == key && c.applied);
-        if applied("shutdown_timeout") {
-            self.shutdown_timeout = new.shutdown_timeout;
-            self.settings.shutdown_timeout = new.shutdown_timeout;
-        }
-        if applied("health_interval") {
-            self.settings.health_interval = new.health_interval;
-        }
-        if applied("start_window") {
-            self.settings.start_window = new.start_window;
-        }
+    /// Takes the settings of a new configuration that a running instance can
+    /// take (those `setting_changes` says are applied); `metrics` and
+    /// `log_max_bytes` stay as `up` set them up (`state_dir` cannot differ:
+    /// `plan` refuses another).
+    fn take_settings(&mut self, new: Settings) {
+        self.settings.shutdown_timeout = new.shutdown_timeout;
+        self.settings.health_interval = new.health_interval;
+        self.settings.start_window = new.start_window;
     }
 
     /// The report of a finished change.
@@ -656,15 +637,6 @@ impl Supervisor {
             failed,
             preview: false,
         }
-    }
-}
-
-/// `ready`, `started`, `completed`.
-pub(super) fn condition_name(c: Condition) -> &'static str {
-    match c {
-        Condition::Ready => "ready",
-        Condition::Started => "started",
-        Condition::Completed => "completed",
     }
 }
 
@@ -709,12 +681,6 @@ fn setting_changes(old: &Settings, new: &Settings) -> Vec<SettingChange> {
         "log_max_bytes",
         false,
         "the log writer is set up at `up`: it needs a new `up`",
-    );
-    add(
-        old.state_dir != new.state_dir,
-        "state_dir",
-        false,
-        "another state directory is another instance: it needs a new `up`",
     );
     out
 }

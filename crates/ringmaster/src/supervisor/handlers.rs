@@ -63,7 +63,7 @@ impl Handler<Restart> for Supervisor {
             }
         }
         let name = msg.name;
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         Box::pin(
             self.cascade(to_stop.clone(), timeout, ctx)
                 .then(move |_, act, ctx| {

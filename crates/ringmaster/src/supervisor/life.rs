@@ -55,7 +55,7 @@ impl Supervisor {
         };
         let reason = match self.unmet(e) {
             Some((dep, cond)) => {
-                let cond = apply::condition_name(cond);
+                let cond = cond.as_str();
                 let failed = self
                     .entries
                     .get(&dep)
@@ -250,7 +250,7 @@ impl Supervisor {
         );
         tracing::warn!(service = %name, "{reason}; stopping it");
         let owned = name.to_owned();
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         self.cascade(vec![owned.clone()], timeout, ctx)
             .map(move |_, act, ctx| {
                 if !act.shutting_down {
@@ -485,7 +485,7 @@ impl Supervisor {
             return;
         }
         let name_owned = name.to_owned();
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         self.cascade(vec![name_owned.clone()], timeout, ctx)
             .map(move |_, act, ctx| {
                 if let Some(e) = act.entries.get_mut(&name_owned) {
@@ -617,7 +617,7 @@ impl Supervisor {
             return;
         }
         let failed = name.to_owned();
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         self.cascade(to_stop, timeout, ctx)
             .map(move |(reports, _), act, ctx| {
                 for r in &reports {
@@ -677,14 +677,7 @@ impl Supervisor {
         stopped: &[String],
         ctx: &mut Context<Self>,
     ) -> oneshot::Receiver<Result<()>> {
-        if self.entries.get(name).is_none_or(|e| e.leaving) {
-            // A change removed it while it was stopped.
-            let (tx, rx) = oneshot::channel();
-            let _ = tx.send(Err(Error::Other(format!(
-                "service `{name}` was removed while it restarted"
-            ))));
-            return rx;
-        }
+        // A change that removed it meanwhile: `check_waiters` answers with why.
         let (mut names, started_here) = self.need_again(stopped);
         // Dependents that were waiting for it come along.
         for d in self.dependents(name) {
@@ -706,7 +699,9 @@ impl Supervisor {
     /// with what they depend on: started as [`Up`] would when it does not run; a
     /// dependency that completed (a one-shot job that exited with 0) stays
     /// completed and is not run again. Returns the names to wait for (all of
-    /// them, with their dependencies) and what this started besides `names`.
+    /// them, with their dependencies; one that a change removed stays among
+    /// them, so that the request answers with why) and what this started
+    /// besides `names`.
     pub(super) fn need_again(&mut self, names: &[String]) -> (Vec<String>, Vec<String>) {
         for n in names {
             if let Some(e) = self.entries.get_mut(n) {
@@ -732,7 +727,8 @@ impl Supervisor {
             .cloned()
             .collect();
         let started_here = self.need(&deps);
-        (closure, started_here)
+        let gone = names.iter().filter(|n| !staying.contains(n)).cloned();
+        (closure.into_iter().chain(gone).collect(), started_here)
     }
 
     /// Registers `names` as a request; returns its answer.
@@ -798,7 +794,7 @@ impl Supervisor {
                 }
             }
         }
-        let timeout = self.shutdown_timeout;
+        let timeout = self.settings.shutdown_timeout;
         let undo = w.started_here.clone();
         self.cascade(to_stop, timeout, ctx)
             .map(move |_, act, ctx| {

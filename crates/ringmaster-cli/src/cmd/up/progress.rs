@@ -62,7 +62,7 @@ const SPINNER: [&str; 10] = ["⠋", "⠙", "⠹", "⠸", "⠼", "⠴", "⠦", "�
 
 impl Progress {
     pub(super) fn new(style: Style, mode: Mode, prefix: Prefixer, names: Vec<String>) -> Progress {
-        let width = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let width = ringmaster::text::widest(names.iter().map(String::as_str));
         let states = names
             .iter()
             .map(|_| ("waiting".to_string(), String::new()))
