@@ -26,7 +26,8 @@ pub struct ProcessInfo {
     /// Session id (Unix); `None` elsewhere.
     pub sid: Option<u32>,
     /// Start time in platform units (Linux: clock ticks since boot; elsewhere:
-    /// seconds since the epoch). Only comparable with another reading of the same pid.
+    /// seconds since the epoch): comparable between processes of one machine
+    /// (which started first), coarsely outside Linux.
     pub start_time: u64,
     /// Process name as the OS reports it (Linux: comm, which a process may rename).
     pub name: String,
@@ -176,11 +177,19 @@ pub fn members<'a>(
 }
 
 /// The descendants of `pid` in `table`, not including `pid`.
+///
+/// A process is a child of the one its parent pid names only when it started
+/// no earlier than that one. Windows keeps a process's parent pid after the
+/// parent is gone, and the pid may be reused meanwhile: an old process would
+/// otherwise count as a child of whichever new process got that pid (seen under
+/// Wine: `services.exe`, started at boot, below a service's `cmd.exe`).
 pub fn descendants(table: &[ProcessInfo], pid: u32) -> Vec<&ProcessInfo> {
+    let started: HashMap<u32, u64> = table.iter().map(|p| (p.pid, p.start_time)).collect();
     let mut children: HashMap<u32, Vec<&ProcessInfo>> = HashMap::new();
     for p in table {
         if let Some(ppid) = p.ppid {
-            if ppid != p.pid {
+            let after_parent = started.get(&ppid).is_none_or(|s| p.start_time >= *s);
+            if ppid != p.pid && after_parent {
                 children.entry(ppid).or_default().push(p);
             }
         }
@@ -227,5 +236,44 @@ pub fn poll_until(timeout: Duration, every: Duration, mut cond: impl FnMut() -> 
             return false;
         }
         std::thread::sleep(every);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(pid: u32, ppid: u32, start: u64, name: &str) -> ProcessInfo {
+        ProcessInfo {
+            pid,
+            ppid: Some(ppid),
+            pgid: None,
+            sid: None,
+            start_time: start,
+            name: name.into(),
+            exe: None,
+            argv: Vec::new(),
+            uid: None,
+            user: None,
+            tag: None,
+            zombie: false,
+        }
+    }
+
+    #[test]
+    fn a_process_older_than_the_one_that_reused_its_parents_pid_is_no_descendant() {
+        // services.exe (started at 5) names parent 40, long gone; cmd.exe got pid
+        // 40 later (started at 100) and runs ping.exe.
+        let table = [
+            p(56, 40, 5, "services.exe"),
+            p(40, 7, 100, "cmd.exe"),
+            p(428, 40, 101, "ping.exe"),
+            p(192, 56, 6, "svchost.exe"),
+        ];
+        let found: Vec<u32> = descendants(&table, 40).iter().map(|p| p.pid).collect();
+        assert_eq!(found, vec![428]);
+        // Started in the same tick (coarse clocks): still a child.
+        let table = [p(40, 7, 100, "cmd.exe"), p(428, 40, 100, "ping.exe")];
+        assert_eq!(descendants(&table, 40).len(), 1);
     }
 }
