@@ -9,6 +9,7 @@
 //!   --listen6              bind [::1] instead of 127.0.0.1
 //!   --http                 answer every HTTP request with `200 OK`, body `ok`
 //!   --http-status CODE     answer with this status instead (implies --http)
+//!   --body TEXT            answer 200 with body TEXT instead of `ok` (implies --http)
 //!   --head-405             answer HEAD with `405 Method Not Allowed`, as FastAPI does (implies --http)
 //!   --share                after binding, fork a worker that inherits the socket and accepts too
 //!   --children N           spawn N idle child processes (each printed as `pid child <pid>`)
@@ -61,6 +62,7 @@ struct Options {
     listen6: bool,
     http: bool,
     http_status: u16,
+    body: Option<String>,
     head_405: bool,
     share: bool,
     children: u32,
@@ -110,6 +112,10 @@ fn parse_args() -> Options {
             "--http-status" => {
                 o.http = true;
                 o.http_status = value(&arg, args.next());
+            }
+            "--body" => {
+                o.http = true;
+                o.body = Some(value(&arg, args.next()));
             }
             "--head-405" => {
                 o.http = true;
@@ -245,6 +251,7 @@ fn main() {
         let answer = Answer {
             http: o.http,
             status: o.http_status,
+            body: o.body.clone(),
             head_405: o.head_405,
             health_file: o.health_file.clone(),
             answer_at: o.answer_after.map(|ms| start + Duration::from_millis(ms)),
@@ -306,6 +313,8 @@ fn spawn_child(o: &Options, depth: u32) -> std::process::Child {
 struct Answer {
     http: bool,
     status: u16,
+    /// The body of a 200 (`--body`; else `ok`).
+    body: Option<String>,
     head_405: bool,
     health_file: Option<std::path::PathBuf>,
     /// Requests are held until then (`--answer-after`)...
@@ -442,7 +451,10 @@ fn serve(mut stream: TcpStream, answer: &Answer, requests: &std::sync::atomic::A
         }
     }
     let (reason, body) = match status {
-        200 => ("OK", "ok".to_string()),
+        200 => (
+            "OK",
+            answer.body.clone().unwrap_or_else(|| "ok".to_string()),
+        ),
         404 => ("Not Found", "status 404".to_string()),
         405 => ("Method Not Allowed", "status 405".to_string()),
         500 => ("Internal Server Error", "status 500".to_string()),

@@ -5,10 +5,29 @@
 use std::cell::RefCell;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+
+/// Runs the built `ringmaster ARGS` in `dir` (for the benches); its wall time.
+/// Panics when it fails.
+pub fn run_ringmaster(dir: &Path, args: &[&str]) -> Duration {
+    let started = Instant::now();
+    let out = Command::new(built_path("ringmaster"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("ringmaster runs");
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "ringmaster {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    took
+}
 
 /// Where a binary of this workspace (`ringmaster`, `fake-service`, `demo-api`,
 /// ...) is built, whether it is there or not. Test binaries live in

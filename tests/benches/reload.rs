@@ -16,11 +16,9 @@
 //! instance every 50 ms, so its figure may carry up to 50 ms of polling.
 //! Run: `cargo build --release -p ringmaster-cli -p ringmaster-examples --bins &&
 //! cargo bench -p ringmaster-tests --bench reload`.
-use std::path::Path;
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ringmaster_tests::{built_path, free_port};
+use ringmaster_tests::{built_path, free_port, run_ringmaster};
 
 fn config(api: u16, web: u16, api_round: u32, web_round: u32) -> String {
     let demo_api = built_path("demo-api");
@@ -51,24 +49,6 @@ stop = {{ timeout = "5s" }}
     )
 }
 
-/// Runs `ringmaster ARGS` in `dir`; its wall time. Panics when it fails.
-fn run(dir: &Path, args: &[&str]) -> Duration {
-    let started = Instant::now();
-    let out = Command::new(built_path("ringmaster"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("ringmaster runs");
-    let took = started.elapsed();
-    assert!(
-        out.status.success(),
-        "ringmaster {args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    took
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -95,7 +75,7 @@ fn main() {
     let file = dir.path().join("ringmaster.toml");
     let (mut api_round, mut web_round) = (0, 0);
     std::fs::write(&file, config(api, web, api_round, web_round)).expect("config");
-    run(dir.path(), &["up", "-d"]);
+    run_ringmaster(dir.path(), &["up", "-d"]);
 
     let rows = [
         "reload, frontend changed",
@@ -107,16 +87,16 @@ fn main() {
     for _ in 0..rounds {
         web_round += 1;
         std::fs::write(&file, config(api, web, api_round, web_round)).expect("config");
-        times[0].push(ms(run(dir.path(), &["reload"])));
+        times[0].push(ms(run_ringmaster(dir.path(), &["reload"])));
         api_round += 1;
         std::fs::write(&file, config(api, web, api_round, web_round)).expect("config");
-        times[1].push(ms(run(dir.path(), &["reload"])));
-        times[2].push(ms(run(dir.path(), &["reload"])));
-        let down = run(dir.path(), &["down"]);
-        let up = run(dir.path(), &["up", "-d"]);
+        times[1].push(ms(run_ringmaster(dir.path(), &["reload"])));
+        times[2].push(ms(run_ringmaster(dir.path(), &["reload"])));
+        let down = run_ringmaster(dir.path(), &["down"]);
+        let up = run_ringmaster(dir.path(), &["up", "-d"]);
         times[3].push(ms(down + up));
     }
-    run(dir.path(), &["down"]);
+    run_ringmaster(dir.path(), &["down"]);
 
     let full = {
         let mut t = times[3].clone();

@@ -1,8 +1,9 @@
 //! The demo stack of `examples/`: its configurations pass `ringmaster validate`;
 //! `demo-api` runs a reloader and a worker that share the port; `demo-frontend`
 //! refuses to start without the API and otherwise runs a renamed server through a
-//! shell; and the whole dashboard goes `up -d` → both `ready` → the page shows the
-//! API's data → `down` → no process left, ports free.
+//! shell; and the whole dashboard goes `up -d` → the API's two replicas and the
+//! frontend `ready` → the page shows the API's data → `down` → no process left,
+//! ports free.
 #![cfg(unix)]
 
 mod example_support;
@@ -273,30 +274,51 @@ fn dashboard_stack_up_status_page_down() {
     assert_eq!(code, Some(0), "status --json: {err}");
     let status: serde_json::Value = serde_json::from_str(&json).expect("status --json is JSON");
     let services = services(&status);
-    let mut service_pids = Vec::new();
-    for name in ["api", "frontend"] {
-        let s = services
+    let find = |name: &str| {
+        services
             .iter()
             .find(|s| s["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in status: {json}"));
+            .unwrap_or_else(|| panic!("{name} in status: {json}"))
+    };
+    // The API runs two replicas behind ringmaster's balancer on its port.
+    let api = find("api");
+    assert_eq!(api["state"], "ready", "api is ready: {json}");
+    assert_eq!(
+        api["balancer"]["ready"], 2,
+        "both replicas take connections: {json}"
+    );
+    let mut service_pids = Vec::new();
+    let mut replica_ports = Vec::new();
+    for name in ["api#0", "api#1", "frontend"] {
+        let s = find(name);
         assert_eq!(s["state"], "ready", "{name} is ready: {json}");
         let pid = s["pid"]
             .as_u64()
             .unwrap_or_else(|| panic!("{name} has a pid: {json}")) as u32;
         assert!(pid_alive(pid), "{name}'s pid {pid} is alive");
         service_pids.push(pid);
+        if name.starts_with("api#") {
+            replica_ports.push(s["port"].as_u64().expect("a replica's port") as u16);
+        }
     }
 
+    // Each replica answers on its own port; the balancer's port reaches them.
+    let replicas: Vec<ApiStats> = replica_ports.iter().map(|p| stats(*p)).collect();
+    let workers: Vec<u32> = replicas.iter().map(|s| s.worker_pid).collect();
+    let through = stats(api_port);
+    assert!(
+        workers.contains(&through.worker_pid),
+        "{through:?} is one of {workers:?}"
+    );
     // The page answers and carries what the API says right now.
-    let stats = stats(api_port);
     let page = get(web_port, "/").expect("the frontend answers");
     assert_eq!(page.status, 200);
     assert!(
-        page.body
-            .contains(&format!("<td id=\"worker_pid\">{}</td>", stats.worker_pid))
+        workers.iter().any(|w| page
+            .body
+            .contains(&format!("<td id=\"worker_pid\">{w}</td>")))
             && page.body.contains("\"service\":\"demo-api\""),
-        "the page shows the API's data (worker {}):\n{}",
-        stats.worker_pid,
+        "the page shows the API's data (a worker of {workers:?}):\n{}",
         page.body
     );
     let server = page_server_pid(&page.body).expect("the page names its server's pid");
@@ -304,8 +326,11 @@ fn dashboard_stack_up_status_page_down() {
     // Every process the OS shows for the stack: the roots from status, the API's
     // reloader and worker, the frontend's server.
     let mut all = service_pids.clone();
-    all.extend([stats.worker_pid, server]);
-    all.extend(stats.reloader_pid);
+    all.push(server);
+    for r in &replicas {
+        all.push(r.worker_pid);
+        all.extend(r.reloader_pid);
+    }
     for pid in &all {
         pids.add(*pid);
     }
@@ -316,5 +341,8 @@ fn dashboard_stack_up_status_page_down() {
         assert!(!pid_alive(*pid), "pid {pid} is gone after down");
     }
     assert!(port_free(api_port), "port {api_port} is free after down");
+    for p in replica_ports {
+        assert!(port_free(p), "replica port {p} is free after down");
+    }
     assert!(port_free(web_port), "port {web_port} is free after down");
 }

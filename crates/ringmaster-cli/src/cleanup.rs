@@ -153,16 +153,25 @@ pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
         }
     }
     if only.is_none() {
-        // Services the file does not name: added at runtime by an instance that
-        // was killed (or dropped from the file since). Their processes carry our
-        // project's tag, so they are ours.
+        // Services the file does not name: the replicas of those it does, and
+        // services added at runtime by an instance that was killed (or dropped
+        // from the file since). Their processes carry our project's tag, so
+        // they are ours.
         let known = config.services.keys().cloned().collect();
         let grace = if force { Duration::ZERO } else { ORPHAN_GRACE };
         match ringmaster::janitor::stop_orphans(&project, &known, grace) {
             Ok(found) => {
                 for (name, report) in found {
+                    // A replica (`api#3`) of a service in the file is its own.
+                    let replica = ringmaster::config::replica_of(&name)
+                        .is_some_and(|(group, _)| config.services.contains_key(group));
+                    let whose = if replica {
+                        ""
+                    } else {
+                        " (in no configuration)"
+                    };
                     out.actions.push(format!(
-                        "{name} (in no configuration): stopped {}",
+                        "{name}{whose}: stopped {}",
                         joined(&report.stopped)
                     ));
                     out.stopped.push((name, report.stopped));

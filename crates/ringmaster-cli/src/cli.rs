@@ -123,6 +123,20 @@ Example:
 Exit: 0 once it is stopped; 1 when no instance runs; 2 when another service
 depends on it or there is no such service (nothing changed).")]
     Remove(RemoveArgs),
+    /// Run N replicas of a service that has `replicas` (its balancer keeps its port).
+    #[command(after_help = "\
+Examples:
+  ringmaster scale api 4              start two more replicas of a 2-replica api
+  ringmaster scale api 1              drain and stop all but api#0
+
+New replicas start under the lowest free numbers and take connections once ready;
+surplus ones (the highest numbers) stop taking new connections, finish those in
+flight (up to their stop timeout), then stop. What depends on the service is not
+touched. A later `reload` sets the count the file gives.
+
+Exit: 0 once the new replicas are ready; 1 when one failed, or no instance runs;
+2 when the service has no `replicas`, is unknown, or N is below its min_ready.")]
+    Scale(ScaleArgs),
     /// Show the output of the services (from the running instance, or the log files).
     #[command(after_help = "\
 Examples:
@@ -238,6 +252,18 @@ pub struct RemoveArgs {
     pub config: ConfigArg,
     /// The service to stop and forget.
     pub name: String,
+}
+
+/// `scale`.
+#[derive(Clone, Debug, Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The replicated service.
+    pub name: String,
+    /// How many replicas it runs from now on (at least 1, and at least its min_ready).
+    #[arg(value_parser = clap::value_parser!(u32).range(1..))]
+    pub replicas: u32,
 }
 
 /// `logs`.

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         Command::Reload(args) => cmd::change::reload(args, &style),
         Command::Add(args) => cmd::change::add(args, &style),
         Command::Remove(args) => cmd::change::remove(args, &style),
+        Command::Scale(args) => cmd::change::scale(args, &style),
         Command::Logs(args) => cmd::logs::run(args, &style),
         Command::Ports(args) => cmd::ports::run(args, &style),
         Command::KillPort(args) => cmd::kill_port::run(args, &style),

@@ -186,6 +186,36 @@ pub fn render(statuses: &[ServiceStatus], usage: &[Usage]) -> String {
         "CPU time used by the service's live processes.",
         &|i| usage.get(i).map(|u| format!("{}", u.cpu_seconds)),
     );
+    let balancer = |i: usize| statuses[i].balancer.as_ref();
+    family(
+        "ringmaster_service_connections",
+        "gauge",
+        "Connections in flight: through a replicated service's balancer, or to one replica.",
+        &|i| {
+            balancer(i)
+                .map(|b| b.active)
+                .or(statuses[i].connections)
+                .map(|n| n.to_string())
+        },
+    );
+    family(
+        "ringmaster_service_connections_accepted_total",
+        "counter",
+        "Connections a replicated service's balancer accepted.",
+        &|i| balancer(i).map(|b| b.accepted.to_string()),
+    );
+    family(
+        "ringmaster_service_connections_refused_total",
+        "counter",
+        "Connections a replicated service's balancer closed for want of a ready replica.",
+        &|i| balancer(i).map(|b| b.refused.to_string()),
+    );
+    family(
+        "ringmaster_service_replicas_ready",
+        "gauge",
+        "Replicas of a replicated service that take connections now.",
+        &|i| balancer(i).map(|b| b.ready.to_string()),
+    );
     out
 }
 
@@ -218,6 +248,8 @@ mod tests {
             health_latency_ms: Some(12),
             status_text: None,
             plugin: false,
+            balancer: None,
+            connections: Some(4),
         };
         let text = render(
             &[s],
@@ -234,5 +266,6 @@ mod tests {
         assert!(text.contains("ringmaster_service_processes{service=\"api\"} 3\n"));
         assert!(text.contains("ringmaster_service_resident_memory_bytes{service=\"api\"} 1024\n"));
         assert!(text.contains("ringmaster_service_cpu_seconds_total{service=\"api\"} 1.5\n"));
+        assert!(text.contains("ringmaster_service_connections{service=\"api\"} 4\n"));
     }
 }

@@ -208,6 +208,8 @@ mod tests {
             health_latency_ms: Some(1),
             status_text: None,
             plugin: false,
+            balancer: None,
+            connections: None,
         };
         let t = status_table(&Style::plain(), &[s], 3_500);
         let mut lines = t.lines();

@@ -93,6 +93,7 @@
 //! - [`text`]: the human text of reports, events and status (their `Display`),
 //!   which the CLI prints too.
 
+pub mod balancer;
 pub mod change;
 pub mod config;
 pub mod error;

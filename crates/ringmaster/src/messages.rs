@@ -82,6 +82,9 @@ pub enum Change {
     Add(crate::change::ServiceDef),
     /// Stop one service and forget it.
     Remove(String),
+    /// Run `replicas` replicas of a service that has `replicas`: new ones start
+    /// (ready before the change answers); the highest numbers go, drained first.
+    Scale { service: String, replicas: u32 },
 }
 
 /// Bot or CLI ([`crate::Orchestrator::status`]) → Supervisor: the status of every

@@ -330,6 +330,20 @@ impl Orchestrator {
         self.change(Change::Remove(name.to_owned())).await
     }
 
+    /// Runs `replicas` replicas of `name`, a service with `replicas` in its
+    /// configuration: new replicas start (the report comes once they are ready),
+    /// surplus ones — the highest numbers — are drained by the balancer, then
+    /// stopped. What depends on the service is not touched. Refused
+    /// ([`Error::Rejected`]) for a service without `replicas`, or below its
+    /// `min_ready`.
+    pub async fn scale(&self, name: &str, replicas: u32) -> Result<ApplyReport> {
+        self.change(Change::Scale {
+            service: name.to_owned(),
+            replicas,
+        })
+        .await
+    }
+
     /// What [`Orchestrator::apply`] of `config` would do now — the same report,
     /// with `preview` set — without changing anything (`ringmaster reload
     /// --dry-run`). Refused like `apply` when the change could not be made.

@@ -55,6 +55,14 @@ pub struct ServiceStatus {
     pub status_text: Option<String>,
     /// True for a plugin (non-process) service.
     pub plugin: bool,
+    /// A service with `replicas`: its balancer (the port it listens on, the
+    /// replicas ready, connections in flight, accepted and refused for want of
+    /// a ready replica, and each replica's share).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balancer: Option<crate::balancer::BalancerSnapshot>,
+    /// A replica (`api#0`) behind a balancer: its connections in flight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// One live process of a service (`members` in `status --json`).
@@ -105,6 +113,28 @@ impl std::fmt::Display for ServiceState {
 }
 
 impl ServiceStatus {
+    /// The HEALTH cell: the probe's word (and what a notify service said); for a
+    /// replicated service, its replicas ready and its connections; for a
+    /// replica, its connections in flight beside its probe.
+    fn health_cell(&self) -> String {
+        if let Some(b) = &self.balancer {
+            return format!(
+                "{}/{} replicas ready, {} in flight, {} refused",
+                b.ready, b.members, b.active, b.refused
+            );
+        }
+        let word = match (&self.health, &self.status_text) {
+            (Some(h), Some(t)) => format!("{h} ({t})"),
+            (None, Some(t)) => t.clone(),
+            (h, None) => h.clone().unwrap_or_else(|| "-".into()),
+        };
+        match self.connections {
+            Some(n) if word == "-" => format!("{n} in flight"),
+            Some(n) => format!("{word}, {n} in flight"),
+            None => word,
+        }
+    }
+
     /// Its row of the `ringmaster status` table, one cell per [`STATUS_COLUMNS`]
     /// (`-` where there is nothing), the uptime counted up to `now_ms`
     /// ([`crate::text::now_ms`]).
@@ -120,11 +150,7 @@ impl ServiceStatus {
             state,
             self.pid.map_or("-".into(), |p| p.to_string()),
             self.port.map_or("-".into(), |p| p.to_string()),
-            match (&self.health, &self.status_text) {
-                (Some(h), Some(t)) => format!("{h} ({t})"),
-                (None, Some(t)) => t.clone(),
-                (h, None) => h.clone().unwrap_or_else(|| "-".into()),
-            },
+            self.health_cell(),
             self.restarts.to_string(),
             if self.state.running() && self.since_ms > 0 {
                 crate::text::human_duration(std::time::Duration::from_millis(

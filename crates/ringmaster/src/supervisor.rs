@@ -72,11 +72,13 @@ mod graph;
 mod handlers;
 mod life;
 mod reaper;
+mod replicas;
 
 pub(crate) use graph::{graph_problems, topo_order, Shape};
 use reaper::ReaperHandle;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -85,6 +87,7 @@ use actix::prelude::*;
 use ringmaster_os::{CensusTarget, InstanceLock, Signal, StopReport, StopTarget, Tag};
 use tokio::sync::oneshot;
 
+use crate::balancer::{Balancer, BalancerStats};
 use crate::config::{
     Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig, Settings,
 };
@@ -163,8 +166,18 @@ struct Spec {
     env: Vec<(String, String)>,
     /// Its tag (`None` for a plugin).
     tag: Option<Tag>,
-    /// A process service's configuration, as given (what a change is compared with).
+    /// A process service's configuration, as given (what a change is compared with;
+    /// for a replicated service, its own, with `replicas`).
     config: Option<Box<ServiceConfig>>,
+    /// A replicated service: its balancer (the runner is the balancer too).
+    group: Option<Group>,
+}
+
+/// The balancer of a replicated service ([`crate::balancer`]).
+#[derive(Clone)]
+struct Group {
+    addr: Addr<Balancer>,
+    stats: Arc<BalancerStats>,
 }
 
 impl Spec {
@@ -189,6 +202,40 @@ impl Spec {
             env: cfg.env.clone(),
             tag: Some(Tag::new(project, cfg.name.as_str())),
             config: Some(Box::new(cfg.clone())),
+            group: None,
+        }
+    }
+
+    /// A replicated service: its balancer stands for it in the graph. It starts
+    /// with the service's dependencies (when its replicas start), listens on its
+    /// port, and is ready once `min_ready` replicas are; it is never restarted (a
+    /// replica is, on its own) and has no probe (each replica has its own).
+    fn of_group(cfg: &ServiceConfig, group: Group) -> Spec {
+        Spec {
+            runner: Runner::Plugin {
+                start: group.addr.clone().recipient(),
+                stop: group.addr.clone().recipient(),
+            },
+            deps: cfg.depends_on.clone(),
+            port: cfg.port,
+            allow: cfg.allow.clone(),
+            health: None,
+            restart: RestartConfig {
+                policy: RestartPolicy::Never,
+                ..cfg.restart.clone()
+            },
+            stop_timeout: cfg.stop.timeout,
+            stop_signal: cfg.stop.signal,
+            // Its replicas have `ready_timeout` each, and restarts between:
+            // it gives up only when they all failed (see `fail`), or well after.
+            ready_timeout: cfg.ready_timeout.saturating_mul(2),
+            stop_command: false,
+            start_window: Duration::ZERO,
+            workdir: cfg.workdir.clone(),
+            env: Vec::new(),
+            tag: None,
+            config: Some(Box::new(cfg.clone())),
+            group: Some(group),
         }
     }
 
@@ -215,6 +262,7 @@ impl Spec {
             env: Vec::new(),
             tag: None,
             config: None,
+            group: None,
         }
     }
 }
@@ -509,11 +557,19 @@ impl Supervisor {
             reap_timer: None,
         };
         for cfg in services {
-            let spec = sup.process_spec(&cfg);
+            let members = sup.members_of_new(&cfg, &[])?;
+            let spec = sup.spec_for(&cfg);
             sup.entries.insert(
                 cfg.name.clone(),
                 Entry::new(cfg.name.clone(), spec, Origin::Config),
             );
+            for m in members {
+                let spec = sup.spec_for(&m);
+                sup.entries.insert(
+                    m.name.clone(),
+                    Entry::new(m.name.clone(), spec, Origin::Config),
+                );
+            }
         }
         for p in plugins {
             let spec = Spec::of_plugin(&p, sup.shared.state_dir.clone());
@@ -528,8 +584,13 @@ impl Supervisor {
     }
 
     /// A process service's spec, with a new ServiceActor for it (started on the
-    /// current arbiter).
-    fn process_spec(&self, cfg: &ServiceConfig) -> Spec {
+    /// current arbiter); a replicated service's, with a new balancer (started on
+    /// an arbiter of its own).
+    fn spec_for(&self, cfg: &ServiceConfig) -> Spec {
+        if cfg.replicas.is_some() {
+            let (addr, stats) = Balancer::start_own(&cfg.name, cfg.port, cfg.min_ready);
+            return Spec::of_group(cfg, Group { addr, stats });
+        }
         let addr = ServiceActor::new(cfg.clone(), self.shared.clone()).start();
         Spec::of_service(cfg, Runner::Process(addr), &self.project)
     }
@@ -558,19 +619,16 @@ impl Supervisor {
         for e in self.entries.values_mut() {
             e.height = 0;
         }
+        // The stop order's graph: a balancer stands above its members.
+        let graph = self.stop_graph();
+        let order = topo_order(&graph).unwrap_or_else(|_| self.order.clone());
         // Dependents first (reverse start order).
-        for name in self.order.clone().iter().rev() {
-            let (height, deps) = {
-                let e = &self.entries[name];
-                (
-                    e.height,
-                    e.spec
-                        .deps
-                        .iter()
-                        .map(|d| d.service.clone())
-                        .collect::<Vec<_>>(),
-                )
+        for name in order.iter().rev() {
+            let Some(e) = self.entries.get(name) else {
+                continue;
             };
+            let height = e.height;
+            let deps = graph.get(name).cloned().unwrap_or_default();
             for d in deps {
                 if let Some(dep) = self.entries.get_mut(&d) {
                     dep.height = dep.height.max(height + 1);
@@ -584,7 +642,10 @@ impl Supervisor {
         }
     }
 
+    /// Tells subscribers what happened to `name` (and its balancer, when it is
+    /// a replica, whether it takes connections now).
     fn broadcast(&self, name: &str, kind: EventKind) {
+        self.tell_group(name);
         let ev = ServiceEvent {
             name: name.to_owned(),
             kind,
@@ -611,6 +672,8 @@ impl Supervisor {
             health_latency_ms: e.health_latency_ms,
             status_text: e.said.status.clone(),
             plugin: e.is_plugin(),
+            balancer: e.spec.group.as_ref().map(|g| g.stats.snapshot()),
+            connections: None,
         }
     }
 

@@ -1,8 +1,8 @@
-//! `ringmaster reload`, `add` and `remove`: change the running instance's stack
+//! `ringmaster reload`, `add`, `remove` and `scale`: change the running instance's stack
 //! through its control socket and print what the change did to each service.
 use ringmaster::change::ApplyReport;
 
-use crate::cli::{AddArgs, ReloadArgs, RemoveArgs};
+use crate::cli::{AddArgs, ReloadArgs, RemoveArgs, ScaleArgs};
 use crate::control::client::{Client, ClientError};
 use crate::exit::{load_config, CmdResult, Failure, FAILED, OK, USAGE};
 use crate::output::Style;
@@ -54,6 +54,14 @@ pub fn remove(args: &RemoveArgs, style: &Style) -> CmdResult {
     let config = load_config(&args.config.file)?;
     let path = format!("/services/{}", args.name);
     send(&config, "DELETE", &path, None, "remove", style)
+}
+
+/// `scale NAME N`.
+pub fn scale(args: &ScaleArgs, style: &Style) -> CmdResult {
+    let config = load_config(&args.config.file)?;
+    let path = format!("/services/{}/scale", args.name);
+    let body = serde_json::json!({ "replicas": args.replicas });
+    send(&config, "POST", &path, Some(&body), "scale", style)
 }
 
 /// Sends the change and prints its report. Exit 0 when applied and what it

@@ -54,6 +54,7 @@ pub fn start(listening: Listening, shared: Shared) -> std::io::Result<actix_web:
                 .route("/reload", web::post().to(reload))
                 .route("/services", web::post().to(add))
                 .route("/services/{name}", web::delete().to(remove))
+                .route("/services/{name}/scale", web::post().to(scale))
                 .route("/shutdown", web::post().to(shutdown))
                 .route("/logs", web::get().to(logs)),
         )
@@ -310,6 +311,22 @@ async fn remove(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
     if result.is_ok() {
         current(&s.config).added.remove(name.as_str());
     }
+    answer(&s, result.map_err(ChangeError::Refused))
+}
+
+/// `POST /services/{name}/scale` body.
+#[derive(Debug, Deserialize)]
+struct ScaleRequest {
+    replicas: u32,
+}
+
+/// `POST /services/{name}/scale`: `{"replicas": N}`.
+async fn scale(
+    s: web::Data<Shared>,
+    name: web::Path<String>,
+    body: web::Json<ScaleRequest>,
+) -> HttpResponse {
+    let result = s.orch.scale(&name, body.replicas).await;
     answer(&s, result.map_err(ChangeError::Refused))
 }
 

@@ -33,6 +33,7 @@ use std::time::Duration;
 
 use ringmaster_os::Signal;
 
+use super::expand::mark_replica_vars;
 use super::parse::{absolute, read_env_file, resolve, EnvFileFailure};
 use super::validate::{validate, Spot};
 use super::{
@@ -194,6 +195,9 @@ pub struct ServiceConfigBuilder {
     pid_file: Option<PathBuf>,
     install: Option<(String, Option<PathBuf>)>,
     follow_daemon: bool,
+    replicas: Option<u32>,
+    min_ready: Option<u32>,
+    replica_ports: Option<(u16, u16)>,
 }
 
 impl ServiceConfigBuilder {
@@ -228,6 +232,9 @@ impl ServiceConfigBuilder {
             pid_file: None,
             install: None,
             follow_daemon: true,
+            replicas: None,
+            min_ready: None,
+            replica_ports: None,
         }
     }
     /// Working directory, relative to the base folder (default: the base folder).
@@ -397,6 +404,35 @@ impl ServiceConfigBuilder {
         self
     }
 
+    /// Runs the service as `n` members, `NAME#0` … (at least 1); with a
+    /// [`port`](Self::port), ringmaster listens on it and forwards each connection
+    /// to a ready member (see [`ServiceConfig::replicas`]). In such a service the
+    /// text `${REPLICA}` (the member's index) and, with a port, `${PORT}` (the
+    /// member's own port) are filled in per member in the command, `env` values,
+    /// workdir, the http/exec probe, the stop and install commands and the PID
+    /// file; a [`health_tcp`](Self::health_tcp) of the service's port probes each
+    /// member's own port. An explicit [`pid_file`](Self::pid_file) must hold
+    /// `${REPLICA}`, an [`install`](Self::install) needs `unless_exists`, and
+    /// `PORT` must not be set in `env` when there is a port.
+    pub fn replicas(mut self, n: u32) -> Self {
+        self.replicas = Some(n);
+        self
+    }
+    /// With [`replicas`](Self::replicas): how many members must be ready for the
+    /// service to be ready (default 1; 1..=replicas).
+    pub fn min_ready(mut self, n: u32) -> Self {
+        self.min_ready = Some(n);
+        self
+    }
+    /// With [`replicas`](Self::replicas) and a [`port`](Self::port): the ports
+    /// `first..=last` the members' own ports are taken from (default: free ports
+    /// the OS picks). It must not contain the service's port, and must hold at
+    /// least `replicas` ports.
+    pub fn replica_ports(mut self, first: u16, last: u16) -> Self {
+        self.replica_ports = Some((first, last));
+        self
+    }
+
     /// The service with paths resolved and defaults applied.
     fn finish(
         self,
@@ -411,14 +447,37 @@ impl ServiceConfigBuilder {
             col: 0,
             message,
         };
+        // With replicas: `${REPLICA}` and `${PORT}` become the marks that
+        // `ServiceConfig::replica` fills in, as they do in a file.
+        let replicated = self.replicas.is_some();
+        let with_port = self.port.is_some();
+        let mark = |text: String| {
+            if replicated {
+                mark_replica_vars(&text, with_port)
+            } else {
+                text
+            }
+        };
+        let mark_path = |path: PathBuf| match path.to_str() {
+            Some(text) if replicated => PathBuf::from(mark_replica_vars(text, with_port)),
+            _ => path,
+        };
         let workdir = self
             .workdir
-            .map(|d| resolve(base_dir, d))
+            .map(|d| resolve(base_dir, mark_path(d)))
             .unwrap_or_else(|| base_dir.to_path_buf());
+        let port_is_ours = "`PORT` is set by ringmaster to each replica's own port";
         let mut env = Vec::new();
         if let Some(path) = self.env_file {
             match read_env_file(&resolve(base_dir, path)) {
-                Ok(pairs) => env = pairs,
+                Ok(pairs) => {
+                    if replicated && with_port && pairs.iter().any(|(k, _)| k == "PORT") {
+                        errors.push(here(format!(
+                            "service `{name}`: {port_is_ours}; remove it from the env_file"
+                        )));
+                    }
+                    env = pairs
+                }
                 Err(EnvFileFailure::Invalid(errs)) => errors.extend(errs),
                 Err(EnvFileFailure::Unreadable(message)) => {
                     errors.push(here(format!("service `{name}`: {message}")))
@@ -432,14 +491,26 @@ impl ServiceConfigBuilder {
                 )));
                 continue;
             }
+            if replicated && with_port && k == "PORT" {
+                errors.push(here(format!(
+                    "service `{name}`: {port_is_ours}; remove it from `env`"
+                )));
+            }
             env.retain(|(existing, _)| *existing != k);
-            env.push((k, v));
+            env.push((k, mark(v)));
         }
         let any_health_setting = self.health_interval.is_some()
             || self.health_timeout.is_some()
             || self.health_failures.is_some()
             || self.health_start_interval.is_some();
-        let health = match self.probe {
+        let probe = self.probe.map(|probe| match probe {
+            Probe::Http { url } => Probe::Http { url: mark(url) },
+            Probe::Exec { command } => Probe::Exec {
+                command: mark(command),
+            },
+            other => other,
+        });
+        let health = match probe {
             Some(probe) => Some(HealthConfig {
                 probe,
                 interval: self.health_interval.unwrap_or(settings.health_interval),
@@ -463,18 +534,25 @@ impl ServiceConfigBuilder {
                 "service `{name}`: start_window applies only to a service without a health probe (the probe decides when it is ready)"
             )));
         }
+        if self.min_ready.is_some() && !replicated {
+            errors.push(here(format!(
+                "service `{name}`: min_ready applies only to a service with `replicas`"
+            )));
+        }
         let install = self.install.map(|(command, unless)| InstallConfig {
-            command,
+            command: mark(command),
             unless_exists: unless.map(|p| resolve(&workdir, p)),
         });
+        let mut stop = self.stop;
+        stop.command = stop.command.map(mark);
         ServiceConfig {
             pid_file: self
                 .pid_file
-                .map(|p| resolve(base_dir, p))
+                .map(|p| resolve(base_dir, mark_path(p)))
                 .unwrap_or_else(|| settings.state_dir.join(format!("{name}.pid"))),
             name,
             follow_daemon: self.follow_daemon,
-            command: self.command,
+            command: mark(self.command),
             workdir,
             env,
             port: self.port,
@@ -482,10 +560,13 @@ impl ServiceConfigBuilder {
             depends_on: self.depends_on,
             health,
             restart: self.restart,
-            stop: self.stop,
+            stop,
             ready_timeout: self.ready_timeout,
             start_window: self.start_window.unwrap_or(settings.start_window),
             install,
+            replicas: self.replicas,
+            min_ready: self.min_ready.unwrap_or(1),
+            replica_ports: self.replica_ports,
         }
     }
 }

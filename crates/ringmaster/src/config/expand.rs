@@ -1,11 +1,13 @@
 //! `${VAR}` / `${VAR:-default}` expansion and `env_file` parsing (`KEY=VALUE` lines).
 //!
-//! Expansion applies to `command`, `env` values, `workdir`, `install.command`, the
-//! `http`/`exec` health probes, and `port` and the `tcp` probe when written as
-//! strings (`port = "${API_PORT:-8000}"`, then read as a number). Where a variable
-//! comes from (the lookup is the caller's, in `parse.rs`):
+//! Expansion applies to `command`, `env` values, `workdir`, `pid_file`,
+//! `install.command`, `stop.command`, the `http`/`exec` health probes, and `port`
+//! and the `tcp` probe when written as strings (`port = "${API_PORT:-8000}"`, then
+//! read as a number). Where a variable comes from (the lookup is the caller's, in
+//! `parse.rs`):
 //!
-//! - in `command`, `workdir`, `port`, `install.command` and the probes: the
+//! - in `command`, `workdir`, `pid_file`, `port`, `install.command`,
+//!   `stop.command` and the probes: the
 //!   service's `env` table (its values after their own expansion), then its
 //!   `env_file`, then the process environment. That is the order in which the
 //!   service itself sees them, so `${PORT}` in the command is the `PORT` the
@@ -15,6 +17,65 @@
 //!   matter and there can be no cycle.
 //!
 //! `$${` writes a literal `${`; a lone `$` (as in `$HOME` or `$$`) is left for the shell.
+//!
+//! In a service with `replicas`, `${REPLICA}` (and, when the service has a `port`,
+//! `${PORT}`) are not looked up: they expand to a mark ([`REPLICA_MARK`],
+//! [`PORT_MARK`]) that [`super::ServiceConfig::replica`] replaces with each
+//! member's index and port. The builder, which expands nothing else, turns the
+//! same two names into marks ([`mark_replica_vars`]).
+
+/// What `${REPLICA}` expands to in a service with `replicas`, until
+/// [`super::ServiceConfig::replica`] puts the member's index in its place.
+pub(crate) const REPLICA_MARK: &str = "\u{1}REPLICA\u{1}";
+
+/// What `${PORT}` expands to in a service with `replicas` and a `port`, until
+/// [`super::ServiceConfig::replica`] puts the member's own port in its place.
+pub(crate) const PORT_MARK: &str = "\u{1}PORT\u{1}";
+
+/// The mark `var` stands for in a service that is `replicated` (and has a port
+/// when `with_port`), if any: such names are never looked up.
+pub(crate) fn replica_mark(var: &str, replicated: bool, with_port: bool) -> Option<&'static str> {
+    match var {
+        "REPLICA" if replicated => Some(REPLICA_MARK),
+        "PORT" if replicated && with_port => Some(PORT_MARK),
+        _ => None,
+    }
+}
+
+/// For the builder (which expands nothing else): `${REPLICA}` and, `with_port`,
+/// `${PORT}` (also with a `:-default`) become their marks; everything else is
+/// left as written.
+pub(crate) fn mark_replica_vars(text: &str, with_port: bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("${") {
+        // `$${` is written as given (the builder has no escapes).
+        if i > 0 && rest.as_bytes()[i - 1] == b'$' {
+            out.push_str(&rest[..i + 2]);
+            rest = &rest[i + 2..];
+            continue;
+        }
+        out.push_str(&rest[..i]);
+        let body_and_more = &rest[i + 2..];
+        let Some(end) = body_and_more.find('}') else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let body = &body_and_more[..end];
+        let name = body.split_once(":-").map_or(body, |(n, _)| n);
+        match replica_mark(name, true, with_port) {
+            Some(mark) => out.push_str(mark),
+            None => {
+                out.push_str("${");
+                out.push_str(body);
+                out.push('}');
+            }
+        }
+        rest = &body_and_more[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Expands every `${NAME}` and `${NAME:-default}` in `text`.
 ///
@@ -229,6 +290,21 @@ mod tests {
         assert!(e.contains("invalid variable name `1X`"), "{e}");
         let e = expand("run ${NOPE}", &env).unwrap_err();
         assert!(e.contains("`NOPE` is not set"), "{e}");
+    }
+
+    #[test]
+    fn builder_marks_only_replica_and_port() {
+        assert_eq!(
+            mark_replica_vars(
+                "run --port ${PORT} --id ${REPLICA:-0} ${HOME} $${PORT} ${X",
+                true
+            ),
+            format!("run --port {PORT_MARK} --id {REPLICA_MARK} ${{HOME}} $${{PORT}} ${{X")
+        );
+        assert_eq!(
+            mark_replica_vars("${PORT}-${REPLICA}", false),
+            format!("${{PORT}}-{REPLICA_MARK}")
+        );
     }
 
     #[test]

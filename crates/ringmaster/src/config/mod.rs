@@ -30,6 +30,9 @@
 //! start_window = "1s"              # without a probe: ready once it ran this long (settings default)
 //! pid_file = ".api.pid"            # default: <state_dir>/<name>.pid
 //! install = { command = "pip install -r requirements.txt", unless_exists = ".venv" }
+//! replicas = 3                     # members api#0, api#1, api#2; ringmaster balances :8000
+//! min_ready = 1                    # members ready for the service to be ready (1..=replicas)
+//! replica_ports = "9100-9199"      # members' own ports (default: picked by the OS)
 //! ```
 //!
 //! - Durations: `"500ms"`, `"30s"`, `"2m"`, `"1h"`, `"1m30s"`, `"1.5s"` ([`parse_duration`]).
@@ -40,14 +43,19 @@
 //!   when they are strings (then read as a number), from what the service sees:
 //!   its `env` table, then its `env_file`, then the process environment (`env`
 //!   values themselves expand from the `env_file` and the process environment
-//!   only). An unset `${VAR}` without default is an error; `$${` writes a literal
-//!   `${`; `$VAR` and `$$` are left to the shell.
+//!   only); `pid_file` too. An unset `${VAR}` without default is an error; `$${`
+//!   writes a literal `${`; `$VAR` and `$$` are left to the shell.
+//! - With `replicas`, `${REPLICA}` and (with a `port`) `${PORT}` are not looked
+//!   up: they stay marks until [`ServiceConfig::replica`] makes a member's
+//!   configuration, with its index and its own port in their place.
 //! - Unknown keys are errors at every level. Service names are letters, digits,
 //!   `-`, `_`, `.` (they become file names).
 //! - Beyond the DESIGN contract: `settings.metrics`, `settings.log_max_bytes`,
 //!   `start_window` (settings and service), `stop.command`, `env_file`, the
 //!   table form of `depends_on`, numbers/booleans as `env` values,
-//!   and `port`/`tcp` as expandable strings.
+//!   `port`/`tcp` as expandable strings, `${VAR}` in `pid_file`, and
+//!   `replicas`/`min_ready`/`replica_ports` (members made by
+//!   [`ServiceConfig::replica`], named by [`replica_name`]).
 //!
 //! # Where things live
 //!
@@ -68,6 +76,7 @@ mod validate;
 
 pub use builder::{ConfigBuilder, ServiceConfigBuilder, BUILDER_FILE};
 pub use duration::{parse_duration, MAX as MAX_DURATION};
+pub(crate) use expand::{PORT_MARK, REPLICA_MARK};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -158,6 +167,47 @@ pub struct ServiceConfig {
     /// ends when its last member is gone. `false`: such an exit completes the
     /// service (a one-shot job), and what it left runs on until the stack stops.
     pub follow_daemon: bool,
+    /// `replicas = N`: the service runs as N members, `NAME#0` … (each made with
+    /// [`ServiceConfig::replica`]); with a `port`, ringmaster listens on it and
+    /// forwards each connection to a ready member. `None`: a plain service.
+    ///
+    /// In a replicated service, `${REPLICA}` (and, with a `port`, `${PORT}`) in
+    /// `command`, `env`, `workdir`, `pid_file`, the probe, `stop.command` and
+    /// `install.command` are still marks here: run members, never this
+    /// configuration itself.
+    pub replicas: Option<u32>,
+    /// With `replicas`: how many members must be ready for the service (what its
+    /// dependents wait for) to be ready, 1..=replicas. 1 without `replicas`.
+    pub min_ready: u32,
+    /// With `replicas` and a `port`: the ports (first, last, inclusive) the
+    /// members' own ports are taken from. `None`: a free port the OS picks.
+    pub replica_ports: Option<(u16, u16)>,
+}
+
+/// The name of member `index` of the replicated service `service`: `api#0`.
+/// (`#` cannot appear in a service name, so it never names another service.)
+pub fn replica_name(service: &str, index: u32) -> String {
+    format!("{service}#{index}")
+}
+
+/// The service and index a member's name stands for: `api#3` → `("api", 3)`.
+/// `None` for a plain service name, or anything [`replica_name`] does not make.
+///
+/// ```
+/// use ringmaster::config::{replica_name, replica_of};
+/// assert_eq!(replica_of(&replica_name("api", 3)), Some(("api", 3)));
+/// assert_eq!(replica_of("api"), None);
+/// assert_eq!(replica_of("api#03"), None);
+/// ```
+pub fn replica_of(name: &str) -> Option<(&str, u32)> {
+    let (service, index) = name.split_once('#')?;
+    let canonical = !index.is_empty()
+        && index.bytes().all(|b| b.is_ascii_digit())
+        && (index == "0" || !index.starts_with('0'));
+    if service.is_empty() || !canonical {
+        return None;
+    }
+    Some((service, index.parse().ok()?))
 }
 
 /// A dependency and the condition it must reach.
@@ -461,14 +511,127 @@ impl ServiceDiff {
 }
 
 impl ServiceConfig {
+    /// The configuration of member `index` of this replicated service, whose own
+    /// port is `port` (`None` for a service without a `port`):
+    ///
+    /// - `name` is `NAME#index` ([`replica_name`]);
+    /// - the marks of `${REPLICA}` and `${PORT}` become `index` and `port` (empty
+    ///   when `None`) in `command`, every `env` value, `workdir`, the probe's URL
+    ///   or command, `stop.command`, `install.command` and `unless_exists`, and
+    ///   `pid_file`; a `pid_file` without the mark (the default
+    ///   `<state_dir>/NAME.pid`) becomes `NAME#index.pid` beside it;
+    /// - a `tcp` probe of the service's `port` (where the balancer listens)
+    ///   probes the member's `port` instead;
+    /// - `port` is `port`, and `env` gains `PORT=port` when it is `Some`;
+    /// - `replicas` is `None`, `min_ready` 1, `replica_ports` `None`: a member
+    ///   is a plain service. Everything else is copied.
+    ///
+    /// ```
+    /// use std::path::Path;
+    /// use ringmaster::config::Config;
+    /// let config = Config::parse(
+    ///     "[services.api]\ncommand = \"serve --port ${PORT} --id ${REPLICA}\"\nport = 8000\nreplicas = 2\n",
+    ///     Path::new("/srv/app/ringmaster.toml"),
+    /// )?;
+    /// let member = config.services["api"].replica(1, Some(9101));
+    /// assert_eq!(member.name, "api#1");
+    /// assert_eq!(member.command, "serve --port 9101 --id 1");
+    /// assert!(member.env.contains(&("PORT".into(), "9101".into())));
+    /// # Ok::<(), ringmaster::config::ConfigErrors>(())
+    /// ```
+    pub fn replica(&self, index: u32, port: Option<u16>) -> ServiceConfig {
+        let number = index.to_string();
+        let port_text = port.map(|p| p.to_string()).unwrap_or_default();
+        let fill = |text: &str| {
+            text.replace(REPLICA_MARK, &number)
+                .replace(PORT_MARK, &port_text)
+        };
+        let fill_path = |path: &Path| -> PathBuf {
+            match path.to_str() {
+                Some(text) => PathBuf::from(fill(text)),
+                // Marks come from the file's text (UTF-8): only whole parts are
+                // filled when some other part is not UTF-8.
+                None => path
+                    .components()
+                    .map(|c| match c.as_os_str().to_str() {
+                        Some(text) => std::ffi::OsString::from(fill(text)),
+                        None => c.as_os_str().to_os_string(),
+                    })
+                    .collect(),
+            }
+        };
+        let mut env: Vec<(String, String)> =
+            self.env.iter().map(|(k, v)| (k.clone(), fill(v))).collect();
+        if let Some(p) = port {
+            env.retain(|(k, _)| k != "PORT");
+            env.push(("PORT".into(), p.to_string()));
+        }
+        let health = self.health.as_ref().map(|h| HealthConfig {
+            probe: match &h.probe {
+                Probe::Http { url } => Probe::Http { url: fill(url) },
+                Probe::Exec { command } => Probe::Exec {
+                    command: fill(command),
+                },
+                Probe::Tcp { port: probed } => Probe::Tcp {
+                    port: match port {
+                        Some(own) if self.port == Some(*probed) => own,
+                        _ => *probed,
+                    },
+                },
+                other => other.clone(),
+            },
+            ..h.clone()
+        });
+        let pid_file = match self.pid_file.to_str() {
+            Some(text) if text.contains(REPLICA_MARK) => fill_path(&self.pid_file),
+            _ => {
+                let stem = self.pid_file.file_stem().unwrap_or_default();
+                let mut file = stem.to_os_string();
+                file.push(format!("#{index}"));
+                if let Some(ext) = self.pid_file.extension() {
+                    file.push(".");
+                    file.push(ext);
+                }
+                fill_path(&self.pid_file.with_file_name(file))
+            }
+        };
+        ServiceConfig {
+            name: replica_name(&self.name, index),
+            command: fill(&self.command),
+            workdir: fill_path(&self.workdir),
+            env,
+            port,
+            allow: self.allow.clone(),
+            depends_on: self.depends_on.clone(),
+            health,
+            restart: self.restart.clone(),
+            stop: StopConfig {
+                command: self.stop.command.as_deref().map(fill),
+                ..self.stop.clone()
+            },
+            ready_timeout: self.ready_timeout,
+            start_window: self.start_window,
+            pid_file,
+            install: self.install.as_ref().map(|i| InstallConfig {
+                command: fill(&i.command),
+                unless_exists: i.unless_exists.as_deref().map(fill_path),
+            }),
+            follow_daemon: self.follow_daemon,
+            replicas: None,
+            min_ready: 1,
+            replica_ports: None,
+        }
+    }
+
     /// What differs between this configuration and `new` of the same service.
     ///
     /// Restart: `command`, `workdir`, `env` (with what `env_file` gave), `port`,
-    /// `allow`, `install`, `pid_file`, `follow_daemon`, and a change of the
-    /// health probe to or from `log` or `notify` (the output pipe and
-    /// `NOTIFY_SOCKET` are wired at the spawn; a new regex or interval of the
+    /// `allow`, `install`, `pid_file`, `follow_daemon`, `replica_ports`, and a
+    /// change of the health probe to or from `log` or `notify` (the output pipe
+    /// and `NOTIFY_SOCKET` are wired at the spawn; a new regex or interval of the
     /// same kind changes in place). In place: `depends_on`, `health`,
-    /// `restart`, `stop`, `ready_timeout`, `start_window`.
+    /// `restart`, `stop`, `ready_timeout`, `start_window`, `replicas` (members
+    /// are added or removed), `min_ready`.
     pub fn changes(&self, new: &ServiceConfig) -> ServiceDiff {
         let mut d = ServiceDiff::default();
         let mut check = |changed: bool, key: &'static str, restart: bool| {
@@ -492,6 +655,11 @@ impl ServiceConfig {
             "follow_daemon",
             true,
         );
+        check(
+            self.replica_ports != new.replica_ports,
+            "replica_ports",
+            true,
+        );
         let wired = |h: &Option<HealthConfig>| match h.as_ref().map(|h| &h.probe) {
             Some(Probe::Log { .. }) => 1,
             Some(Probe::Notify) => 2,
@@ -509,6 +677,8 @@ impl ServiceConfig {
             false,
         );
         check(self.start_window != new.start_window, "start_window", false);
+        check(self.replicas != new.replicas, "replicas", false);
+        check(self.min_ready != new.min_ready, "min_ready", false);
         d
     }
 }

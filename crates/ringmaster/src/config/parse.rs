@@ -17,7 +17,7 @@ use ringmaster_os::Signal;
 use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
-use super::expand::{expand, parse_env_file};
+use super::expand::{expand, parse_env_file, replica_mark, PORT_MARK, REPLICA_MARK};
 use super::raw::*;
 use super::validate::{validate, Spot};
 use super::{
@@ -84,6 +84,10 @@ struct ServiceSpans {
     ready_timeout: Option<Range<usize>>,
     stop: Option<Range<usize>>,
     stop_command: Option<Range<usize>>,
+    pid_file: Option<Range<usize>>,
+    replicas: Option<Range<usize>>,
+    min_ready: Option<Range<usize>>,
+    replica_ports: Option<Range<usize>>,
 }
 
 /// Makes `path` absolute and removes `.` and `..` components (lexically).
@@ -268,6 +272,11 @@ pub(crate) fn parse_with(
                     Spot::InstallCommand => s.install_command.clone().or_else(|| s.install.clone()),
                     Spot::ReadyTimeout => s.ready_timeout.clone(),
                     Spot::StopCommand => s.stop_command.clone().or_else(|| s.stop.clone()),
+                    Spot::Install => s.install.clone(),
+                    Spot::PidFile => s.pid_file.clone(),
+                    Spot::Replicas => s.replicas.clone(),
+                    Spot::MinReady => s.min_ready.clone(),
+                    Spot::ReplicaPorts => s.replica_ports.clone(),
                     Spot::Setting(_) => None,
                 };
                 found.unwrap_or_else(|| s.name.clone())
@@ -361,6 +370,24 @@ fn port_of(
     };
     errors.push(src.error(value.span(), message));
     None
+}
+
+/// `"FIRST-LAST"` (blanks allowed around each number) as two ports. Whether the
+/// range is usable (not empty, not 0, large enough) is for the semantic checks.
+fn port_range(text: &str) -> Result<(u16, u16), String> {
+    let shape = || {
+        format!("replica_ports \"{text}\" is not a range of ports (expected \"FIRST-LAST\", such as \"9100-9199\")")
+    };
+    let (first, last) = text.split_once('-').ok_or_else(shape)?;
+    let number = |part: &str| -> Result<u16, String> {
+        let part = part.trim();
+        if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(shape());
+        }
+        part.parse::<u16>()
+            .map_err(|_| format!("replica_ports \"{text}\": port {part} is out of range (1-65535)"))
+    };
+    Ok((number(first)?, number(last)?))
 }
 
 fn u32_of(
@@ -490,6 +517,21 @@ fn convert_service(
         }
     }
     let file_env = env.clone();
+    // With `replicas`, `${REPLICA}` (and with a `port`, `${PORT}`) are each
+    // member's own: marks, filled in by `ServiceConfig::replica`, never looked up.
+    let has_key = |key: &str| raw.bad_keys.iter().any(|k| k == key);
+    let replicated = raw.replicas.is_some() || has_key("replicas");
+    let with_port = raw.port.is_some() || has_key("port");
+    let mark = |var: &str| replica_mark(var, replicated, with_port).map(str::to_string);
+    let port_is_ours = "`PORT` is set by ringmaster to each replica's own port";
+    if replicated && with_port && file_env.iter().any(|(k, _)| k == "PORT") {
+        if let Some(v) = &raw.env_file {
+            errors.push(src.error(
+                v.span(),
+                format!("{ctx}: {port_is_ours}; remove it from the env_file"),
+            ));
+        }
+    }
     let expand_at = |v: &Spanned<String>,
                      what: &str,
                      lookup: &dyn Fn(&str) -> Option<String>,
@@ -506,7 +548,7 @@ fn convert_service(
 
     // `env` values expand from the env_file, then the process environment; never
     // from the `env` table itself (so there is no order among its entries and no cycle).
-    let env_value_lookup = |var: &str| lookup_in(&file_env, var);
+    let env_value_lookup = |var: &str| mark(var).or_else(|| lookup_in(&file_env, var));
     // Names whose `env` value did not expand (reported): they expand to nothing
     // below, so that one mistake is one error.
     let mut unexpanded: Vec<String> = Vec::new();
@@ -519,6 +561,12 @@ fn convert_service(
             ));
             continue;
         }
+        if replicated && with_port && k == "PORT" {
+            errors.push(src.error(
+                key.span(),
+                format!("{ctx}: {port_is_ours}; remove it from `env`"),
+            ));
+        }
         let value = Spanned::new(value.span(), value.get_ref().0.clone());
         env.retain(|(existing, _)| existing != k);
         match expand_at(&value, &format!("env {k}"), &env_value_lookup, errors) {
@@ -530,6 +578,9 @@ fn convert_service(
     // Every other field sees what the service sees: the `env` table, then the
     // env_file (both in `env` now), then the process environment.
     let lookup = |var: &str| -> Option<String> {
+        if let Some(m) = mark(var) {
+            return Some(m);
+        }
         if unexpanded.iter().any(|k| k == var) {
             return Some(String::new());
         }
@@ -562,7 +613,20 @@ fn convert_service(
 
     let port = raw.port.as_ref().and_then(|v| {
         spans.port = Some(v.span());
-        port_of(v, &ctx, &|v, e| expanded(v, "port", e), src, errors)
+        let expand_port = |v: &Spanned<String>, e: &mut Vec<ConfigError>| {
+            let text = expanded(v, "port", e)?;
+            for (var, m) in [("PORT", PORT_MARK), ("REPLICA", REPLICA_MARK)] {
+                if text.contains(m) {
+                    e.push(src.error(
+                        v.span(),
+                        format!("{ctx}: `${{{var}}}` cannot be used in `port` (with `replicas`, it is each replica's own; `port` is where ringmaster listens)"),
+                    ));
+                    return None;
+                }
+            }
+            Some(text)
+        };
+        port_of(v, &ctx, &expand_port, src, errors)
     });
 
     let allow = raw
@@ -665,14 +729,26 @@ fn convert_service(
                 url: expanded(v, "health http", errors)?,
             }
         } else if let Some(v) = &raw.tcp {
+            // `tcp = "${PORT}"` with `replicas`: each replica's own port, kept as
+            // the service's port (which `ServiceConfig::replica` turns into the
+            // member's). Without a valid `port` (reported) there is nothing to say.
+            let expand_tcp = |v: &Spanned<String>, e: &mut Vec<ConfigError>| {
+                let text = expanded(v, "health tcp", e)?;
+                if text.trim() == PORT_MARK {
+                    return port.map(|p| p.to_string());
+                }
+                let message = if text.contains(REPLICA_MARK) {
+                    "`${REPLICA}` cannot be used in a port"
+                } else if text.contains(PORT_MARK) {
+                    "`${PORT}` can only be the whole value (`tcp = \"${PORT}\"`: each replica's own port)"
+                } else {
+                    return Some(text);
+                };
+                e.push(src.error(v.span(), format!("{hctx} tcp: {message}")));
+                None
+            };
             Probe::Tcp {
-                port: port_of(
-                    v,
-                    &format!("{hctx} tcp"),
-                    &|v, e| expanded(v, "health tcp", e),
-                    src,
-                    errors,
-                )?,
+                port: port_of(v, &format!("{hctx} tcp"), &expand_tcp, src, errors)?,
             }
         } else if let Some(v) = &raw.exec {
             Probe::Exec {
@@ -785,10 +861,61 @@ fn convert_service(
         None => settings.start_window,
     };
 
+    let default_pid_file = settings.state_dir.join(format!("{name}.pid"));
     let pid_file = match &raw.pid_file {
-        Some(v) => resolve(base_dir, v.get_ref()),
-        None => settings.state_dir.join(format!("{name}.pid")),
+        Some(v) => {
+            spans.pid_file = Some(v.span());
+            match expanded(v, "pid_file", errors) {
+                Some(file) => resolve(base_dir, file),
+                None => default_pid_file,
+            }
+        }
+        None => default_pid_file,
     };
+
+    let replicas = raw.replicas.as_ref().map(|v| {
+        spans.replicas = Some(v.span());
+        match u32::try_from(*v.get_ref()) {
+            Ok(n) => n,
+            // 0 or less: reported by the semantic checks, as for the builder.
+            Err(_) if *v.get_ref() < 0 => 0,
+            Err(_) => {
+                errors.push(src.error(
+                    v.span(),
+                    format!(
+                        "{ctx}: replicas {} is out of range (1-{})",
+                        v.get_ref(),
+                        u32::MAX
+                    ),
+                ));
+                u32::MAX
+            }
+        }
+    });
+    let mut min_ready = 1;
+    if let Some(v) = &raw.min_ready {
+        spans.min_ready = Some(v.span());
+        if !replicated {
+            errors.push(src.error(
+                v.span(),
+                format!("{ctx}: min_ready applies only to a service with `replicas`"),
+            ));
+        } else {
+            // Out of 1..=replicas (also below 0 or beyond u32): the semantic checks say so.
+            min_ready =
+                u32::try_from(*v.get_ref()).unwrap_or(if *v.get_ref() < 0 { 0 } else { u32::MAX });
+        }
+    }
+    let replica_ports = raw.replica_ports.as_ref().and_then(|v| {
+        spans.replica_ports = Some(v.span());
+        match port_range(v.get_ref()) {
+            Ok(range) => Some(range),
+            Err(message) => {
+                errors.push(src.error(v.span(), format!("{ctx}: {message}")));
+                None
+            }
+        }
+    });
 
     let install = raw.install.as_ref().map(|i| {
         spans.install = Some(i.span());
@@ -830,6 +957,9 @@ fn convert_service(
             pid_file,
             install,
             follow_daemon: raw.follow_daemon.as_ref().is_none_or(|v| *v.get_ref()),
+            replicas,
+            min_ready,
+            replica_ports,
         },
         spans,
     )

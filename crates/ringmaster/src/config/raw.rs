@@ -93,6 +93,9 @@ raw_table!(
         install: Spanned<RawInstall>,
         follow_daemon: Spanned<bool>,
         start_window: Spanned<String>,
+        replicas: Spanned<i64>,
+        min_ready: Spanned<i64>,
+        replica_ports: Spanned<String>,
     }
 );
 

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use super::{Config, ConfigError, Probe, ServiceConfig};
+use super::{Config, ConfigError, Probe, ServiceConfig, REPLICA_MARK};
 
 /// The part of the configuration an error points at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,12 @@ pub(crate) enum Spot {
     ReadyTimeout,
     /// `stop.command`.
     StopCommand,
+    /// The `install` table.
+    Install,
+    PidFile,
+    Replicas,
+    MinReady,
+    ReplicaPorts,
     /// A key of `[settings]`.
     Setting(&'static str),
 }
@@ -79,6 +85,8 @@ pub(crate) fn validate(
 
     for (name, svc) in &config.services {
         check_service(name, svc, &mut err);
+        let default_pid_file = s.state_dir.join(format!("{name}.pid"));
+        check_replicas(name, svc, &default_pid_file, &mut err);
     }
 
     // Dependencies: unknown, listed twice.
@@ -286,6 +294,135 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
             Spot::StopCommand,
             format!("service `{name}` has an empty stop command"),
         );
+    }
+}
+
+/// Checks on `replicas`, `min_ready` and `replica_ports`, and what a replicated
+/// service needs of its other keys. (`PORT` in `env` and `${PORT}` in `port` are
+/// checked where they are read: `parse.rs`, `builder.rs`.)
+fn check_replicas(
+    name: &str,
+    svc: &ServiceConfig,
+    default_pid_file: &std::path::Path,
+    err: &mut impl FnMut(&str, Spot, String),
+) {
+    if let Some((first, last)) = svc.replica_ports {
+        let range = format!("replica_ports \"{first}-{last}\"");
+        if svc.replicas.is_none() || svc.port.is_none() {
+            err(
+                name,
+                Spot::ReplicaPorts,
+                format!("service `{name}`: replica_ports applies only to a service with `replicas` and a `port`"),
+            );
+        } else if first == 0 {
+            err(
+                name,
+                Spot::ReplicaPorts,
+                format!("service `{name}`: {range}: port 0 is out of range (1-65535)"),
+            );
+        } else if first > last {
+            err(
+                name,
+                Spot::ReplicaPorts,
+                format!("service `{name}`: {range}: the first port is above the last"),
+            );
+        } else if let Some(port) = svc.port.filter(|p| (first..=last).contains(p)) {
+            err(
+                name,
+                Spot::ReplicaPorts,
+                format!("service `{name}`: {range} contains the service's own port {port}, where ringmaster listens"),
+            );
+        } else if let Some(n) = svc.replicas.filter(|n| u32::from(last - first) + 1 < *n) {
+            err(
+                name,
+                Spot::ReplicaPorts,
+                format!(
+                    "service `{name}`: {range} holds {} port(s), fewer than replicas ({n})",
+                    u32::from(last - first) + 1
+                ),
+            );
+        }
+    }
+    let Some(replicas) = svc.replicas else {
+        return;
+    };
+    if replicas == 0 {
+        err(
+            name,
+            Spot::Replicas,
+            format!("service `{name}`: replicas must be at least 1"),
+        );
+    } else if !(1..=replicas).contains(&svc.min_ready) {
+        err(
+            name,
+            Spot::MinReady,
+            format!("service `{name}`: min_ready must be between 1 and replicas ({replicas})"),
+        );
+    }
+    let pid_file = svc.pid_file.to_string_lossy();
+    if svc.pid_file != default_pid_file && !pid_file.contains(REPLICA_MARK) {
+        err(
+            name,
+            Spot::PidFile,
+            format!("service `{name}`: each replica needs a PID file of its own: put `${{REPLICA}}` in `pid_file`"),
+        );
+    }
+    if svc
+        .install
+        .as_ref()
+        .is_some_and(|i| i.unless_exists.is_none())
+    {
+        err(
+            name,
+            Spot::Install,
+            format!("service `{name}`: each replica runs the install step when it is prepared; give `unless_exists` so that it runs once"),
+        );
+    }
+    if let (Some(port), Some(Probe::Http { url })) =
+        (svc.port, svc.health.as_ref().map(|h| &h.probe))
+    {
+        if loopback_url_port(url) == Some(port) {
+            err(
+                name,
+                Spot::HealthProbe,
+                format!("service `{name}`: health url \"{url}\" goes to port {port}, where ringmaster listens, not to a replica: write `${{PORT}}` (each replica's own port) for the port"),
+            );
+        }
+    }
+}
+
+/// The port of an `http://` URL to a loopback host (`127.x.y.z`, `localhost`,
+/// `[::1]`, `0.0.0.0`; 80 when none is written). `None` for another host.
+fn loopback_url_port(url: &str) -> Option<u16> {
+    let rest = url
+        .get(..7)?
+        .eq_ignore_ascii_case("http://")
+        .then(|| &url[7..])?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let (host, port) = match host_port.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']')?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        },
+    };
+    let host = host.to_ascii_lowercase();
+    let loopback = host == "localhost"
+        || host == "::1"
+        || host == "0.0.0.0"
+        || host.strip_prefix("127.").is_some_and(|r| {
+            r.split('.').count() == 3 && r.split('.').all(|p| p.parse::<u8>().is_ok())
+        });
+    if !loopback {
+        return None;
+    }
+    match port {
+        None | Some("") => Some(80),
+        Some(p) => p.parse().ok(),
     }
 }
 

@@ -8,13 +8,22 @@
 //! `up`. The change answers once those are ready, or with the first failure.
 //! Changes run one at a time, after any pending [`Up`].
 use super::*;
+use crate::balancer::SetMinReady;
 use crate::change::{Action, ApplyReport, ServiceChange, ServiceDef, SettingChange};
+use crate::config::replica_of;
 use crate::messages::{Apply, Change, Preview};
 use crate::service::Reconfigure;
 
+/// What a queued change asks for: a [`Change`], or the rolling restart of a
+/// replicated service ([`Restart`] of it).
+pub(super) enum Job {
+    Change(Change),
+    Roll(String),
+}
+
 /// A change waiting for its turn.
 pub(super) struct Queued {
-    change: Change,
+    change: Job,
     at: Instant,
     tx: oneshot::Sender<Result<ApplyReport>>,
 }
@@ -39,6 +48,12 @@ struct Plan {
     report: BTreeMap<String, ServiceChange>,
     /// Each service's dependencies in the graph the change leads to.
     graph: BTreeMap<String, Vec<String>>,
+    /// Replicated services rolled after the rest of the change: each with its
+    /// new configuration and the members to replace, one at a time.
+    roll: Vec<(String, ServiceConfig, Vec<String>)>,
+    /// Replicated services whose own entry takes a new configuration in place
+    /// (`replicas`, `min_ready`, or what their members take through `roll`).
+    regroup: Vec<ServiceConfig>,
     /// What the change stops (see `stops`), dependents first by height.
     to_stop: Vec<String>,
 }
@@ -88,7 +103,7 @@ impl Handler<Preview> for Supervisor {
         if self.closed || self.shutting_down {
             return Err(Error::ShuttingDown);
         }
-        let plan = self.plan(msg.0)?;
+        let plan = self.plan(Job::Change(msg.0))?;
         let mut report = self.report(plan, Instant::now(), None);
         report.preview = true;
         Ok(report)
@@ -102,18 +117,28 @@ impl Handler<Apply> for Supervisor {
         if self.closed || self.shutting_down {
             return Box::pin(async { Err(Error::ShuttingDown) });
         }
-        let (tx, rx) = oneshot::channel();
-        self.changes.push_back(Queued {
-            change: msg.0,
-            at: Instant::now(),
-            tx,
-        });
-        self.next_change(ctx);
+        let rx = self.queue(Job::Change(msg.0), ctx);
         Box::pin(async move { rx.await.unwrap_or(Err(Error::SupervisorGone)) })
     }
 }
 
 impl Supervisor {
+    /// Queues `job` behind the changes before it; returns its answer.
+    pub(super) fn queue(
+        &mut self,
+        job: Job,
+        ctx: &mut Context<Self>,
+    ) -> oneshot::Receiver<Result<ApplyReport>> {
+        let (tx, rx) = oneshot::channel();
+        self.changes.push_back(Queued {
+            change: job,
+            at: Instant::now(),
+            tx,
+        });
+        self.next_change(ctx);
+        rx
+    }
+
     /// Runs the next queued change, unless one runs, an [`Up`] is pending (a
     /// change waits until the start is over) or a shutdown began.
     pub(super) fn next_change(&mut self, ctx: &mut Context<Self>) {
@@ -180,10 +205,12 @@ impl Supervisor {
     }
 
     /// Works `change` out against the running graph.
-    fn plan(&self, change: Change) -> Result<Plan> {
+    fn plan(&self, change: Job) -> Result<Plan> {
         let mut plan = Plan::default();
+        // Ports members added by this plan take (not in the graph yet).
+        let mut taken: BTreeSet<u16> = self.used_ports();
         match change {
-            Change::Config(config) => {
+            Job::Change(Change::Config(config)) => {
                 let config = *config;
                 if config.settings.state_dir != self.settings.state_dir {
                     return Err(rejected(format!(
@@ -193,6 +220,7 @@ impl Supervisor {
                         self.settings.state_dir.display()
                     )));
                 }
+                taken.extend(config.services.values().filter_map(|c| c.port));
                 // What only changes in place, with its old configuration.
                 let mut in_place: Vec<(&ServiceConfig, &ServiceConfig, Vec<&'static str>)> =
                     Vec::new();
@@ -201,6 +229,7 @@ impl Supervisor {
                         plan.note(name, Action::Added, &[], None);
                         let def = ServiceDef::Process(Box::new(cfg.clone()));
                         plan.add.push((def, Origin::Config));
+                        self.add_members(&mut plan, cfg, Origin::Config, &mut taken)?;
                         continue;
                     };
                     let Some(old) = &e.spec.config else {
@@ -215,7 +244,9 @@ impl Supervisor {
                     let diff = old.changes(cfg);
                     // A failed service whose configuration changed gets another chance.
                     let again = e.in_flight() || e.state == ServiceState::Failed;
-                    if diff.is_empty() {
+                    if old.replicas.is_some() || cfg.replicas.is_some() {
+                        self.plan_group(&mut plan, e, old, cfg, &mut taken)?;
+                    } else if diff.is_empty() {
                         plan.note(name, Action::Unchanged, &[], None);
                     } else if !diff.restart.is_empty() {
                         let keys: Vec<&str> =
@@ -227,15 +258,18 @@ impl Supervisor {
                 }
                 self.sort_in_place(&mut plan, in_place);
                 for e in self.entries.values() {
-                    if e.origin == Origin::Config && !config.services.contains_key(&e.name) {
-                        plan.note(&e.name, Action::Removed, &[], None);
-                        plan.remove.push(e.name.clone());
+                    let member = replica_of(&e.name).is_some();
+                    if e.origin == Origin::Config
+                        && !member
+                        && !config.services.contains_key(&e.name)
+                    {
+                        self.removing(&mut plan, &e.name);
                     }
                 }
                 plan.setting_changes = setting_changes(&self.settings, &config.settings);
                 plan.settings = Some(config.settings);
             }
-            Change::Add(def) => {
+            Job::Change(Change::Add(def)) => {
                 let name = def.name().to_owned();
                 if self.entries.contains_key(&name) {
                     return Err(rejected(format!(
@@ -249,19 +283,174 @@ impl Supervisor {
                     }
                 }
                 plan.note(&name, Action::Added, &[], None);
+                if let ServiceDef::Process(cfg) = &def {
+                    taken.extend(cfg.port);
+                    self.add_members(&mut plan, cfg, Origin::Added, &mut taken)?;
+                }
                 plan.add.push((def, Origin::Added));
             }
-            Change::Remove(name) => {
+            Job::Change(Change::Remove(name)) => {
                 if self.entries.get(&name).is_none_or(|e| e.leaving) {
                     return Err(Error::UnknownService(name));
                 }
-                plan.note(&name, Action::Removed, &[], None);
-                plan.remove.push(name);
+                if let Some((group, _)) = replica_of(&name) {
+                    return Err(rejected(format!(
+                        "`{name}` is a replica of `{group}`: scale `{group}` instead"
+                    )));
+                }
+                self.removing(&mut plan, &name);
+            }
+            Job::Change(Change::Scale { service, replicas }) => {
+                let old = self.group_config(&service)?;
+                if replicas < old.min_ready.max(1) {
+                    return Err(rejected(format!(
+                        "`{service}` needs at least {} replica(s) (min_ready)",
+                        old.min_ready.max(1)
+                    )));
+                }
+                let mut cfg = old.clone();
+                cfg.replicas = Some(replicas);
+                let e = &self.entries[&service];
+                self.plan_group(&mut plan, e, old, &cfg, &mut taken)?;
+            }
+            Job::Roll(service) => {
+                let cfg = self.group_config(&service)?.clone();
+                let members = self.members(&service);
+                let because = "one replica at a time, each new one ready before the one it \
+                               replaces stops"
+                    .to_owned();
+                plan.note(&service, Action::Restarted, &[], Some(because));
+                plan.roll.push((service, cfg, members));
             }
         }
         plan.graph = self.check_plan(&plan)?;
         plan.to_stop = self.stops(&mut plan);
         Ok(plan)
+    }
+
+    /// The configuration of replicated service `name`, or why there is none.
+    fn group_config(&self, name: &str) -> Result<&ServiceConfig> {
+        let e = self
+            .entries
+            .get(name)
+            .filter(|e| !e.leaving)
+            .ok_or_else(|| Error::UnknownService(name.to_owned()))?;
+        match (&e.spec.group, &e.spec.config) {
+            (Some(_), Some(cfg)) => Ok(cfg),
+            _ => Err(rejected(format!(
+                "`{name}` has no `replicas`: give it `replicas` in its table (its balancer then \
+                 takes its port) to run several"
+            ))),
+        }
+    }
+
+    /// `name` goes, with its members when it is a replicated service.
+    fn removing(&self, plan: &mut Plan, name: &str) {
+        for n in std::iter::once(name.to_owned()).chain(self.members(name)) {
+            plan.note(&n, Action::Removed, &[], None);
+            plan.remove.push(n);
+        }
+    }
+
+    /// The members of `cfg`, a service the plan adds (none when it has no `replicas`).
+    fn add_members(
+        &self,
+        plan: &mut Plan,
+        cfg: &ServiceConfig,
+        origin: Origin,
+        taken: &mut BTreeSet<u16>,
+    ) -> Result<()> {
+        let Some(n) = cfg.replicas else {
+            return Ok(());
+        };
+        let indices: Vec<u32> = (0..n).collect();
+        for m in self.new_members(cfg, &indices, taken)? {
+            plan.note(&m.name, Action::Added, &[], None);
+            plan.add.push((ServiceDef::Process(Box::new(m)), origin));
+        }
+        Ok(())
+    }
+
+    /// A service that has `replicas` before or after the change (`e`, with `old`
+    /// its configuration): made replicated or plain, its entry restarts (with
+    /// what depends on it) and its members come or go; replicated before and
+    /// after: a new port or `allow` restarts its balancer, a change its members
+    /// see rolls them one at a time, and a new `replicas` adds members or
+    /// removes the highest numbers (drained first).
+    fn plan_group(
+        &self,
+        plan: &mut Plan,
+        e: &Entry,
+        old: &ServiceConfig,
+        new: &ServiceConfig,
+        taken: &mut BTreeSet<u16>,
+    ) -> Result<()> {
+        let name = &new.name;
+        let diff = old.changes(new);
+        let keys: Vec<&str> = diff.restart.iter().chain(&diff.in_place).copied().collect();
+        let again = e.in_flight() || e.state == ServiceState::Failed;
+        let members = self.members(name);
+        if old.replicas.is_none() || new.replicas.is_none() {
+            // Another kind of service under the same name.
+            let mut keys = keys;
+            if !keys.contains(&"replicas") {
+                keys.push("replicas");
+            }
+            plan.restarting(new, again, &keys, None);
+            for m in &members {
+                plan.note(m, Action::Removed, &[], None);
+                plan.remove.push(m.clone());
+            }
+            self.add_members(plan, new, e.origin, taken)?;
+            return Ok(());
+        }
+        let own = |k: &&str| matches!(*k, "port" | "allow");
+        let theirs = |k: &&str| !matches!(*k, "port" | "allow" | "replicas" | "min_ready");
+        if diff.restart.iter().any(own) {
+            let own_keys: Vec<&str> = keys.iter().copied().filter(own).collect();
+            plan.restarting(new, again, &own_keys, None);
+        } else if keys.is_empty() {
+            plan.note(name, Action::Unchanged, &[], None);
+        } else {
+            plan.note(name, Action::Updated, &keys, None);
+        }
+        plan.regroup.push(new.clone());
+        let want = new.replicas.unwrap_or(1) as usize;
+        let rolls = keys.iter().any(theirs);
+        // The highest numbers go when there are too many.
+        let (keep, extra) = members.split_at(members.len().min(want));
+        for m in extra {
+            plan.note(m, Action::Removed, &[], None);
+            plan.remove.push(m.clone());
+        }
+        if want > members.len() {
+            let indices = self.free_indices(name, want - members.len(), &[]);
+            for m in self.new_members(new, &indices, taken)? {
+                plan.note(&m.name, Action::Added, &[], None);
+                plan.add.push((ServiceDef::Process(Box::new(m)), e.origin));
+            }
+        }
+        if rolls {
+            let member_keys: Vec<&str> = keys.iter().copied().filter(theirs).collect();
+            let (running, idle): (Vec<&String>, Vec<&String>) = keep
+                .iter()
+                .partition(|m| self.entries.get(*m).is_some_and(|e| e.in_flight()));
+            // What does not run takes its new configuration at its next start.
+            for m in idle {
+                let index = replica_of(m).map_or(0, |(_, i)| i);
+                let port = self.entries.get(m).and_then(|e| e.spec.port);
+                plan.restarting(&new.replica(index, port), false, &member_keys, None);
+            }
+            if !running.is_empty() {
+                for m in &running {
+                    let because = "rolled: one replica at a time".to_owned();
+                    plan.note(m, Action::Restarted, &member_keys, Some(because));
+                }
+                let running = running.into_iter().cloned().collect();
+                plan.roll.push((name.clone(), new.clone(), running));
+            }
+        }
+        Ok(())
     }
 
     /// What a plan stops: what is removed or restarted and runs, and what runs
@@ -386,7 +575,13 @@ impl Supervisor {
     fn check_plan(&self, plan: &Plan) -> Result<BTreeMap<String, Vec<String>>> {
         let mut graph = self.shape();
         graph.retain(|n, _| !plan.remove.contains(n));
-        for c in plan.restart.iter().map(|(c, _)| c).chain(&plan.update) {
+        for c in plan
+            .restart
+            .iter()
+            .map(|(c, _)| c)
+            .chain(&plan.update)
+            .chain(&plan.regroup)
+        {
             let deps = c.depends_on.iter().map(|d| d.service.clone()).collect();
             graph.insert(c.name.clone(), (deps, c.port));
         }
@@ -420,12 +615,7 @@ impl Supervisor {
         let to_stop = plan.to_stop.clone();
         // Nothing of what is removed starts again meanwhile, and no request
         // can need it any more.
-        for n in &removed {
-            if let Some(e) = self.entries.get_mut(n) {
-                e.needed = false;
-                e.leaving = true;
-            }
-        }
+        self.mark_leaving(&removed);
         // Said before the stops, so that subscribers read why they come.
         for (cfg, again) in &plan.restart {
             if let Some(c) = plan.report.get(&cfg.name) {
@@ -444,11 +634,7 @@ impl Supervisor {
                 // A removed service whose stop left something stays in the
                 // sweep registry: the forced sweep and a dropped handle still
                 // reach what is left of it.
-                let unclean: Vec<String> = reports
-                    .iter()
-                    .filter(|r| !r.clean())
-                    .map(|r| r.name.clone())
-                    .collect();
+                let unclean = cascade::unclean(&reports);
                 let rx = if act.shutting_down || act.closed {
                     None
                 } else {
@@ -463,6 +649,15 @@ impl Supervisor {
                     (plan, outcome)
                 })
             })
+            .then(|(mut plan, outcome), act, ctx| {
+                // Rolled last: what the rest of the change started is ready.
+                let rolls: VecDeque<_> = std::mem::take(&mut plan.roll).into();
+                let rolled: Pin<Box<dyn ActorFuture<Self, Output = Result<()>>>> = match outcome {
+                    Ok(()) => act.roll_all(rolls, ctx),
+                    Err(e) => Box::pin(actix::fut::ready(Err(e))),
+                };
+                rolled.map(move |outcome, _, _| (plan, outcome))
+            })
             .map(move |(plan, outcome), act, ctx| {
                 act.applying = false;
                 let report = act.report(plan, at, outcome.err().map(|e| e.to_string()));
@@ -470,6 +665,24 @@ impl Supervisor {
                 act.next_change(ctx);
             })
             .spawn(ctx);
+    }
+
+    /// Rolls each replicated service of `rolls` in turn (see `roll`).
+    fn roll_all(
+        &mut self,
+        mut rolls: VecDeque<(String, ServiceConfig, Vec<String>)>,
+        ctx: &mut Context<Self>,
+    ) -> Pin<Box<dyn ActorFuture<Self, Output = Result<()>>>> {
+        let Some((group, cfg, members)) = rolls.pop_front() else {
+            return Box::pin(actix::fut::ready(Ok(())));
+        };
+        Box::pin(
+            self.roll(group, cfg, members.into(), ctx)
+                .then(move |res, act, ctx| match res {
+                    Ok(()) => act.roll_all(rolls, ctx),
+                    Err(e) => Box::pin(actix::fut::ready(Err(e))),
+                }),
+        )
     }
 
     /// The graph after the plan's stops: entries removed, replaced, updated and
@@ -483,7 +696,76 @@ impl Supervisor {
         unclean: &[String],
         ctx: &mut Context<Self>,
     ) -> Option<oneshot::Receiver<Result<()>>> {
-        for n in &plan.remove {
+        self.remove_entries(&plan.remove, unclean, ctx);
+        let mut start: Vec<String> = stopped
+            .iter()
+            .filter(|n| !plan.remove.contains(n))
+            .cloned()
+            .collect();
+        for (cfg, again) in std::mem::take(&mut plan.restart) {
+            let spec = self.spec_for(&cfg);
+            let Some(e) = self.entries.get_mut(&cfg.name) else {
+                continue;
+            };
+            e.spec = spec;
+            if e.state == ServiceState::Failed {
+                e.set_state(ServiceState::Stopped, Some("reconfigured".into()));
+            }
+            if again && !start.contains(&cfg.name) {
+                start.push(cfg.name.clone());
+            }
+        }
+        for cfg in std::mem::take(&mut plan.update) {
+            self.update_in_place(cfg, plan, ctx);
+        }
+        for cfg in std::mem::take(&mut plan.regroup) {
+            let Some(e) = self.entries.get_mut(&cfg.name) else {
+                continue;
+            };
+            // A balancer restarted by this plan has its new spec already.
+            if let Some(g) = e.spec.group.clone() {
+                g.addr.do_send(SetMinReady(cfg.min_ready));
+                e.spec = Spec::of_group(&cfg, g);
+            }
+        }
+        for (def, origin) in std::mem::take(&mut plan.add) {
+            let name = def.name().to_owned();
+            let spec = match def {
+                ServiceDef::Process(cfg) => self.spec_for(&cfg),
+                ServiceDef::Plugin(p) => Spec::of_plugin(&p, self.shared.state_dir.clone()),
+            };
+            self.insert_entry(name.clone(), spec, origin);
+            start.push(name);
+        }
+        for n in &plan.adopt {
+            if let Some(e) = self.entries.get_mut(n) {
+                e.origin = Origin::Config;
+            }
+        }
+        if let Some(settings) = plan.settings.take() {
+            self.take_settings(settings);
+        }
+        self.reorder();
+        if start.is_empty() {
+            self.check_waiters(ctx);
+            return None;
+        }
+        let (names, _) = self.need_again(&start);
+        let (_, rx) = self.wait_for(names, Vec::new(), false);
+        self.advance(ctx);
+        self.check_waiters(ctx);
+        Some(rx)
+    }
+
+    /// Removes `names` from the graph (stopped already); `unclean`: those whose
+    /// stop left something, which stay in the sweep registry.
+    pub(super) fn remove_entries(
+        &mut self,
+        names: &[String],
+        unclean: &[String],
+        ctx: &mut Context<Self>,
+    ) {
+        for n in names {
             self.health.do_send(Unwatch { name: n.clone() });
             if let Some(mut e) = self.entries.remove(n) {
                 e.disarm_ready(ctx);
@@ -500,63 +782,25 @@ impl Supervisor {
             tracing::info!(service = %n, "removed");
             self.broadcast(n, EventKind::Removed);
         }
-        let mut start: Vec<String> = stopped
-            .iter()
-            .filter(|n| !plan.remove.contains(n))
-            .cloned()
-            .collect();
-        for (cfg, again) in std::mem::take(&mut plan.restart) {
-            let spec = self.process_spec(&cfg);
-            let Some(e) = self.entries.get_mut(&cfg.name) else {
-                continue;
-            };
-            e.spec = spec;
-            if e.state == ServiceState::Failed {
-                e.set_state(ServiceState::Stopped, Some("reconfigured".into()));
-            }
-            if again && !start.contains(&cfg.name) {
-                start.push(cfg.name.clone());
-            }
-        }
-        for cfg in std::mem::take(&mut plan.update) {
-            self.update_in_place(cfg, plan, ctx);
-        }
-        for (def, origin) in std::mem::take(&mut plan.add) {
-            let name = def.name().to_owned();
-            let spec = match def {
-                ServiceDef::Process(cfg) => self.process_spec(&cfg),
-                ServiceDef::Plugin(p) => Spec::of_plugin(&p, self.shared.state_dir.clone()),
-            };
-            let mut e = Entry::new(name.clone(), spec, origin);
-            e.op = self.retired_op;
-            self.entries.insert(name.clone(), e);
-            tracing::info!(service = %name, "added");
-            self.broadcast(&name, EventKind::Added);
-            start.push(name);
-        }
-        for n in &plan.adopt {
-            if let Some(e) = self.entries.get_mut(n) {
-                e.origin = Origin::Config;
-            }
-        }
-        if let Some(settings) = plan.settings.take() {
-            self.take_settings(settings);
-        }
+    }
+
+    /// Adds a service to the graph (its order and heights are rebuilt by the caller).
+    pub(super) fn insert_entry(&mut self, name: String, spec: Spec, origin: Origin) {
+        let mut e = Entry::new(name.clone(), spec, origin);
+        e.op = self.retired_op;
+        self.entries.insert(name.clone(), e);
+        tracing::info!(service = %name, "added");
+        self.broadcast(&name, EventKind::Added);
+    }
+
+    /// After the graph changed: its order, heights and sweep registry.
+    pub(super) fn reorder(&mut self) {
         match self.graph_order() {
             Ok(order) => self.order = order,
-            // Checked before the plan ran: cannot happen.
+            // Checked before the change ran: cannot happen.
             Err(e) => tracing::error!("the changed graph has no order: {e}"),
         }
         self.rebuild();
-        if start.is_empty() {
-            self.check_waiters(ctx);
-            return None;
-        }
-        let (names, _) = self.need_again(&start);
-        let (_, rx) = self.wait_for(names, Vec::new(), false);
-        self.advance(ctx);
-        self.check_waiters(ctx);
-        Some(rx)
     }
 
     /// A process service's new configuration that applies to what runs: the

@@ -18,6 +18,17 @@ pub(super) struct StopItem {
     pub(super) signal: Signal,
     /// It has a stop command (its stop may take longer, see `stop_item`).
     pub(super) stop_command: bool,
+    /// A replica: its balancer, which drains it before the stop.
+    pub(super) drain: Option<Addr<Balancer>>,
+}
+
+/// Whose stop left something: they stay in the sweep registry once removed.
+pub(super) fn unclean(reports: &[ServiceStopReport]) -> Vec<String> {
+    reports
+        .iter()
+        .filter(|r| !r.clean())
+        .map(|r| r.name.clone())
+        .collect()
 }
 
 pub(super) struct CascadeCtx {
@@ -83,6 +94,17 @@ pub(super) async fn stop_item(
     end: Instant,
     ctx: &CascadeCtx,
 ) -> ServiceStopReport {
+    if let Some(balancer) = &item.drain {
+        // No new connection goes to it; those in flight get up to its grace.
+        let drain = crate::balancer::Drain {
+            name: item.name.clone(),
+            within: grace,
+        };
+        if let Err(e) = balancer.send(drain).await {
+            tracing::warn!(service = %item.name, "not drained: its balancer is gone ({e})");
+        }
+    }
+    let grace = grace.min(end.saturating_duration_since(Instant::now()));
     let started = Instant::now();
     // A stop command may use `grace`, then the signal its stop timeout cut to the
     // deadline (`service::stop_command`).
@@ -268,8 +290,12 @@ impl Supervisor {
                     allow: e.spec.allow.clone(),
                     signal: e.spec.stop_signal,
                     stop_command: e.spec.stop_command,
+                    drain: None,
                 },
             ));
+        }
+        for (_, item) in items.iter_mut() {
+            item.drain = self.group_addr(&item.name);
         }
         let mut by_height: BTreeMap<usize, Vec<StopItem>> = BTreeMap::new();
         for (h, item) in items {
@@ -290,11 +316,11 @@ impl Supervisor {
                             e.phase = Phase::Idle;
                             e.pid = None;
                             e.daemon = None;
-                            e.daemon = None;
                             e.ready_since = None;
                             if e.state != ServiceState::Failed {
                                 e.set_state(ServiceState::Stopped, None);
                             }
+                            act.tell_group(name);
                         }
                     }
                 }

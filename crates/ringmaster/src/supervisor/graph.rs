@@ -143,6 +143,8 @@ impl Supervisor {
                 if let Some(e) = self.entries.get(&n) {
                     stack.extend(e.spec.deps.iter().map(|d| d.service.clone()));
                 }
+                // A replicated service comes with its members.
+                stack.extend(self.members(&n));
             }
         }
         Ok(self

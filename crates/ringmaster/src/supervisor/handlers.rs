@@ -48,6 +48,24 @@ impl Handler<Restart> for Supervisor {
         if self.entries.get(&msg.name).is_none_or(|e| e.leaving) {
             return Box::pin(actix::fut::ready(Err(Error::UnknownService(msg.name))));
         }
+        let rolls = self
+            .entries
+            .get(&msg.name)
+            .is_some_and(|e| e.spec.group.is_some() && e.phase == Phase::Running);
+        if rolls {
+            // A running replicated service: one replica at a time, as a change.
+            let rx = self.queue(apply::Job::Roll(msg.name.clone()), ctx);
+            let name = msg.name;
+            return Box::pin(actix::fut::wrap_future(async move {
+                match rx.await.unwrap_or(Err(Error::SupervisorGone))? {
+                    report if report.failed.is_some() => Err(Error::ServiceFailed {
+                        service: name,
+                        reason: report.failed.unwrap_or_default(),
+                    }),
+                    _ => Ok(()),
+                }
+            }));
+        }
         let dependents = self.dependents(&msg.name);
         let mut to_stop: Vec<String> = dependents
             .iter()
@@ -347,6 +365,17 @@ impl Handler<GetStatus> for Supervisor {
                 ));
             }
             statuses.push(Self::status_of(e));
+        }
+        // Each replica's connections in flight, as its balancer counts them.
+        let flights: BTreeMap<String, u64> = statuses
+            .iter()
+            .filter_map(|s| s.balancer.as_ref())
+            .flat_map(|b| b.backends.iter().map(|m| (m.name.clone(), m.active)))
+            .collect();
+        for s in statuses.iter_mut() {
+            if let Some(n) = flights.get(&s.name) {
+                s.connections = Some(*n);
+            }
         }
         if msg.brief {
             targets.clear();

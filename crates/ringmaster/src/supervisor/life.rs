@@ -548,6 +548,7 @@ impl Supervisor {
             },
         );
 
+        self.member_failed(name, &reason, ctx);
         let dependents = self.dependents(name);
         let waiting_reason = format!("dependency `{name}` failed");
         for d in &dependents {

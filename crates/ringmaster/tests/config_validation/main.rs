@@ -1,11 +1,13 @@
 //! Configuration loading and validation: one fixture per rule under
 //! `tests/configs/` with its message and `line:col` asserted, the DESIGN example,
-//! relative paths, `${VAR}` expansion, `env_file`, start order and the builder.
+//! relative paths, `${VAR}` expansion, `env_file`, start order, the builder and
+//! replicated services.
 //! The shared helpers are here; each file of this folder holds one part.
 mod builder;
 mod changes;
 mod model;
 mod paths_and_vars;
+mod replicas;
 mod rules;
 mod stop_and_window;
 use std::path::{Path, PathBuf};

@@ -263,7 +263,7 @@ fn unknown_keys_at_every_level() {
             (
                 9,
                 1,
-                "service `api`: unknown key `comand`; expected one of command, workdir, env, env_file, port, allow, depends_on, health, restart, stop, ready_timeout, pid_file, install, follow_daemon, start_window",
+                "service `api`: unknown key `comand`; expected one of command, workdir, env, env_file, port, allow, depends_on, health, restart, stop, ready_timeout, pid_file, install, follow_daemon, start_window, replicas, min_ready, replica_ports",
             ),
             (
                 10,
