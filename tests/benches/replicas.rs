@@ -9,8 +9,10 @@
 //!    restart of one instance of the same program with no balancer. Each with
 //!    keep-alive connections (oha's default) and with a connection per request.
 //! 2. **Balancer overhead**: one replica; `oha -c 50` for `SECS` seconds (default
-//!    10) at full speed, through the balancer and straight to the replica's own
-//!    port, alternating, `ROUNDS` rounds each (default 3).
+//!    10), through the balancer and straight to the replica's own port,
+//!    alternating, `ROUNDS` rounds each (default 3): `demo-api` at full speed and
+//!    at a steady 2000 requests/s, and — when `UVICORN` names a uvicorn with
+//!    fastapi installed — the FastAPI example at full speed.
 //! 3. **Memory per 1 000 open connections**: the instance's resident memory with
 //!    1 000 idle connections held open through the balancer (to a replica that
 //!    holds them), against none.
@@ -56,6 +58,26 @@ fn api_config(port: u16, replicas: Option<u32>) -> String {
          stop = {{ timeout = \"5s\" }}\n",
         demo_api.display()
     )
+}
+
+/// One replica of the FastAPI example served by uvicorn (the `uvicorn` given in
+/// `UVICORN`, from a venv with the example's requirements) behind the balancer.
+fn fastapi_config(port: u16, uvicorn: &str) -> String {
+    let app = workspace_root().join("examples/fastapi-nextjs/api");
+    format!(
+        "[settings]\nshutdown_timeout = \"30s\"\n\n[services.api]\n\
+         command = \"'{uvicorn}' --app-dir '{}' main:app --host 127.0.0.1 --port ${{PORT}} --log-level warning\"\n\
+         port = {port}\nreplicas = 1\n\
+         health = {{ http = \"http://127.0.0.1:${{PORT}}/health\", interval = \"5s\" }}\n",
+        app.display()
+    )
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
 }
 
 /// Replicas that hold every connection open (for the memory figure).
@@ -177,8 +199,11 @@ fn restart_under_load(
     let port = free_port();
     let stack = Stack::up(&api_config(port, replicas));
     let url = format!("http://127.0.0.1:{port}/health");
+    // A count, not a duration: oha cuts the requests in flight when a duration
+    // ends ("aborted due to deadline"), which are not failures of the stack.
+    let total = (rate * 25).to_string();
     let rate = rate.to_string();
-    let mut args = vec!["-z", "12s", "-q", rate.as_str(), "-c", "8"];
+    let mut args = vec!["-n", total.as_str(), "-q", rate.as_str(), "-c", "8"];
     if !keepalive {
         args.push("--disable-keepalive");
     }
@@ -190,14 +215,19 @@ fn restart_under_load(
     (sent, failed, what, took)
 }
 
-fn overhead(rounds: u32, secs: u32) {
-    let port = free_port();
-    let stack = Stack::up(&api_config(port, Some(1)));
+/// Through the balancer and straight to its one replica, alternating, `rounds`
+/// rounds of `oha ARGS` each: requests/s and p99 (medians).
+fn overhead(what: &str, config: &str, args: &[&str], rounds: u32) {
+    let port: u16 = config
+        .lines()
+        .find_map(|l| l.strip_prefix("port = "))
+        .and_then(|p| p.trim().parse().ok())
+        .expect("a port in the config");
+    let stack = Stack::up(config);
     wait_for("the replica", TIMEOUT, || {
         stack.entry("api#0")["state"] == "ready"
     });
     let direct = stack.entry("api#0")["port"].as_u64().expect("a port") as u16;
-    let z = format!("{secs}s");
     let mut rows: Vec<(&str, Vec<f64>, Vec<f64>)> = vec![
         ("through the balancer", vec![], vec![]),
         ("straight to the replica", vec![], vec![]),
@@ -205,11 +235,13 @@ fn overhead(rounds: u32, secs: u32) {
     for _ in 0..rounds {
         for (i, p) in [port, direct].into_iter().enumerate() {
             let url = format!("http://127.0.0.1:{p}/health");
-            let r = finish_oha(start_oha(&url, &["-z", &z, "-c", "50"]));
-            let rps = r["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0);
-            let p99 = r["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0;
-            rows[i].1.push(rps);
-            rows[i].2.push(p99);
+            let r = finish_oha(start_oha(&url, args));
+            rows[i]
+                .1
+                .push(r["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0));
+            rows[i]
+                .2
+                .push(r["latencyPercentiles"]["p99"].as_f64().unwrap_or(0.0) * 1000.0);
         }
     }
     let med = |v: &[f64]| {
@@ -217,17 +249,23 @@ fn overhead(rounds: u32, secs: u32) {
         v.sort_by(|a, b| a.total_cmp(b));
         v[v.len() / 2]
     };
-    println!("\n| oha -c 50 -z {secs}s ({rounds} rounds each, alternating) | requests/s (median) | p99 (median) |");
-    println!("|---|---:|---:|");
-    for (what, rps, p99) in &rows {
+    println!(
+        "\n{what}: oha {} ({rounds} rounds each, alternating)",
+        args.join(" ")
+    );
+    println!("| | requests/s (median) | p99 (median) | rounds (requests/s; p99 ms) |");
+    println!("|---|---:|---:|---|");
+    for (row, rps, p99) in &rows {
+        let each: Vec<String> = rps
+            .iter()
+            .zip(p99)
+            .map(|(r, p)| format!("{r:.0}; {p:.2}"))
+            .collect();
         println!(
-            "| {what} | {:.0} | {:.2} ms | rounds: {:?} / {:?}",
+            "| {row} | {:.0} | {:.2} ms | {} |",
             med(rps),
             med(p99),
-            rps.iter().map(|x| x.round()).collect::<Vec<_>>(),
-            p99.iter()
-                .map(|x| (x * 100.0).round() / 100.0)
-                .collect::<Vec<_>>()
+            each.join(" / ")
         );
     }
     let (b, d) = (med(&rows[0].1), med(&rows[1].1));
@@ -284,7 +322,7 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    println!("| restart under {rate} requests/s (oha -q {rate} -c 8 -z 12s) | keep-alive | sent | failed | restart took | what failed |");
+    println!("| restart under {rate} requests/s (oha -q {rate} -c 8 -n {}) | keep-alive | sent | failed | restart took | what failed |", rate * 25);
     println!("|---|---|---:|---:|---:|---|");
     for (what, replicas) in [
         ("3 replicas, rolling", Some(3)),
@@ -299,6 +337,31 @@ fn main() {
             );
         }
     }
-    overhead(rounds, secs);
+    let z = format!("{secs}s");
+    let port = free_port();
+    let demo = api_config(port, Some(1)).replace(" --startup-delay 500", " --no-worker");
+    overhead(
+        "demo-api (actix-web), full speed",
+        &demo,
+        &["-z", &z, "-c", "50"],
+        rounds,
+    );
+    overhead(
+        "demo-api (actix-web), 2000 requests/s",
+        &demo,
+        &["-z", &z, "-c", "50", "-q", "2000"],
+        rounds,
+    );
+    if let Ok(uvicorn) = std::env::var("UVICORN") {
+        let fastapi = fastapi_config(free_port(), &uvicorn);
+        overhead(
+            "FastAPI on uvicorn, full speed",
+            &fastapi,
+            &["-z", &z, "-c", "50"],
+            rounds,
+        );
+    } else {
+        println!("\n(FastAPI row skipped: set UVICORN to a uvicorn with fastapi installed)");
+    }
     memory_per_thousand();
 }

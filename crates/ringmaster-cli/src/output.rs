@@ -239,6 +239,7 @@ mod tests {
                 port_refused: Vec::new(),
                 stop_error: None,
                 stop_command: None,
+                plugin: true,
             }],
             elapsed: Duration::from_secs(15),
             deadline_hit: false,

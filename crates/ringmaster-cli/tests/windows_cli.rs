@@ -5,7 +5,8 @@
 //! refused; `down`; and, after the background instance was killed, its services
 //! gone with their job objects and `down` removing the stale PID files without a
 //! signal; `reload` of an edited file (one service restarted, one added, one
-//! untouched) and `remove`. What is left is checked in the process table, never in
+//! untouched) and `remove`; replicas rolled by `restart` and added by `scale`.
+//! What is left is checked in the process table, never in
 //! ringmaster's own files.
 //!
 //! Run on Linux under Wine with `.ci/wine/test.sh`. Ports are left out: under Wine
@@ -391,6 +392,47 @@ fn reload_restarts_what_changed_adds_and_removes() {
     assert_eq!(out.status.code(), Some(0), "remove: {}", text(&out));
     wait_for("extra gone", || {
         process::process(extra).ok().flatten().is_none()
+    });
+    let down = stack.run(&["down"]);
+    assert_eq!(down.status.code(), Some(0), "down: {}", text(&down));
+    assert_all_gone(&stack, &tagged, serve);
+}
+
+#[test]
+fn replicas_run_roll_and_scale_as_cmd_chains() {
+    // Without a port the replicas are workers (nothing listens: the balancer's
+    // forwarding is covered by its unit tests, which run here too).
+    let stack = Stack::new(
+        "replicas",
+        "[services.work]\ncommand = \"ping -n 600 127.0.0.1\"\nreplicas = 2\n\
+         start_window = \"0\"\nstop = { timeout = \"1s\" }\n",
+    );
+    let up = stack.run(&["up", "-d"]);
+    assert_eq!(up.status.code(), Some(0), "up -d: {}", text(&up));
+    let serve = background_pid(&up);
+    let first: Vec<u32> = ["work#0", "work#1"]
+        .iter()
+        .map(|n| pid_of(&stack, n).unwrap_or_else(|| panic!("{n} runs")))
+        .collect();
+    let tagged = stack.tagged();
+
+    // A rolling restart: new members, the old ones gone.
+    let out = stack.run(&["restart", "work"]);
+    assert_eq!(out.status.code(), Some(0), "restart: {}", text(&out));
+    for pid in &first {
+        wait_for("a replaced member gone", || {
+            process::process(*pid).ok().flatten().is_none()
+        });
+    }
+    let out = stack.run(&["scale", "work", "3"]);
+    assert_eq!(out.status.code(), Some(0), "scale: {}", text(&out));
+    wait_for("three members, tagged", || {
+        stack
+            .tagged()
+            .iter()
+            .filter(|p| p.name.eq_ignore_ascii_case("ping.exe"))
+            .count()
+            == 3
     });
     let down = stack.run(&["down"]);
     assert_eq!(down.status.code(), Some(0), "down: {}", text(&down));

@@ -428,6 +428,10 @@ pub struct ServiceStopReport {
     /// not passed). A failed or hung command is named here; the signals followed.
     #[serde(default)]
     pub stop_command: Option<StopCommandReport>,
+    /// A plugin (no process of ringmaster's): one that answered `Stop` stopped,
+    /// though `report` names no process.
+    #[serde(default)]
+    pub plugin: bool,
 }
 
 /// What a service's stop command did ([`ServiceStopReport::stop_command`]).
@@ -652,6 +656,7 @@ impl ShutdownReport {
                             human_duration(c.elapsed)
                         )
                     }
+                    _ if s.plugin && s.no_answer.is_none() => "stopped".to_string(),
                     _ => "was not running".to_string(),
                 }
             } else {

@@ -227,6 +227,7 @@ pub(super) async fn stop_item(
         None => None,
     };
     ServiceStopReport {
+        plugin: matches!(item.via, StopVia::Plugin(_)),
         name: item.name,
         report,
         port_free,
