@@ -4,7 +4,8 @@
 //! replica that fails its probe gets no traffic, and with none ready a
 //! connection is refused (closed at once); `restart` rolls the replicas and
 //! `scale` adds and drains them while a client counts failed requests (none);
-//! a reload that changes the command rolls them too.
+//! a reload that changes the command rolls them too; `logs api` is the
+//! replicas' output.
 #![cfg(unix)]
 
 mod cli_support;
@@ -202,12 +203,26 @@ fn connections_spread_and_a_killed_replica_rejoins() {
         "{ok} answers, {failures:?}"
     );
 
+    // `logs api` is its replicas' output, from the instance and from the files.
+    let live = p.rm().args(["logs", "api"]).output().expect("logs");
+    let live = text(&live.stdout);
+    for i in 0..3 {
+        assert!(live.contains(&format!("api#{i}")), "{live}");
+    }
     p.rm().arg("down").assert().code(0);
     wait_port_free(port);
     for pt in ports {
         wait_port_free(pt as u16);
     }
     assert!(p.tagged_pids().is_empty(), "{:?}", p.tagged_pids());
+    let files = p.rm().args(["logs", "api"]).output().expect("logs");
+    assert_eq!(files.status.code(), Some(0), "{}", text(&files.stderr));
+    let files = text(&files.stdout);
+    for i in 0..3 {
+        assert!(files.contains(&format!("api#{i}")), "{files}");
+    }
+    let one = p.rm().args(["logs", "api#1"]).output().expect("logs");
+    assert_eq!(one.status.code(), Some(0), "{}", text(&one.stderr));
 }
 
 #[test]

@@ -16,6 +16,13 @@ pub fn run(args: &LogsArgs, style: &Style) -> CmdResult {
     let config = load_config(&args.file)?;
     let all: Vec<String> = config.services.keys().cloned().collect();
     let names = match &args.service {
+        // A replica (`api#1`) is asked for by its name; its service's file knows it.
+        Some(name)
+            if ringmaster::config::replica_of(name)
+                .is_some_and(|(group, _)| config.services.contains_key(group)) =>
+        {
+            vec![name.clone()]
+        }
         Some(name) => {
             let names = vec![name.clone()];
             crate::cmd::up::check_services(&config, &names)?;
@@ -58,6 +65,20 @@ fn from_files(
     prefix: &Prefixer,
 ) -> CmdResult {
     let dir = logfiles::dir(state_dir);
+    // A replicated service wrote its replicas' files (`api#0.log`, ...).
+    let mut names = names.to_vec();
+    if let Ok(files) = std::fs::read_dir(&dir) {
+        let mut replicas: Vec<String> = files
+            .filter_map(|f| f.ok()?.file_name().into_string().ok())
+            .filter_map(|f| f.strip_suffix(".log").map(str::to_owned))
+            .filter(|n| {
+                ringmaster::config::replica_of(n).is_some_and(|(g, _)| names.iter().any(|m| m == g))
+            })
+            .collect();
+        replicas.sort();
+        names.extend(replicas);
+    }
+    let names = &names[..];
     let existing: Vec<&String> = names
         .iter()
         .filter(|n| logfiles::path(&dir, n).exists())

@@ -368,7 +368,14 @@ async fn logs(s: web::Data<Shared>, q: web::Query<LogsQuery>) -> HttpResponse {
         Some(name) if !services.contains(name) => {
             return HttpResponse::NotFound().body(format!("unknown service `{name}`"));
         }
-        Some(name) => vec![name.clone()],
+        // A replicated service's lines are its replicas' (`api#0`, ...).
+        Some(name) => services
+            .iter()
+            .filter(|n| {
+                *n == name || ringmaster::config::replica_of(n).is_some_and(|(g, _)| g == name)
+            })
+            .cloned()
+            .collect(),
         None => services,
     };
     // Subscribe before reading the files, so no line falls between the two.
