@@ -442,3 +442,135 @@ fn replicas_a_killed_instance_left_are_stopped_by_the_next_up_and_by_down() {
     }
     assert!(p.tagged_pids().is_empty(), "{:?}", p.tagged_pids());
 }
+
+#[test]
+fn a_new_port_moves_the_balancer_and_leaves_the_replicas() {
+    let (port, moved) = (free_port(), free_port());
+    let p = Project::with_config(&replicated(port, 2, "", ""));
+    p.up_detached();
+    let before = wait_replicas(&p, 2);
+    p.guard_tagged();
+    let pids: Vec<u32> = ["api#0", "api#1"]
+        .iter()
+        .map(|n| pid_of(&before, n))
+        .collect();
+    p.write(
+        "ringmaster.toml",
+        &replicated(port, 2, "", "").replace(&format!("port = {port}"), &format!("port = {moved}")),
+    );
+    let out = p.rm().arg("reload").output().expect("reload");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let after = wait_replicas(&p, 2);
+    let now: Vec<u32> = ["api#0", "api#1"]
+        .iter()
+        .map(|n| pid_of(&after, n))
+        .collect();
+    assert_eq!(now, pids, "the replicas keep running");
+    wait_port_free(port);
+    let mut seen: Vec<String> = (0..10).map(|_| get(moved).expect("an answer")).collect();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, vec!["r0", "r1"]);
+    p.rm().arg("down").assert().code(0);
+    wait_port_free(moved);
+}
+
+#[test]
+fn one_failing_replica_leaves_the_service_ready_and_goes_first_on_scale_down() {
+    let port = free_port();
+    // Replica 2 cannot start; the others serve.
+    let config = format!(
+        "[services.api]\n\
+         command = \"if [ ${{REPLICA}} = 2 ]; then exit 3; fi; exec {} --listen ${{PORT}} --body r${{REPLICA}}\"\n\
+         port = {port}\nreplicas = 3\n\
+         health = {{ http = \"http://127.0.0.1:${{PORT}}/\", interval = \"200ms\" }}\n\
+         restart = {{ policy = \"on-failure\", max_attempts = 1, backoff = \"100ms\" }}\n\
+         stop = {{ timeout = \"5s\" }}\n",
+        fake_service().display()
+    );
+    let p = Project::with_config(&config);
+    // `up` answers once the service is ready as a whole (min_ready = 1).
+    p.up_detached();
+    p.guard_tagged();
+    wait_for("api#2 failed, the others ready", LONG, || {
+        p.status().is_some_and(|s| {
+            entry(&s, "api#2")["state"] == "failed"
+                && entry(&s, "api")["state"] == "ready"
+                && entry(&s, "api")["balancer"]["ready"] == 2
+        })
+    });
+    for _ in 0..6 {
+        let body = get(port).expect("an answer");
+        assert!(body == "r0" || body == "r1", "{body}");
+    }
+    // Scaling down retires the failed one, not the highest ready number.
+    p.rm().args(["scale", "api", "2"]).assert().code(0);
+    let status = wait_replicas(&p, 2);
+    assert_eq!(replica_names(&status), vec!["api#0", "api#1"]);
+    p.rm().arg("down").assert().code(0);
+    wait_port_free(port);
+}
+
+#[test]
+fn when_every_replica_failed_the_service_fails_and_frees_its_port() {
+    let port = free_port();
+    let config = format!(
+        "{}\n[services.web]\ncommand = \"{} --listen 0\"\ndepends_on = [\"api\"]\nstart_window = \"0\"\n",
+        replicated(
+            port,
+            2,
+            "--exit-after 1500 --exit-code 1",
+            "restart = { policy = \"never\" }"
+        ),
+        fake_service().display()
+    );
+    let p = Project::with_config(&config);
+    p.up_detached();
+    p.guard_tagged();
+    wait_for("api failed as a whole", LONG, || {
+        p.status().is_some_and(|s| {
+            let api = entry(&s, "api");
+            api["state"] == "failed"
+                && api["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("every replica failed"))
+                && entry(&s, "web")["state"] != "ready"
+        })
+    });
+    // Its balancer stopped with it: the port is free, and `restart` takes it again.
+    wait_port_free(port);
+    p.rm().args(["restart", "api"]).assert().code(0);
+    assert!(get(port).is_ok_and(|b| b.starts_with('r')));
+    p.rm().arg("down").assert().code(0);
+}
+
+#[test]
+fn a_replica_port_range_over_another_services_port_is_refused() {
+    let (a, b) = (free_port(), free_port());
+    let (low, high) = (b.saturating_sub(2).max(1), b.saturating_add(2));
+    if (low..=high).contains(&a) {
+        return; // the two free ports came too close to tell the ranges apart
+    }
+    let config = format!(
+        "{}\n[services.db]\ncommand = \"{} --listen {b}\"\nport = {b}\n",
+        replicated(a, 2, "", &format!("replica_ports = \"{low}-{high}\"")),
+        fake_service().display()
+    );
+    let p = Project::with_config(&config);
+    let out = p.rm().arg("validate").output().expect("validate");
+    assert_eq!(out.status.code(), Some(2));
+    let said = text(&out.stderr) + &text(&out.stdout);
+    assert!(
+        said.contains(&format!("holds port {b}, which `db` uses"))
+            && said.contains("ringmaster.toml:"),
+        "{said}"
+    );
+    p.rm().args(["up", "-d"]).assert().code(2);
+    assert!(p.tagged_pids().is_empty());
+}

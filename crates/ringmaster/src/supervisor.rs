@@ -556,8 +556,14 @@ impl Supervisor {
             reaper: subreaper.then(ReaperHandle::start),
             reap_timer: None,
         };
+        // Members' ports are chosen apart from every port the services use.
+        let configured: Vec<u16> = services
+            .iter()
+            .filter_map(|c| c.port)
+            .chain(plugins.iter().filter_map(|p| p.port))
+            .collect();
         for cfg in services {
-            let members = sup.members_of_new(&cfg, &[])?;
+            let members = sup.members_of_new(&cfg, &configured)?;
             let spec = sup.spec_for(&cfg);
             sup.entries.insert(
                 cfg.name.clone(),

@@ -134,6 +134,26 @@ pub(crate) fn validate(
             by_port.entry(port).or_default().push(name);
         }
     }
+    // A replica_ports range that holds another service's port: a replica could
+    // be given it.
+    for (name, svc) in &config.services {
+        let Some((first, last)) = svc.replica_ports else {
+            continue;
+        };
+        let clash = by_port
+            .iter()
+            .find(|(p, owners)| (first..=last).contains(*p) && !owners.contains(&name.as_str()));
+        if let Some((port, owners)) = clash {
+            err(
+                name,
+                Spot::ReplicaPorts,
+                format!(
+                    "service `{name}`: replica_ports \"{first}-{last}\" holds port {port}, which `{}` uses",
+                    owners[0]
+                ),
+            );
+        }
+    }
     for (port, names) in by_port.into_iter().filter(|(_, n)| n.len() > 1) {
         let mut placed: Vec<((usize, usize), &str)> = names
             .into_iter()

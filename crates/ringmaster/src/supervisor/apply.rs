@@ -229,7 +229,7 @@ impl Supervisor {
                         plan.note(name, Action::Added, &[], None);
                         let def = ServiceDef::Process(Box::new(cfg.clone()));
                         plan.add.push((def, Origin::Config));
-                        self.add_members(&mut plan, cfg, Origin::Config, &mut taken)?;
+                        self.first_members(&mut plan, cfg, Origin::Config, &mut taken)?;
                         continue;
                     };
                     let Some(old) = &e.spec.config else {
@@ -285,7 +285,7 @@ impl Supervisor {
                 plan.note(&name, Action::Added, &[], None);
                 if let ServiceDef::Process(cfg) = &def {
                     taken.extend(cfg.port);
-                    self.add_members(&mut plan, cfg, Origin::Added, &mut taken)?;
+                    self.first_members(&mut plan, cfg, Origin::Added, &mut taken)?;
                 }
                 plan.add.push((def, Origin::Added));
             }
@@ -352,31 +352,41 @@ impl Supervisor {
         }
     }
 
-    /// The members of `cfg`, a service the plan adds (none when it has no `replicas`).
+    /// Members `indices` of `cfg` join the graph (on ports not in `taken`).
     fn add_members(
         &self,
         plan: &mut Plan,
         cfg: &ServiceConfig,
+        indices: &[u32],
         origin: Origin,
         taken: &mut BTreeSet<u16>,
     ) -> Result<()> {
-        let Some(n) = cfg.replicas else {
-            return Ok(());
-        };
-        let indices: Vec<u32> = (0..n).collect();
-        for m in self.new_members(cfg, &indices, taken)? {
+        for m in self.new_members(cfg, indices, taken)? {
             plan.note(&m.name, Action::Added, &[], None);
             plan.add.push((ServiceDef::Process(Box::new(m)), origin));
         }
         Ok(())
     }
 
+    /// The members of `cfg`, a service the plan adds or makes replicated: `0..replicas`.
+    fn first_members(
+        &self,
+        plan: &mut Plan,
+        cfg: &ServiceConfig,
+        origin: Origin,
+        taken: &mut BTreeSet<u16>,
+    ) -> Result<()> {
+        let indices: Vec<u32> = (0..cfg.replicas.unwrap_or(0)).collect();
+        self.add_members(plan, cfg, &indices, origin, taken)
+    }
+
     /// A service that has `replicas` before or after the change (`e`, with `old`
-    /// its configuration): made replicated or plain, its entry restarts (with
-    /// what depends on it) and its members come or go; replicated before and
-    /// after: a new port or `allow` restarts its balancer, a change its members
-    /// see rolls them one at a time, and a new `replicas` adds members or
-    /// removes the highest numbers (drained first).
+    /// its configuration). Made replicated or plain, it is another kind of
+    /// service under the same name: its entry restarts (with what depends on
+    /// it) and its members come or go. Replicated before and after: a new port
+    /// or `allow` restarts its balancer; a new `replicas` adds members or
+    /// retires some (`scale_members`); a change its members see rolls them
+    /// (`roll_members`).
     fn plan_group(
         &self,
         plan: &mut Plan,
@@ -387,25 +397,20 @@ impl Supervisor {
     ) -> Result<()> {
         let name = &new.name;
         let diff = old.changes(new);
-        let keys: Vec<&str> = diff.restart.iter().chain(&diff.in_place).copied().collect();
+        let mut keys: Vec<&str> = diff.restart.iter().chain(&diff.in_place).copied().collect();
         let again = e.in_flight() || e.state == ServiceState::Failed;
-        let members = self.members(name);
         if old.replicas.is_none() || new.replicas.is_none() {
-            // Another kind of service under the same name.
-            let mut keys = keys;
             if !keys.contains(&"replicas") {
                 keys.push("replicas");
             }
             plan.restarting(new, again, &keys, None);
-            for m in &members {
-                plan.note(m, Action::Removed, &[], None);
-                plan.remove.push(m.clone());
+            for m in self.members(name) {
+                plan.note(&m, Action::Removed, &[], None);
+                plan.remove.push(m);
             }
-            self.add_members(plan, new, e.origin, taken)?;
-            return Ok(());
+            return self.first_members(plan, new, e.origin, taken);
         }
         let own = |k: &&str| matches!(*k, "port" | "allow");
-        let theirs = |k: &&str| !matches!(*k, "port" | "allow" | "replicas" | "min_ready");
         if diff.restart.iter().any(own) {
             let own_keys: Vec<&str> = keys.iter().copied().filter(own).collect();
             plan.restarting(new, again, &own_keys, None);
@@ -415,42 +420,67 @@ impl Supervisor {
             plan.note(name, Action::Updated, &keys, None);
         }
         plan.regroup.push(new.clone());
-        let want = new.replicas.unwrap_or(1) as usize;
-        let rolls = keys.iter().any(theirs);
-        // The highest numbers go when there are too many.
-        let (keep, extra) = members.split_at(members.len().min(want));
-        for m in extra {
-            plan.note(m, Action::Removed, &[], None);
-            plan.remove.push(m.clone());
-        }
-        if want > members.len() {
-            let indices = self.free_indices(name, want - members.len(), &[]);
-            for m in self.new_members(new, &indices, taken)? {
-                plan.note(&m.name, Action::Added, &[], None);
-                plan.add.push((ServiceDef::Process(Box::new(m)), e.origin));
-            }
-        }
-        if rolls {
-            let member_keys: Vec<&str> = keys.iter().copied().filter(theirs).collect();
-            let (running, idle): (Vec<&String>, Vec<&String>) = keep
-                .iter()
-                .partition(|m| self.entries.get(*m).is_some_and(|e| e.in_flight()));
-            // What does not run takes its new configuration at its next start.
-            for m in idle {
-                let index = replica_of(m).map_or(0, |(_, i)| i);
-                let port = self.entries.get(m).and_then(|e| e.spec.port);
-                plan.restarting(&new.replica(index, port), false, &member_keys, None);
-            }
-            if !running.is_empty() {
-                for m in &running {
-                    let because = "rolled: one replica at a time".to_owned();
-                    plan.note(m, Action::Restarted, &member_keys, Some(because));
-                }
-                let running = running.into_iter().cloned().collect();
-                plan.roll.push((name.clone(), new.clone(), running));
-            }
+        let keep = self.scale_members(plan, e, new, taken)?;
+        let theirs: Vec<&str> = keys
+            .into_iter()
+            .filter(|k| !matches!(*k, "port" | "allow" | "replicas" | "min_ready"))
+            .collect();
+        if !theirs.is_empty() {
+            self.roll_members(plan, new, &keep, &theirs);
         }
         Ok(())
+    }
+
+    /// `new.replicas` members of `e`'s service: more are added under the lowest
+    /// free numbers; of too many, those not ready go first, then the highest
+    /// numbers (drained before they stop). Returns those kept, by number.
+    fn scale_members(
+        &self,
+        plan: &mut Plan,
+        e: &Entry,
+        new: &ServiceConfig,
+        taken: &mut BTreeSet<u16>,
+    ) -> Result<Vec<String>> {
+        let want = new.replicas.unwrap_or(1) as usize;
+        let mut members = self.members(&new.name);
+        if want > members.len() {
+            let indices = self.free_indices(&new.name, want - members.len());
+            self.add_members(plan, new, &indices, e.origin, taken)?;
+            return Ok(members);
+        }
+        let number = |m: &String| replica_of(m).map_or(0, |(_, i)| i);
+        let ready = |m: &String| self.entries.get(m).is_some_and(|e| e.ready);
+        members.sort_by_key(|m| (!ready(m), number(m)));
+        let extra = members.split_off(want);
+        for m in extra {
+            plan.note(&m, Action::Removed, &[], None);
+            plan.remove.push(m);
+        }
+        members.sort_by_key(number);
+        Ok(members)
+    }
+
+    /// `keep`, members of `new`'s service, take `new` (`keys` changed): those that
+    /// run are rolled one at a time after the rest of the change; the others
+    /// take it at their next start.
+    fn roll_members(&self, plan: &mut Plan, new: &ServiceConfig, keep: &[String], keys: &[&str]) {
+        let (running, idle): (Vec<&String>, Vec<&String>) = keep
+            .iter()
+            .partition(|m| self.entries.get(*m).is_some_and(|e| e.in_flight()));
+        for m in idle {
+            let index = replica_of(m).map_or(0, |(_, i)| i);
+            let port = self.entries.get(m).and_then(|e| e.spec.port);
+            plan.restarting(&new.replica(index, port), false, keys, None);
+        }
+        if running.is_empty() {
+            return;
+        }
+        for m in &running {
+            let because = "rolled: one replica at a time".to_owned();
+            plan.note(m, Action::Restarted, keys, Some(because));
+        }
+        let running = running.into_iter().cloned().collect();
+        plan.roll.push((new.name.clone(), new.clone(), running));
     }
 
     /// What a plan stops: what is removed or restarted and runs, and what runs
@@ -628,6 +658,17 @@ impl Supervisor {
                 );
             }
         }
+        // A lower min_ready applies before members are retired (a higher one
+        // once the new members are in, `rebuild_and_start`).
+        for cfg in &plan.regroup {
+            let lower = self.entries.get(&cfg.name).and_then(|e| {
+                let now = e.spec.config.as_ref()?.min_ready;
+                (cfg.min_ready < now).then_some(e.spec.group.as_ref()?)
+            });
+            if let Some(g) = lower {
+                g.addr.do_send(SetMinReady(cfg.min_ready));
+            }
+        }
         let timeout = self.settings.shutdown_timeout;
         self.cascade(to_stop.clone(), timeout, ctx)
             .then(move |(reports, _), act, ctx| {
@@ -742,10 +783,32 @@ impl Supervisor {
                 e.origin = Origin::Config;
             }
         }
+        // A member starts with its service: not alone while the service does not run.
+        let starting: BTreeSet<String> = start
+            .iter()
+            .filter(|n| replica_of(n).is_none())
+            .cloned()
+            .collect();
+        let entries = &self.entries;
+        start.retain(|n| match replica_of(n) {
+            Some((group, _)) => {
+                starting.contains(group) || entries.get(group).is_some_and(|g| g.in_flight())
+            }
+            None => true,
+        });
         if let Some(settings) = plan.settings.take() {
             self.take_settings(settings);
         }
         self.reorder();
+        // Members removed: a service whose members left have all failed fails.
+        let groups: BTreeSet<String> = plan
+            .remove
+            .iter()
+            .filter_map(|n| replica_of(n).map(|(g, _)| g.to_owned()))
+            .collect();
+        for g in groups {
+            self.group_check(&g, ctx);
+        }
         if start.is_empty() {
             self.check_waiters(ctx);
             return None;

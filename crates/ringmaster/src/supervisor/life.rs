@@ -2,6 +2,7 @@
 //! dependencies are met, ready (probe, start window or plugin), exit, restart with
 //! backoff or fail; and the requests (`Up`, `Restart`) waiting on them.
 use super::*;
+use crate::config::replica_of;
 
 impl Supervisor {
     /// Moves every needed service as far as it can go now.
@@ -151,6 +152,11 @@ impl Supervisor {
         e.health_latency_ms = None;
         e.said = Said::default();
         let notify_socket = self.watch(name, false, ctx);
+        // A balancer (a new one too, after its service's port changed) learns
+        // where its members are before it starts.
+        for m in self.members(name) {
+            self.tell_group(&m);
+        }
         let Some(e) = self.entries.get_mut(name) else {
             return;
         };
@@ -164,8 +170,13 @@ impl Supervisor {
             Runner::Process(addr) => addr.do_send(start),
             Runner::Plugin { start: to, .. } => to.do_send(start),
         }
-        // The readiness deadline of this run.
+        // The readiness deadline of this run. A replicated service has none of
+        // its own: each member has its deadline, and the service fails when
+        // every member failed (`group_check`).
         e.disarm_ready(ctx);
+        if e.spec.group.is_some() {
+            return;
+        }
         let (op, after) = (e.op, e.spec.ready_timeout);
         let owned = name.to_owned();
         e.ready_timer = Some(ctx.run_later(after, move |act, ctx| {
@@ -548,7 +559,10 @@ impl Supervisor {
             },
         );
 
-        self.member_failed(name, &reason, ctx);
+        if let Some((group, _)) = replica_of(name) {
+            let group = group.to_owned();
+            self.group_check(&group, ctx);
+        }
         let dependents = self.dependents(name);
         let waiting_reason = format!("dependency `{name}` failed");
         for d in &dependents {
@@ -733,12 +747,16 @@ impl Supervisor {
     }
 
     /// Registers `names` as a request; returns its answer.
+    /// A replica whose service is among `names` is not waited for: the service
+    /// is ready as a whole once `min_ready` replicas are (they all start).
     pub(super) fn wait_for(
         &mut self,
-        names: Vec<String>,
+        mut names: Vec<String>,
         started_here: Vec<String>,
         up: bool,
     ) -> (u64, oneshot::Receiver<Result<()>>) {
+        let listed: BTreeSet<String> = names.iter().cloned().collect();
+        names.retain(|n| replica_of(n).is_none_or(|(group, _)| !listed.contains(group)));
         let (tx, rx) = oneshot::channel();
         let id = self.next_waiter;
         self.next_waiter += 1;

@@ -101,13 +101,12 @@ impl Supervisor {
         self.new_members(cfg, &indices, &mut taken)
     }
 
-    /// The `count` lowest numbers no member of `group` has, nor `also`.
-    pub(super) fn free_indices(&self, group: &str, count: usize, also: &[u32]) -> Vec<u32> {
+    /// The `count` lowest numbers no member of `group` has.
+    pub(super) fn free_indices(&self, group: &str, count: usize) -> Vec<u32> {
         let used: BTreeSet<u32> = self
             .members(group)
             .iter()
             .filter_map(|n| replica_of(n).map(|(_, i)| i))
-            .chain(also.iter().copied())
             .collect();
         (0..).filter(|i| !used.contains(i)).take(count).collect()
     }
@@ -141,28 +140,37 @@ impl Supervisor {
         }
     }
 
-    /// After member `name` failed: when every member of its service has failed,
-    /// the service fails too (what depends on it is stopped, a pending request
-    /// answers), with the last member's reason.
-    pub(super) fn member_failed(&mut self, name: &str, reason: &str, ctx: &mut Context<Self>) {
-        let Some((group, _)) = replica_of(name) else {
-            return;
-        };
+    /// After a member of `group` failed or was removed: when every member left
+    /// has failed, the service fails too, its balancer stopped first (what
+    /// depends on it is stopped, a pending request answers).
+    pub(super) fn group_check(&mut self, group: &str, ctx: &mut Context<Self>) {
         let members = self.members(group);
-        let all_failed = members.iter().all(|m| {
+        let failed = |m: &String| {
             self.entries
                 .get(m)
                 .is_some_and(|e| e.state == ServiceState::Failed)
-        });
+        };
+        let Some(last) = members.iter().rev().find(|m| failed(m)).cloned() else {
+            return;
+        };
         let group_runs = self
             .entries
             .get(group)
-            .is_some_and(|e| e.state != ServiceState::Failed);
-        if all_failed && group_runs {
-            let why = format!("every replica failed (`{name}`: {reason})");
-            let group = group.to_owned();
-            self.fail(&group, why, ctx);
+            .is_some_and(|e| e.state != ServiceState::Failed && e.phase != Phase::Stopping);
+        if !members.iter().all(failed) || !group_runs || self.shutting_down {
+            return;
         }
+        let reason = self.entries[&last].reason.clone().unwrap_or_default();
+        let why = format!("every replica failed (`{last}`: {reason})");
+        let owned = group.to_owned();
+        let timeout = self.settings.shutdown_timeout;
+        self.cascade(vec![owned.clone()], timeout, ctx)
+            .map(move |_, act, ctx| {
+                if !act.shutting_down {
+                    act.fail(&owned, why, ctx);
+                }
+            })
+            .spawn(ctx);
     }
 
     /// The graph for the stop order: each service's dependencies, and a balancer
@@ -216,7 +224,7 @@ impl Supervisor {
         let Some(victim) = old.pop_front() else {
             return Box::pin(actix::fut::ready(Ok(())));
         };
-        let index = self.free_indices(&group, 1, &[])[0];
+        let index = self.free_indices(&group, 1)[0];
         let mut taken = self.used_ports();
         taken.extend(cfg.port);
         let member = match self.new_members(&cfg, &[index], &mut taken) {
@@ -234,13 +242,19 @@ impl Supervisor {
             actix::fut::wrap_future::<_, Self>(async move {
                 rx.await.unwrap_or(Err(Error::SupervisorGone))
             })
-            .then(move |res, act, ctx| {
-                let (retire, outcome) = match res {
-                    Ok(()) => (victim, Ok(())),
-                    Err(e) => (new_name, Err(e)),
-                };
-                act.retire(vec![retire], ctx).map(move |_, _, _| outcome)
-            })
+            .then(
+                move |res, act, ctx| -> Pin<Box<dyn ActorFuture<Self, Output = Result<()>>>> {
+                    if act.shutting_down || act.closed {
+                        // The shutdown's cascade stops them all.
+                        return Box::pin(actix::fut::ready(Err(Error::ShuttingDown)));
+                    }
+                    let (retire, outcome) = match res {
+                        Ok(()) => (victim, Ok(())),
+                        Err(e) => (new_name, Err(e)),
+                    };
+                    Box::pin(act.retire(vec![retire], ctx).map(move |_, _, _| outcome))
+                },
+            )
             .then(
                 move |outcome, act, ctx| -> Pin<Box<dyn ActorFuture<Self, Output = Result<()>>>> {
                     match outcome {
@@ -275,6 +289,11 @@ impl Supervisor {
             .map(move |(reports, _), act, ctx| {
                 act.remove_entries(&names, &cascade::unclean(&reports), ctx);
                 act.reorder();
+                for n in &names {
+                    if let Some((group, _)) = replica_of(n) {
+                        act.group_check(group, ctx);
+                    }
+                }
                 act.check_waiters(ctx);
             })
     }
