@@ -140,6 +140,9 @@ pub(crate) fn validate(
         let Some((first, last)) = svc.replica_ports else {
             continue;
         };
+        if svc.replicas.is_none() || svc.port.is_none() {
+            continue; // an error of its own already (`check_replicas`)
+        }
         let clash = by_port
             .iter()
             .find(|(p, owners)| (first..=last).contains(*p) && !owners.contains(&name.as_str()));
