@@ -87,6 +87,23 @@ Example:
 
 Exit: 0 once it is running again; 1 when it failed or no instance runs.")]
     Restart(RestartArgs),
+    /// Stop one service of the running instance (and what depends on it); it stays stopped.
+    #[command(after_help = "\
+Example:
+  ringmaster stop worker              stop worker (and its dependents) until `start worker`
+
+It is not restarted by its restart policy, and `up`'s other services run on.
+Exit: 0 once it is stopped; 1 when no instance runs; 2 for an unknown service.")]
+    Stop(RestartArgs),
+    /// Start one stopped service of the running instance again (with what it needs).
+    #[command(after_help = "\
+Example:
+  ringmaster start worker
+
+What it depends on starts first when it does not run; the dependents that `stop`
+stopped with it start again after it.
+Exit: 0 once it is ready; 1 when it failed or no instance runs; 2 for an unknown service.")]
+    Start(RestartArgs),
     /// Apply a changed configuration to the running instance (also: SIGHUP to `up`).
     #[command(after_help = "\
 Examples:
@@ -210,7 +227,7 @@ pub struct StatusArgs {
 pub struct RestartArgs {
     #[command(flatten)]
     pub config: ConfigArg,
-    /// The service to restart.
+    /// The service.
     pub service: String,
 }
 

@@ -40,6 +40,8 @@ fn main() -> ExitCode {
         Command::Down(args) => cmd::down::run(args, &style),
         Command::Status(args) => cmd::status::run(args, &style),
         Command::Restart(args) => cmd::restart::run(args),
+        Command::Stop(args) => cmd::restart::stop(args),
+        Command::Start(args) => cmd::restart::start(args),
         Command::Reload(args) => cmd::change::reload(args, &style),
         Command::Add(args) => cmd::change::add(args, &style),
         Command::Remove(args) => cmd::change::remove(args, &style),

@@ -55,6 +55,25 @@ pub struct Restart {
     pub name: String,
 }
 
+/// Bot or CLI ([`crate::Orchestrator::stop_service`]) → Supervisor: stop one
+/// service and its running dependents (dependents first, as a cascade); they stay
+/// stopped — no restart policy brings them back — until [`StartService`] (or a
+/// [`Restart`], or an [`Up`] that names them).
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), crate::Error>")]
+pub struct StopService {
+    pub name: String,
+}
+
+/// Bot or CLI ([`crate::Orchestrator::start_service`]) → Supervisor: start a
+/// service again, with what it depends on (as [`Up`] would) and the dependents
+/// that [`StopService`] stopped with it; answered once they are ready.
+#[derive(Message, Debug, Clone)]
+#[rtype(result = "Result<(), crate::Error>")]
+pub struct StartService {
+    pub name: String,
+}
+
 /// Bot or CLI ([`crate::Orchestrator::apply`], [`crate::Orchestrator::add_service`],
 /// [`crate::Orchestrator::remove_service`]) → Supervisor: change the running set
 /// of services (see [`crate::change`]); replies once what it started is ready, or

@@ -16,7 +16,7 @@ use crate::janitor::PortJanitor;
 use crate::logs::{LogWriter, KEEP};
 use crate::messages::{
     Apply, Change, GetStatus, LogLine, Preview, Restart, ServiceEvent, Shutdown, ShutdownReport,
-    Subscribe, SubscribeLogs, SweepReport, Up,
+    StartService, StopService, Subscribe, SubscribeLogs, SweepReport, Up,
 };
 use crate::plugin::PluginService;
 use crate::service::ServiceContext;
@@ -293,6 +293,33 @@ impl Orchestrator {
         self.guard.used.store(true, Ordering::SeqCst);
         self.supervisor
             .send(Restart {
+                name: name.to_owned(),
+            })
+            .await
+            .map_err(|_| Error::SupervisorGone)?
+    }
+
+    /// Stops `name` and what runs of its dependents (dependents first); they
+    /// stay stopped — their restart policies do not apply — until
+    /// [`Orchestrator::start_service`]. Stopping one that does not run is not an
+    /// error. ([`Error::UnknownService`] for an unknown name.)
+    pub async fn stop_service(&self, name: &str) -> Result<()> {
+        self.guard.used.store(true, Ordering::SeqCst);
+        self.supervisor
+            .send(StopService {
+                name: name.to_owned(),
+            })
+            .await
+            .map_err(|_| Error::SupervisorGone)?
+    }
+
+    /// Starts `name` again, with what it depends on (started when it does not
+    /// run) and the dependents [`Orchestrator::stop_service`] stopped with it;
+    /// resolves once they are ready. Starting one that runs is not an error.
+    pub async fn start_service(&self, name: &str) -> Result<()> {
+        self.guard.used.store(true, Ordering::SeqCst);
+        self.supervisor
+            .send(StartService {
                 name: name.to_owned(),
             })
             .await

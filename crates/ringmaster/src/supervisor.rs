@@ -73,6 +73,7 @@ mod handlers;
 mod life;
 mod reaper;
 mod replicas;
+mod stopped;
 
 pub(crate) use graph::{graph_problems, topo_order, Shape};
 use reaper::ReaperHandle;
@@ -302,6 +303,9 @@ struct Entry {
     needed: bool,
     /// A change is removing it: nothing needs it any more (see `closure`).
     leaving: bool,
+    /// Stopped on request ([`crate::messages::StopService`]) because it depends on
+    /// this service: it starts again with it ([`crate::messages::StartService`]).
+    stopped_with: Option<String>,
     phase: Phase,
     /// Bumped whenever what is in flight for this service is superseded.
     op: u64,
@@ -335,6 +339,7 @@ impl Entry {
             said: Said::default(),
             needed: false,
             leaving: false,
+            stopped_with: None,
             phase: Phase::Idle,
             op: 0,
             ready: false,

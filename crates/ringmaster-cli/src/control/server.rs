@@ -51,6 +51,8 @@ pub fn start(listening: Listening, shared: Shared) -> std::io::Result<actix_web:
                 .route("/status", web::get().to(status))
                 .route("/startup", web::get().to(startup))
                 .route("/restart/{name}", web::post().to(restart))
+                .route("/stop/{name}", web::post().to(stop_one))
+                .route("/start/{name}", web::post().to(start_one))
                 .route("/reload", web::post().to(reload))
                 .route("/services", web::post().to(add))
                 .route("/services/{name}", web::delete().to(remove))
@@ -101,6 +103,24 @@ async fn restart(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse 
     let name = name.into_inner();
     match s.orch.restart(&name).await {
         Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "restarted": name })),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `POST /stop/{name}`: it and its running dependents stop and stay stopped.
+async fn stop_one(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    match s.orch.stop_service(&name).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "stopped": name })),
+        Err(e) => error_response(e),
+    }
+}
+
+/// `POST /start/{name}`: it starts again, with what it needs and what stopped with it.
+async fn start_one(s: web::Data<Shared>, name: web::Path<String>) -> HttpResponse {
+    let name = name.into_inner();
+    match s.orch.start_service(&name).await {
+        Ok(()) => HttpResponse::Ok().json(serde_json::json!({ "started": name })),
         Err(e) => error_response(e),
     }
 }
