@@ -40,6 +40,9 @@
 //!                          the connection), `reset` (close at once with a TCP reset) or `slow`
 //!                          (a 200 whose body trickles one byte every 2 s); a missing or empty
 //!                          file means `200`. Each request prints `health <k> <mode>`.
+//!   --hold-mib N           allocate N MiB, write every page (so it is resident) and keep
+//!                          it; prints `holding <N> MiB` once done
+//!   --spin                 keep one thread busy (a loop that never sleeps)
 //! ```
 //!
 //! Children, the worker and the daemon always print their `pid <role> <pid>` line;
@@ -83,6 +86,8 @@ struct Options {
     notify_status: Option<String>,
     notify_after: Option<u64>,
     notify_mainpid: bool,
+    hold_mib: u64,
+    spin: bool,
     /// Internal: this process is a child spawned by `--children` (prints `pid child`).
     as_child: bool,
 }
@@ -146,6 +151,8 @@ fn parse_args() -> Options {
             "--notify-status" => o.notify_status = Some(value(&arg, args.next())),
             "--notify-after" => o.notify_after = Some(value(&arg, args.next())),
             "--notify-mainpid" => o.notify_mainpid = true,
+            "--hold-mib" => o.hold_mib = value(&arg, args.next()),
+            "--spin" => o.spin = true,
             "--as-child" => o.as_child = true,
             "-h" | "--help" => usage("help requested"),
             other => usage(&format!("unknown argument {other:?}")),
@@ -184,6 +191,18 @@ fn main() {
     }
     if o.lines > 0 {
         print_lines(o.lines);
+    }
+    if o.hold_mib > 0 {
+        hold(o.hold_mib);
+        say(&format!("holding {} MiB", o.hold_mib));
+    }
+    if o.spin {
+        std::thread::spawn(|| {
+            let mut n: u64 = 0;
+            loop {
+                n = std::hint::black_box(n.wrapping_add(1));
+            }
+        });
     }
     if let Some(name) = &o.rename {
         if !sys::rename(name) {
@@ -288,6 +307,19 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3600));
         },
     }
+}
+
+/// Allocates `mib` MiB and writes a byte in every page, so that all of it is
+/// resident; the memory is kept for the life of the process.
+fn hold(mib: u64) {
+    let len = usize::try_from(mib * 1024 * 1024).unwrap_or_else(|_| usage("--hold-mib: too large"));
+    let mut block = vec![0u8; len].into_boxed_slice();
+    // 4 KiB is the smallest page anywhere we run: every page gets a write.
+    for (i, b) in block.iter_mut().enumerate().step_by(4096) {
+        *b = (i / 4096) as u8 | 1;
+    }
+    std::hint::black_box(&mut block);
+    Box::leak(block);
 }
 
 /// Spawns this program again as an idle child, `depth` more levels below it.

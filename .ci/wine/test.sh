@@ -28,6 +28,9 @@ args=(--config "profile.dev.package.sysinfo.debug-assertions=false"
     -p ringmaster-os -p ringmaster -p ringmaster-cli --target x86_64-pc-windows-gnu
     --lib --bins --test 'windows_*' --test config_validation)
 cargo test "${args[@]}" --no-run
+# insta finds the workspace through `cargo metadata`, which a Windows test binary
+# cannot run under Wine; without this its snapshot paths come out doubled.
+export INSTA_WORKSPACE_ROOT="$REPO_ROOT"
 limit="${WINE_TEST_TIMEOUT:-600}"
 # timeout signals the whole process group (cargo, the Wine loader and the test
 # binary); the EXIT trap then stops what is left of Wine.

@@ -84,7 +84,11 @@ async fn ready_status_and_main_pid_come_from_the_service() {
         "the main pid is a member: {api:?}"
     );
     let row = api.cells(ringmaster::text::now_ms());
-    assert_eq!(row[4], "ok (loading)");
+    let health = ringmaster::status::STATUS_COLUMNS
+        .iter()
+        .position(|c| *c == "HEALTH")
+        .expect("a HEALTH column");
+    assert_eq!(row[health], "ok (loading)");
 
     let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await

@@ -174,6 +174,10 @@ fn connections_spread_and_a_killed_replica_rejoins() {
     assert_eq!(ports.len(), 3, "{status:?}");
     assert!(!ports.contains(&u64::from(port)));
     assert_eq!(holders(port), vec![p.instance_pid().expect("instance")]);
+    // The service's own row costs what its replicas cost together.
+    let rss = |n: &str| entry(&status, n)["rss_bytes"].as_u64().unwrap_or(0);
+    assert!(rss("api#0") > 0, "{status:?}");
+    assert_eq!(rss("api"), rss("api#0") + rss("api#1") + rss("api#2"));
 
     let mut seen: BTreeMap<String, u32> = BTreeMap::new();
     for _ in 0..30 {

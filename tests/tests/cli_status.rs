@@ -8,7 +8,7 @@ mod cli_support;
 use cli_support::*;
 use ringmaster_tests::free_port;
 
-/// Replaces the volatile cells (pids, ports, uptimes) with placeholders and
+/// Replaces the volatile cells (pids, ports, CPU, memory, uptimes) with placeholders and
 /// collapses the column padding, after checking that every row's cells start
 /// where the header's columns start.
 fn normalize(table: &str, replacements: &[(String, &str)]) -> String {
@@ -45,6 +45,14 @@ fn normalize(table: &str, replacements: &[(String, &str)]) -> String {
             if uptime {
                 *cell = "<uptime>".to_string();
             }
+            let number = |c: &str| !c.is_empty() && c.parse::<f64>().is_ok();
+            if cell.strip_suffix('%').is_some_and(number) {
+                *cell = "<cpu>".to_string();
+            }
+            let size = cell.strip_suffix(['B', 'K', 'M', 'G']).is_some_and(number);
+            if size {
+                *cell = "<mem>".to_string();
+            }
         }
         out.push_str(&cells.join("  "));
         out.push('\n');
@@ -78,6 +86,9 @@ fn status_table_and_json_of_a_running_stack() {
             "health",
             "health_latency_ms",
             "plugin",
+            "cpu_percent",
+            "rss_bytes",
+            "cpu_seconds",
         ] {
             assert!(s.get(field).is_some(), "`{field}` in {s}");
         }

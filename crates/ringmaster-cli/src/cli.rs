@@ -72,7 +72,7 @@ Example:
 Exit: 0 when every service's processes are gone and every port is free; 1 otherwise,
 naming what is left.")]
     Down(ConfigArg),
-    /// Show each service's state, pid, port, health, restarts and uptime.
+    /// Show each service's state, pid, port, CPU, memory, health, restarts and uptime.
     #[command(after_help = "\
 Examples:
   ringmaster status
@@ -80,6 +80,18 @@ Examples:
 
 Exit: 0; 1 when no instance runs.")]
     Status(StatusArgs),
+    /// A live full-screen view: state, CPU, memory and output of every service.
+    #[command(after_help = "\
+Examples:
+  ringmaster top                      follow the running instance (q quits)
+  ringmaster top --once               print one frame as text and exit
+
+Keys: up/down or j/k select, Home/End jump, r restarts the selected service,
+s stops it (or starts it when it is stopped or failed), / filters by name
+(Enter keeps, Esc clears), q or Ctrl-C quits.
+
+Exit: 0; 1 when no instance runs; 2 when stdout is not a terminal (without --once).")]
+    Top(TopArgs),
     /// Stop and start one service of the running instance.
     #[command(after_help = "\
 Example:
@@ -220,6 +232,16 @@ pub struct StatusArgs {
     /// Print the status as JSON (schema in docs/cli.md).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `top`.
+#[derive(Clone, Debug, Args)]
+pub struct TopArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print one frame as plain text and exit (for scripts; no terminal needed).
+    #[arg(long)]
+    pub once: bool,
 }
 
 /// `restart`.

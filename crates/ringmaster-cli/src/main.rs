@@ -39,6 +39,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd::up::run(args, style, Mode::Detached, &passthrough(&cli)),
         Command::Down(args) => cmd::down::run(args, &style),
         Command::Status(args) => cmd::status::run(args, &style),
+        Command::Top(args) => cmd::top::run(args, &style),
         Command::Restart(args) => cmd::restart::run(args),
         Command::Stop(args) => cmd::restart::stop(args),
         Command::Start(args) => cmd::restart::start(args),

@@ -2,31 +2,23 @@
 //! `GET /metrics` in the text exposition format. Binds exactly the configured
 //! address and nothing else. Per service: up, ready, restarts, the last health
 //! probe's latency, and over the service's members (its process tree, group and
-//! tagged processes, from one process-table scan): process count, resident memory
-//! and accumulated CPU time (a counter; Prometheus' `rate()` makes it a usage).
+//! tagged processes): process count, resident memory and accumulated CPU time (a
+//! counter; Prometheus' `rate()` makes it a usage). All of it comes from the
+//! instance's status, whose one census of the process table serves every service.
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
 use actix_web::web;
 use actix_web::{App, HttpResponse, HttpServer};
-use ringmaster::{Config, Orchestrator, ServiceState, ServiceStatus};
-use ringmaster_os::Tag;
+use ringmaster::{Orchestrator, ServiceState, ServiceStatus};
 
 struct State {
     orch: Orchestrator,
-    project: String,
 }
 
 /// Starts the endpoint on `addr`; the returned server must be spawned.
-pub fn start(
-    addr: SocketAddr,
-    orch: Orchestrator,
-    config: Config,
-) -> std::io::Result<actix_web::dev::Server> {
-    let state = web::Data::new(State {
-        orch,
-        project: ringmaster_os::project_id(&config.settings.state_dir),
-    });
+pub fn start(addr: SocketAddr, orch: Orchestrator) -> std::io::Result<actix_web::dev::Server> {
+    let state = web::Data::new(State { orch });
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
@@ -39,90 +31,18 @@ pub fn start(
     Ok(server.run())
 }
 
-/// Resources of one service's members.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Usage {
-    pub processes: usize,
-    pub rss_bytes: u64,
-    pub cpu_seconds: f64,
-}
-
 async fn metrics(state: web::Data<State>) -> HttpResponse {
-    let statuses = match state.orch.status().await {
-        Ok(s) => s,
-        Err(e) => return HttpResponse::InternalServerError().body(e.to_string()),
-    };
-    let project = state.project.clone();
-    let services: Vec<(String, Option<u32>)> =
-        statuses.iter().map(|s| (s.name.clone(), s.pid)).collect();
-    let usage = actix_web::rt::task::spawn_blocking(move || usage(&project, &services))
-        .await
-        .unwrap_or_default();
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(render(&statuses, &usage))
-}
-
-/// Reads the members' usage: one process-table scan, then memory and CPU of the
-/// members only.
-pub fn usage(project: &str, services: &[(String, Option<u32>)]) -> Vec<Usage> {
-    let table = ringmaster_os::process::snapshot().unwrap_or_default();
-    let groups: Vec<Vec<u32>> = services
-        .iter()
-        .map(|(name, pid)| {
-            let tag = Tag::new(project.to_string(), name.clone());
-            ringmaster_os::process::members(&table, *pid, None, Some(&tag))
-                .iter()
-                .map(|p| p.pid)
-                .collect()
-        })
-        .collect();
-    let all: Vec<sysinfo::Pid> = groups
-        .iter()
-        .flatten()
-        .map(|&p| sysinfo::Pid::from_u32(p))
-        .collect();
-    let mut sys = match sysinfo::System::new() {
-        Ok(s) => s,
-        Err(_) => {
-            return groups
-                .iter()
-                .map(|g| Usage {
-                    processes: g.len(),
-                    ..Usage::default()
-                })
-                .collect()
-        }
-    };
-    if !all.is_empty() {
-        sys.refresh_processes_specifics(
-            sysinfo::ProcessesToUpdate::Some(&all),
-            true,
-            sysinfo::ProcessRefreshKind::nothing()
-                .with_memory()
-                .with_cpu(),
-        );
+    match state.orch.status().await {
+        Ok(statuses) => HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4")
+            .body(render(&statuses)),
+        Err(e) => HttpResponse::InternalServerError().body(e.to_string()),
     }
-    groups
-        .iter()
-        .map(|g| {
-            let mut u = Usage {
-                processes: g.len(),
-                ..Usage::default()
-            };
-            for &pid in g {
-                if let Some(p) = sys.process(sysinfo::Pid::from_u32(pid)) {
-                    u.rss_bytes += p.memory();
-                    u.cpu_seconds += p.accumulated_cpu_time() as f64 / 1000.0;
-                }
-            }
-            u
-        })
-        .collect()
 }
 
-/// The exposition text.
-pub fn render(statuses: &[ServiceStatus], usage: &[Usage]) -> String {
+/// The exposition text. Memory and CPU time are 0 for a service with no live
+/// process (not running, or a plugin).
+pub fn render(statuses: &[ServiceStatus]) -> String {
     let mut out = String::new();
     let mut family =
         |name: &str, kind: &str, help: &str, value: &dyn Fn(usize) -> Option<String>| {
@@ -134,6 +54,7 @@ pub fn render(statuses: &[ServiceStatus], usage: &[Usage]) -> String {
                 }
             }
         };
+    let own = |i: usize| statuses[i].balancer.is_none();
     let running = |s: &ServiceStatus| {
         matches!(
             s.state,
@@ -172,19 +93,21 @@ pub fn render(statuses: &[ServiceStatus], usage: &[Usage]) -> String {
         "ringmaster_service_processes",
         "gauge",
         "Live processes of the service (tree, group and tagged).",
-        &|i| usage.get(i).map(|u| u.processes.to_string()),
+        &|i| Some(statuses[i].members.len().to_string()),
     );
     family(
         "ringmaster_service_resident_memory_bytes",
         "gauge",
         "Sum of the resident memory of the service's processes.",
-        &|i| usage.get(i).map(|u| u.rss_bytes.to_string()),
+        // A replicated service's own row sums its replicas': left out, so that a
+        // sum over services counts each process once.
+        &|i| own(i).then(|| statuses[i].rss_bytes.unwrap_or(0).to_string()),
     );
     family(
         "ringmaster_service_cpu_seconds_total",
         "counter",
         "CPU time used by the service's live processes.",
-        &|i| usage.get(i).map(|u| format!("{}", u.cpu_seconds)),
+        &|i| own(i).then(|| format!("{}", statuses[i].cpu_seconds.unwrap_or(0.0))),
     );
     let balancer = |i: usize| statuses[i].balancer.as_ref();
     family(
@@ -239,7 +162,16 @@ mod tests {
             pid: Some(42),
             root_pid: Some(41),
             daemonized: false,
-            members: Vec::new(),
+            members: (0..3)
+                .map(|pid| ringmaster::MemberStatus {
+                    pid,
+                    name: "python3".into(),
+                    ports: Vec::new(),
+                })
+                .collect(),
+            cpu_percent: Some(12.5),
+            rss_bytes: Some(1024),
+            cpu_seconds: Some(1.5),
             port: Some(8000),
             restarts: 2,
             last_exit: None,
@@ -251,14 +183,7 @@ mod tests {
             balancer: None,
             connections: Some(4),
         };
-        let text = render(
-            &[s],
-            &[Usage {
-                processes: 3,
-                rss_bytes: 1024,
-                cpu_seconds: 1.5,
-            }],
-        );
+        let text = render(&[s]);
         assert!(text.contains("ringmaster_service_up{service=\"api\"} 1\n"));
         assert!(text.contains("ringmaster_service_ready{service=\"api\"} 1\n"));
         assert!(text.contains("ringmaster_service_restarts_total{service=\"api\"} 2\n"));

@@ -111,8 +111,8 @@ pub fn table(style: &Style, header: &[&str], rows: &[Vec<String>]) -> String {
     ringmaster::text::table(style, header, rows)
 }
 
-/// The `status` table: service, state, pid, port, health, restarts, uptime — the
-/// library's [`ringmaster::StatusTable`], which a bot prints too.
+/// The `status` table: service, state, pid, port, CPU, memory, health, restarts,
+/// uptime — the library's [`ringmaster::StatusTable`], which a bot prints too.
 pub fn status_table(style: &Style, statuses: &[ServiceStatus], now_ms: u64) -> String {
     ringmaster::StatusTable(statuses).render(style, now_ms)
 }
@@ -200,6 +200,9 @@ mod tests {
             root_pid: Some(4120),
             daemonized: false,
             members: Vec::new(),
+            cpu_percent: Some(3.24),
+            rss_bytes: Some(13_002_342),
+            cpu_seconds: Some(1.5),
             port: Some(8000),
             restarts: 0,
             last_exit: None,
@@ -219,6 +222,43 @@ mod tests {
         assert_eq!(
             &row[col..],
             "failing: GET http://127.0.0.1:8000/health: connection refused  0         2.5s",
+            "{t}"
+        );
+        let cpu = header.find("CPU").expect("a CPU column");
+        assert_eq!(&row[cpu..col], "3.2%  12.4M  ", "{t}");
+    }
+
+    #[test]
+    fn a_service_with_no_figures_shows_dashes_for_cpu_and_memory() {
+        let s = ServiceStatus {
+            name: "web".into(),
+            state: ringmaster::ServiceState::Stopped,
+            reason: None,
+            pid: None,
+            root_pid: None,
+            daemonized: false,
+            members: Vec::new(),
+            cpu_percent: None,
+            rss_bytes: None,
+            cpu_seconds: None,
+            port: None,
+            restarts: 0,
+            last_exit: None,
+            since_ms: 1_000,
+            health: None,
+            health_latency_ms: None,
+            status_text: None,
+            plugin: false,
+            balancer: None,
+            connections: None,
+        };
+        let t = status_table(&Style::plain(), &[s], 3_500);
+        assert_eq!(
+            t.lines().collect::<Vec<_>>(),
+            [
+                "SERVICE  STATE    PID  PORT  CPU  MEM  HEALTH  RESTARTS  UPTIME",
+                "web      stopped  -    -     -    -    -       0         -",
+            ],
             "{t}"
         );
     }

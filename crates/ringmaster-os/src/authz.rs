@@ -269,6 +269,7 @@ mod tests {
             user: Some("alice".to_string()),
             tag: None,
             zombie: false,
+            usage: None,
         }
     }
 

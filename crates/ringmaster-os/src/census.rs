@@ -2,7 +2,8 @@
 //! holds, and its *main process* — the pid a user expects to see (the program
 //! behind `sh -c`, `cmd /C` or `npm run`, the holder of the service's port).
 //! One scan of the process table and one of the listening sockets serve every
-//! service of a [`census`].
+//! service of a [`census`]. The same scan gives what each member costs (CPU time,
+//! resident memory) and the sums per service; [`census_brief`] leaves them out.
 //!
 //! # The main process
 //! [`main_process`] picks, among a service's live members:
@@ -14,10 +15,11 @@
 //!    the root is gone, the oldest member) down through shells and script runners
 //!    ([`is_wrapper`]) to the first process that is none.
 use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::{self, ProcessInfo};
+use crate::process::{self, ProcessInfo, Usage};
 use crate::tag::Tag;
 use crate::Result;
 
@@ -51,10 +53,17 @@ pub struct CensusTarget {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Member {
     pub pid: u32,
+    /// Its start time ([`ProcessInfo::start_time`]): with the pid, its identity.
+    #[serde(default)]
+    pub start_time: u64,
     pub name: String,
     /// The ports it listens on (sorted, no duplicates).
     #[serde(default)]
     pub ports: Vec<u16>,
+    /// What it costs ([`census`]; `None` from [`census_brief`], or when it could
+    /// not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// What a [`census`] found for one [`CensusTarget`].
@@ -64,15 +73,39 @@ pub struct ServiceCensus {
     pub members: Vec<Member>,
     /// See [`main_process`]; `None` when no member is alive.
     pub main_pid: Option<u32>,
+    /// CPU time its live members used so far, summed; `None` when no member's
+    /// usage was read (none alive, or [`census_brief`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<Duration>,
+    /// Resident memory of its live members, summed, in bytes (same conditions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_bytes: Option<u64>,
 }
 
 /// Looks at every target with one scan of the process table and, when any target
-/// has a live member, one read of the listening sockets. Blocking.
+/// has a live member, one read of the listening sockets: members, their ports,
+/// the main process, and what each member and each service costs. Blocking.
 pub fn census(targets: &[CensusTarget]) -> Result<Vec<ServiceCensus>> {
+    look(targets, true)
+}
+
+/// [`census`] without the costs (`usage`, `cpu`, `rss_bytes` stay `None`), for
+/// callers that want only the members or the main pid. Barely cheaper on Linux
+/// (the same `stat` files; no read of `/proc/uptime`); elsewhere the sysinfo
+/// refresh asks for no CPU time or memory. Blocking.
+pub fn census_brief(targets: &[CensusTarget]) -> Result<Vec<ServiceCensus>> {
+    look(targets, false)
+}
+
+fn look(targets: &[CensusTarget], with_usage: bool) -> Result<Vec<ServiceCensus>> {
     if targets.is_empty() {
         return Ok(Vec::new());
     }
-    let table = process::snapshot_brief()?;
+    let table = if with_usage {
+        process::snapshot_usage()?
+    } else {
+        process::snapshot_brief()?
+    };
     let found: Vec<Vec<&ProcessInfo>> = targets
         .iter()
         .map(|t| {
@@ -137,16 +170,22 @@ pub fn census(targets: &[CensusTarget]) -> Result<Vec<ServiceCensus>> {
                 Some(argv) => is_wrapper(&ProcessInfo { argv, ..p.clone() }),
                 None => is_wrapper(p),
             };
+            let usages: Vec<&Usage> = members.iter().filter_map(|p| p.usage.as_ref()).collect();
+            let summed = !usages.is_empty();
             ServiceCensus {
                 main_pid: pick_main(&members, t.root, &holders, t.hint, &mut wrapper),
                 members: members
                     .iter()
                     .map(|p| Member {
                         pid: p.pid,
+                        start_time: p.start_time,
                         name: p.name.clone(),
                         ports: ports.get(&p.pid).cloned().unwrap_or_default(),
+                        usage: p.usage,
                     })
                     .collect(),
+                cpu: summed.then(|| usages.iter().map(|u| u.cpu).sum()),
+                rss_bytes: summed.then(|| usages.iter().map(|u| u.rss_bytes).sum()),
             }
         })
         .collect())
@@ -262,6 +301,7 @@ mod tests {
             user: None,
             tag: None,
             zombie: false,
+            usage: None,
         }
     }
 

@@ -13,8 +13,8 @@
 //!   wait for them to go without a signal (after a stop command).
 //! - [`ports`]: every process holding a LISTEN socket on a port
 //!   (platform code in `ports/{linux,other}.rs`).
-//! - [`mod@census`]: a service's live members, their ports and its main process,
-//!   for every service in one scan.
+//! - [`mod@census`]: a service's live members, their ports, its main process and
+//!   what it costs (CPU time, resident memory), for every service in one scan.
 //! - [`authz`]: whether a process may be stopped, and the refusal when not.
 //! - [`pidfile`]: PID files that record identity; stale files are never signalled.
 //! - [`lock`]: one ringmaster per state directory.
@@ -35,7 +35,7 @@ pub mod stop;
 pub mod tag;
 
 pub use authz::{may_stop, Policy, Refusal};
-pub use census::{census, CensusTarget, Member, ServiceCensus};
+pub use census::{census, census_brief, CensusTarget, Member, ServiceCensus};
 pub use error::{Error, Result};
 pub use killport::{clear_port, ClearReport};
 pub use leftovers::{stop_leftovers, Leftovers, PidFileFinding};
@@ -44,7 +44,7 @@ pub use pidfile::{
     read_pid_file, read_plain_pid, remove_pid_file, write_pid_file, PidFileState, PidRecord,
 };
 pub use ports::{all_listeners, listeners, Listener};
-pub use process::{ProcessBrief, ProcessInfo};
+pub use process::{ProcessBrief, ProcessInfo, Usage};
 pub use spawn::{
     become_subreaper, reap_adopted, spawn, wait_root, ChildWrapper, SpawnSpec, Spawned,
 };

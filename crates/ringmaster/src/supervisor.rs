@@ -65,6 +65,8 @@
 //!   restarted or updated by [`crate::messages::Apply`], one change at a time
 //!   (see [`crate::change`]);
 //! - `reaper.rs`: reaping adopted orphans off the actor's thread;
+//! - `usage.rs`: what each running service costs in its status (CPU %, from
+//!   the CPU times an earlier status saw);
 //! - `handlers.rs`: the message handlers, which route each message to the above.
 mod apply;
 mod cascade;
@@ -74,6 +76,7 @@ mod life;
 mod reaper;
 mod replicas;
 mod stopped;
+mod usage;
 
 pub(crate) use graph::{graph_problems, topo_order, Shape};
 use reaper::ReaperHandle;
@@ -497,6 +500,8 @@ pub struct Supervisor {
     reaper: Option<ReaperHandle>,
     /// The periodic reaping, until the shutdown is done.
     reap_timer: Option<SpawnHandle>,
+    /// What the last full statuses saw of each member's CPU time (their CPU %).
+    cpu_meter: usage::SharedMeter,
 }
 
 fn now_ms() -> u64 {
@@ -560,6 +565,7 @@ impl Supervisor {
             last_report: None,
             reaper: subreaper.then(ReaperHandle::start),
             reap_timer: None,
+            cpu_meter: usage::SharedMeter::default(),
         };
         // Members' ports are chosen apart from every port the services use.
         let configured: Vec<u16> = services
@@ -675,6 +681,9 @@ impl Supervisor {
             root_pid: if e.daemon.is_some() { None } else { e.pid },
             daemonized: e.daemon.is_some(),
             members: Vec::new(),
+            cpu_percent: None,
+            rss_bytes: None,
+            cpu_seconds: None,
             port: e.spec.port,
             restarts: e.restarts,
             last_exit: e.last_exit,

@@ -25,6 +25,26 @@ pub fn human_duration(d: Duration) -> String {
     format!("{}d{:02}h", s / 86400, (s % 86400) / 3600)
 }
 
+/// A short human size in binary units (K = 1024 bytes): `512B`, `812K`, `12.4M`,
+/// `512M`, `1.2G`.
+pub fn human_bytes(bytes: u64) -> String {
+    if bytes < 1024 {
+        return format!("{bytes}B");
+    }
+    let units = ["K", "M", "G", "T", "P"];
+    let mut v = bytes as f64 / 1024.0;
+    for (i, unit) in units.iter().enumerate() {
+        // Kilobytes whole; above, one decimal below 100.
+        let decimals = if i > 0 && v < 99.95 { 1 } else { 0 };
+        let scale = if decimals == 1 { 10.0 } else { 1.0 };
+        if (v * scale).round() / scale < 1024.0 || i == units.len() - 1 {
+            return format!("{v:.decimals$}{unit}");
+        }
+        v /= 1024.0;
+    }
+    unreachable!("the last unit returns")
+}
+
 /// The widest of `names` in characters: the column they are padded to.
 pub fn widest<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
     names
@@ -108,4 +128,24 @@ pub fn table(paint: &dyn Paint, header: &[&str], rows: &[Vec<String>]) -> String
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_print_short() {
+        assert_eq!(human_bytes(0), "0B");
+        assert_eq!(human_bytes(1023), "1023B");
+        assert_eq!(human_bytes(1024), "1K");
+        assert_eq!(human_bytes(812 * 1024 + 300), "812K");
+        // 1023.9K rounds to the next unit rather than print 1024K.
+        assert_eq!(human_bytes(1024 * 1024 - 100), "1.0M");
+        assert_eq!(human_bytes(12_400 * 1024 + 1024 * 1024 / 2), "12.6M");
+        assert_eq!(human_bytes(13_002_342), "12.4M");
+        assert_eq!(human_bytes(512 * 1024 * 1024), "512M");
+        assert_eq!(human_bytes(1_288_490_189), "1.2G");
+        assert_eq!(human_bytes(u64::MAX), "16384P");
+    }
 }

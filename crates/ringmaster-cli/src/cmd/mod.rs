@@ -6,5 +6,6 @@ pub mod logs;
 pub mod ports;
 pub mod restart;
 pub mod status;
+pub mod top;
 pub mod up;
 pub mod validate;

@@ -1,5 +1,5 @@
-//! `ringmaster status [--json]`: per service state, pid, port, health, restarts and
-//! uptime, from the running instance; exit 1 when none runs.
+//! `ringmaster status [--json]`: per service state, pid, port, CPU, memory, health,
+//! restarts and uptime, from the running instance; exit 1 when none runs.
 use ringmaster::ServiceStatus;
 
 use crate::cli::StatusArgs;

@@ -205,7 +205,7 @@ async fn serve(config: Config, only: Vec<String>, style: Style, mode: Mode) -> C
         }
     };
     let metrics = match config.settings.metrics {
-        Some(addr) => match metrics::start(addr, orch.clone(), config.clone()) {
+        Some(addr) => match metrics::start(addr, orch.clone()) {
             Ok(server) => {
                 let handle = server.handle();
                 actix_rt::spawn(server);

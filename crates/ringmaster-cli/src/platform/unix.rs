@@ -99,3 +99,28 @@ pub fn prepare(default_sigpipe: bool) {
         }
     }
 }
+
+/// Set by SIGTERM or SIGHUP once [`watch_quit`] ran.
+static QUIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn on_quit(_: libc::c_int) {
+    QUIT.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// From now on SIGTERM and SIGHUP (the terminal closed) only set a flag that
+/// [`quit_asked`] reads: a full-screen view (`top`) then ends its loop and puts
+/// the terminal back, instead of dying in raw mode.
+pub fn watch_quit() {
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: the handler only stores into an atomic, which is
+        // async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_quit as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// A termination signal came since [`watch_quit`].
+pub fn quit_asked() -> bool {
+    QUIT.load(std::sync::atomic::Ordering::SeqCst)
+}

@@ -63,3 +63,12 @@ fn keep_std_handles_from_children() {
 /// Start-up preparation: nothing to do on Windows (the detached instance is kept
 /// from our handles by [`detach`]; there is no SIGPIPE).
 pub fn prepare(_default_sigpipe: bool) {}
+
+/// Windows: the console's close events end the process as they do today (the
+/// console itself goes with it); nothing to watch.
+pub fn watch_quit() {}
+
+/// Never set on Windows (see [`watch_quit`]).
+pub fn quit_asked() -> bool {
+    false
+}

@@ -1,13 +1,16 @@
 //! Linux: the process table read straight from /proc. `stat` gives pid, ppid,
-//! group, session, start time (clock ticks since boot), comm and the zombie state;
-//! `status` the real uid; `exe` and `cmdline` the program; `environ` the tag (an
+//! group, session, start time (clock ticks since boot), comm and the zombie state,
+//! and what the process costs (CPU time in clock ticks, resident pages), so a
+//! scan with usage reads no file more than one without (besides `/proc/uptime`,
+//! once per scan, for the ages); `status` the real uid; `exe` and `cmdline` the program; `environ` the tag (an
 //! environ we may not read, e.g. another user's, means no tag). Our own children
 //! come from our threads' `task/TID/children` lists, without a scan.
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
-use super::{Detail, ProcessInfo};
+use super::{Detail, ProcessInfo, Usage};
 use crate::tag::{Tag, TAG_ENV};
 use crate::{Error, Result};
 
@@ -19,6 +22,10 @@ struct Stat {
     start_time: u64,
     comm: String,
     zombie: bool,
+    /// utime + stime, in clock ticks.
+    cpu_ticks: u64,
+    /// Resident set size, in pages.
+    rss_pages: u64,
 }
 
 fn read_stat(pid: u32) -> Option<Stat> {
@@ -34,16 +41,57 @@ fn parse_stat(raw: &[u8]) -> Option<Stat> {
     let comm = String::from_utf8_lossy(raw.get(open + 1..close)?).into_owned();
     let rest = std::str::from_utf8(raw.get(close + 1..)?).ok()?;
     let fields: Vec<&str> = rest.split_ascii_whitespace().collect();
-    // fields[0] is field 3 of proc_pid_stat(5): state; starttime is field 22.
+    // fields[0] is field 3 of proc_pid_stat(5): state; field N is fields[N - 3]:
+    // utime 14, stime 15, starttime 22, rss 24.
     let state = fields.first()?;
+    let number = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
     Some(Stat {
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         session: fields.get(3)?.parse().ok()?,
-        start_time: fields.get(19)?.parse().ok()?,
+        start_time: number(19)?,
         comm,
         zombie: matches!(*state, "Z" | "X" | "x"),
+        cpu_ticks: number(11).unwrap_or(0) + number(12).unwrap_or(0),
+        // A negative rss (never seen) counts as none.
+        rss_pages: number(21).unwrap_or(0),
     })
+}
+
+/// Clock ticks per second and the page size, looked up once.
+fn units() -> (u64, u64) {
+    static UNITS: OnceLock<(u64, u64)> = OnceLock::new();
+    *UNITS.get_or_init(|| {
+        // SAFETY: sysconf only reads a constant of the system; -1 means unknown.
+        let (tick, page) = unsafe {
+            (
+                libc::sysconf(libc::_SC_CLK_TCK),
+                libc::sysconf(libc::_SC_PAGESIZE),
+            )
+        };
+        (
+            u64::try_from(tick).ok().filter(|t| *t > 0).unwrap_or(100),
+            u64::try_from(page).ok().filter(|p| *p > 0).unwrap_or(4096),
+        )
+    })
+}
+
+/// The time since boot, from `/proc/uptime` (what `starttime` counts from).
+fn uptime() -> Option<Duration> {
+    let text = std::fs::read_to_string("/proc/uptime").ok()?;
+    let secs: f64 = text.split_ascii_whitespace().next()?.parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
+}
+
+/// What a process costs, from its `stat`; `uptime` is the time since boot.
+fn usage_of(stat: &Stat, uptime: Duration) -> Usage {
+    let (tick, page) = units();
+    let ticks = |n: u64| Duration::from_nanos(n.saturating_mul(1_000_000_000 / tick));
+    Usage {
+        cpu: ticks(stat.cpu_ticks),
+        rss_bytes: stat.rss_pages.saturating_mul(page),
+        age: uptime.saturating_sub(ticks(stat.start_time)),
+    }
 }
 
 /// The tag in /proc/PID/environ; `None` when absent or unreadable.
@@ -102,10 +150,15 @@ fn user_name(uid: u32) -> Option<String> {
     name
 }
 
-fn read_process(pid: u32, detail: Detail) -> Option<ProcessInfo> {
+/// One process; `uptime` (the time since boot) is given with [`Detail::Usage`].
+fn read_process(pid: u32, detail: Detail, uptime: Option<Duration>) -> Option<ProcessInfo> {
     let stat = read_stat(pid)?;
     let full = detail == Detail::Full;
     let uid = if full { read_uid(pid) } else { None };
+    let usage = match (detail, uptime) {
+        (Detail::Usage, Some(up)) if !stat.zombie => Some(usage_of(&stat, up)),
+        _ => None,
+    };
     Some(ProcessInfo {
         pid,
         ppid: (stat.ppid != 0).then_some(stat.ppid),
@@ -119,15 +172,21 @@ fn read_process(pid: u32, detail: Detail) -> Option<ProcessInfo> {
         user: uid.and_then(user_name),
         tag: if stat.zombie { None } else { read_tag(pid) },
         zombie: stat.zombie,
+        usage,
     })
 }
 
 /// Every process in /proc (thread-group leaders only; threads are not listed).
 /// A process that exits during the scan is skipped.
 pub(super) fn scan(detail: Detail) -> Result<Vec<ProcessInfo>> {
+    let uptime = if detail == Detail::Usage {
+        uptime()
+    } else {
+        None
+    };
     Ok(numeric_entries("/proc")?
         .into_iter()
-        .filter_map(|pid| read_process(pid, detail))
+        .filter_map(|pid| read_process(pid, detail, uptime))
         .collect())
 }
 
@@ -189,7 +248,7 @@ pub(super) fn process(pid: u32) -> Result<Option<ProcessInfo>> {
     if pid == 0 {
         return Ok(None);
     }
-    Ok(read_process(pid, Detail::Full))
+    Ok(read_process(pid, Detail::Full, None))
 }
 
 pub(super) fn liveness(pid: u32) -> Option<(u64, bool)> {
@@ -229,6 +288,8 @@ mod tests {
         assert_eq!((s.ppid, s.pgrp, s.session), (1, 4121, 4121));
         assert_eq!(s.start_time, 987654);
         assert!(!s.zombie);
+        // utime 1 + stime 2 ticks; rss 10 pages.
+        assert_eq!((s.cpu_ticks, s.rss_pages), (3, 10));
         let z = b"7 (x) Z 1 7 7 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 55 0 0";
         assert!(parse_stat(z).expect("parses").zombie);
     }
@@ -277,6 +338,31 @@ mod tests {
         live.wait().expect("reap it");
         let found = children().expect("children");
         assert!(!found.contains(&l) && !found.contains(&z), "{found:?}");
+    }
+
+    #[test]
+    fn a_usage_scan_reads_what_we_cost_and_a_brief_one_does_not() {
+        let busy = std::time::Instant::now();
+        while busy.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(busy.elapsed());
+        }
+        let held = std::hint::black_box(vec![1u8; 8 << 20]);
+        let me = std::process::id();
+        let table = scan(Detail::Usage).expect("scan");
+        let u = table
+            .iter()
+            .find(|p| p.pid == me)
+            .and_then(|p| p.usage)
+            .expect("our usage");
+        assert!(u.cpu > Duration::ZERO, "{u:?}");
+        assert!(u.rss_bytes >= 8 << 20, "{u:?}");
+        assert!(
+            u.age > Duration::ZERO && u.age < Duration::from_secs(3600),
+            "{u:?}"
+        );
+        drop(held);
+        let brief = scan(Detail::Brief).expect("scan");
+        assert!(brief.iter().all(|p| p.usage.is_none()));
     }
 
     #[test]

@@ -39,6 +39,24 @@ pub struct ProcessInfo {
     pub tag: Option<Tag>,
     /// True for a zombie (exited, not yet reaped): counts as gone.
     pub zombie: bool,
+    /// What it costs: read by [`snapshot_usage`] only (`None` otherwise, and
+    /// for a zombie).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// What one process costs, read in the same scan as its identity
+/// ([`snapshot_usage`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU time it used so far, user and system, all its threads (not its
+    /// children's). Linux counts in clock ticks (usually 10 ms).
+    pub cpu: Duration,
+    /// Resident memory, in bytes.
+    pub rss_bytes: u64,
+    /// How long it has run, at the scan (Linux: to the clock tick; elsewhere: to
+    /// the second).
+    pub age: Duration,
 }
 
 /// A short description for reports: pid and name.
@@ -93,13 +111,23 @@ pub fn snapshot_brief() -> Result<Vec<ProcessInfo>> {
     sys::scan(Detail::Brief)
 }
 
+/// Like [`snapshot_brief`], plus what each process costs ([`ProcessInfo::usage`]:
+/// CPU time, resident memory, age). On Linux these come from the `stat` file the
+/// brief scan reads anyway (and one read of `/proc/uptime`); elsewhere sysinfo
+/// reads them in the same refresh. See docs/benchmarks.md for what it adds.
+pub fn snapshot_usage() -> Result<Vec<ProcessInfo>> {
+    sys::scan(Detail::Usage)
+}
+
 /// How much of each process a scan reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Detail {
-    /// Everything in [`ProcessInfo`].
+    /// Everything in [`ProcessInfo`] but `usage`.
     Full,
-    /// No exe, argv, uid or user.
+    /// No exe, argv, uid, user or usage.
     Brief,
+    /// [`Detail::Brief`] and `usage`.
+    Usage,
 }
 
 /// The pids of this process's children, running or exited and not yet reaped
@@ -257,6 +285,7 @@ mod tests {
             user: None,
             tag: None,
             zombie: false,
+            usage: None,
         }
     }
 

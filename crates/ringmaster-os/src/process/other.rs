@@ -1,13 +1,14 @@
 //! macOS and Windows: the process table through sysinfo. Start times are seconds
 //! since the epoch. Process group and session come from `getpgid`/`getsid` on
 //! Unix and are absent on Windows; the uid is numeric on Unix only (Windows has
-//! SIDs), the user name is looked up on both.
+//! SIDs), the user name is looked up on both. What a process costs (CPU time,
+//! resident memory, run time) comes from the same refresh when asked for.
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use sysinfo::{Pid, ProcessRefreshKind, ProcessStatus, ProcessesToUpdate, UpdateKind, Users};
 
-use super::{Detail, ProcessInfo};
+use super::{Detail, ProcessInfo, Usage};
 use crate::tag::{Tag, TAG_ENV};
 use crate::{Error, Result};
 
@@ -21,6 +22,7 @@ fn refresh_kind(detail: Detail) -> ProcessRefreshKind {
             .with_cmd(UpdateKind::Always)
             .with_user(UpdateKind::Always),
         Detail::Brief => kind,
+        Detail::Usage => kind.with_cpu().with_memory(),
     }
 }
 
@@ -119,6 +121,11 @@ fn info(p: &sysinfo::Process, detail: Detail) -> ProcessInfo {
         user: uid.and_then(user_name),
         tag: if zombie { None } else { tag },
         zombie,
+        usage: (detail == Detail::Usage && !zombie).then(|| Usage {
+            cpu: std::time::Duration::from_millis(p.accumulated_cpu_time()),
+            rss_bytes: p.memory(),
+            age: std::time::Duration::from_secs(p.run_time()),
+        }),
     }
 }
 

@@ -183,7 +183,7 @@ impl RootWatch {
         let pid_file = self.pid_file.clone();
         let (main, daemon_file) = blocking_now(move || {
             let hint = ringmaster_os::read_plain_pid(&pid_file);
-            let main = ringmaster_os::census(&[CensusTarget { hint, ..target }])
+            let main = ringmaster_os::census_brief(&[CensusTarget { hint, ..target }])
                 .ok()
                 .and_then(|c| c.into_iter().next())
                 .and_then(|c| c.main_pid);

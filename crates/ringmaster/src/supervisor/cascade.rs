@@ -321,6 +321,9 @@ impl Supervisor {
                             if e.state != ServiceState::Failed {
                                 e.set_state(ServiceState::Stopped, None);
                             }
+                            // What its probe said describes a run that is over.
+                            e.health_text = None;
+                            e.health_latency_ms = None;
                             act.tell_group(name);
                         }
                     }

@@ -342,9 +342,11 @@ impl Handler<GetStatus> for Supervisor {
 
     /// The status of every service, with what one census of the process table
     /// (and of the listening sockets) finds for the running ones: their live
-    /// members, the ports each holds, and the main pid (see
-    /// [`mod@ringmaster_os::census`]). A pid that is gone is never shown; when the
-    /// census fails, the pids the Supervisor knows are kept.
+    /// members, the ports each holds, the main pid (see
+    /// [`mod@ringmaster_os::census`]), and what they cost (memory, CPU time, and
+    /// the CPU % since an earlier full status: see `usage.rs`). A pid that is
+    /// gone is never shown; when the census fails, the pids the Supervisor knows
+    /// are kept.
     fn handle(&mut self, msg: GetStatus, _: &mut Context<Self>) -> Self::Result {
         let mut statuses: Vec<ServiceStatus> = Vec::new();
         let mut targets: Vec<(usize, CensusTarget)> = Vec::new();
@@ -380,17 +382,27 @@ impl Handler<GetStatus> for Supervisor {
         if msg.brief {
             targets.clear();
         }
+        let meter = self.cpu_meter.clone();
         Box::pin(async move {
             if targets.is_empty() {
                 return statuses;
             }
             let list: Vec<CensusTarget> = targets.iter().map(|(_, t)| t.clone()).collect();
-            let found = blocking(move || ringmaster_os::census(&list)).await;
-            let Ok(Ok(found)) = found else {
+            let found = blocking(move || {
+                let found = ringmaster_os::census(&list)?;
+                let percents = usage::lock(&meter).percents(Instant::now(), &found);
+                Ok::<_, ringmaster_os::Error>((found, percents))
+            })
+            .await;
+            let Ok(Ok((found, percents))) = found else {
                 return statuses;
             };
-            for ((i, t), c) in targets.iter().zip(found) {
+            for (((i, t), c), cpu_percent) in targets.iter().zip(found).zip(percents) {
                 let s = &mut statuses[*i];
+                s.cpu_percent = cpu_percent;
+                s.rss_bytes = c.rss_bytes;
+                // To the millisecond: Linux counts in 10 ms ticks anyway.
+                s.cpu_seconds = c.cpu.map(|d| d.as_millis() as f64 / 1000.0);
                 s.pid = c.main_pid;
                 s.root_pid = t.root.filter(|r| c.members.iter().any(|m| m.pid == *r));
                 s.members = c
@@ -403,8 +415,32 @@ impl Handler<GetStatus> for Supervisor {
                     })
                     .collect();
             }
+            sum_replicas(&mut statuses);
             statuses
         })
+    }
+}
+
+/// A replicated service's row costs what its replicas cost together.
+fn sum_replicas(statuses: &mut [ServiceStatus]) {
+    let mut sums: BTreeMap<String, (f64, u64, f64)> = BTreeMap::new();
+    for s in statuses.iter() {
+        let Some((group, _)) = crate::config::replica_of(&s.name) else {
+            continue;
+        };
+        if let (Some(cpu), Some(rss), Some(secs)) = (s.cpu_percent, s.rss_bytes, s.cpu_seconds) {
+            let sum = sums.entry(group.to_owned()).or_default();
+            sum.0 += cpu;
+            sum.1 += rss;
+            sum.2 += secs;
+        }
+    }
+    for s in statuses.iter_mut().filter(|s| s.balancer.is_some()) {
+        if let Some((cpu, rss, secs)) = sums.get(&s.name) {
+            s.cpu_percent = Some(*cpu);
+            s.rss_bytes = Some(*rss);
+            s.cpu_seconds = Some(*secs);
+        }
     }
 }
 
