@@ -96,3 +96,48 @@ fn stop_keeps_a_service_and_its_dependents_down_until_start() {
     });
     p.rm().arg("down").assert().code(0);
 }
+
+#[test]
+fn a_start_asked_while_the_stop_runs_waits_for_it_and_a_replica_stops_alone() {
+    let (api, port) = (free_port(), free_port());
+    let fake = fake_service();
+    // api ignores SIGTERM: its stop takes its whole stop timeout.
+    let p = Project::with_config(&format!(
+        "[services.api]\ncommand = \"{} --listen {api} --ignore-term\"\nport = {api}\n\
+         health = {{ tcp = {api} }}\nstop = {{ timeout = \"2s\" }}\n\n\
+         [services.pool]\ncommand = \"{} --listen ${{PORT}}\"\nport = {port}\nreplicas = 2\n\
+         health = {{ tcp = \"${{PORT}}\" }}\n",
+        fake.display(),
+        fake.display()
+    ));
+    p.up_detached();
+    let before = p.wait_ready(&["api", "pool#0", "pool#1"]);
+    p.guard_tagged();
+    let old = pid_of(&before, "api");
+
+    let mut stop = p.rm();
+    stop.args(["stop", "api"]);
+    let stop = std::thread::spawn(move || stop.output().expect("stop"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let out = p.rm().args(["start", "api"]).output().expect("start");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(stop.join().expect("the stop thread").status.code(), Some(0));
+    let after = p.wait_ready(&["api"]);
+    p.guard_tagged();
+    assert_ne!(pid_of(&after, "api"), old);
+    assert!(!pid_alive(old));
+
+    // A replica by its name: only it stops; the service serves on with the other.
+    let one = pid_of(&after, "pool#1");
+    let zero = pid_of(&after, "pool#0");
+    p.rm().args(["stop", "pool#1"]).assert().code(0);
+    wait_gone(one);
+    let status = p.status().expect("status");
+    assert_eq!(state(&status, "pool#1").0, "stopped");
+    assert_eq!(state(&status, "pool").0, "ready");
+    assert_eq!(pid_of(&status, "pool#0"), zero);
+    p.rm().args(["start", "pool#1"]).assert().code(0);
+    p.wait_ready(&["pool#1"]);
+    p.guard_tagged();
+    p.rm().arg("down").assert().code(0);
+}

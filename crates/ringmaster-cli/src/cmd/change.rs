@@ -3,7 +3,7 @@
 use ringmaster::change::ApplyReport;
 
 use crate::cli::{AddArgs, ReloadArgs, RemoveArgs, ScaleArgs};
-use crate::control::client::{Client, ClientError};
+use crate::control::client::{encode, Client, ClientError};
 use crate::exit::{load_config, CmdResult, Failure, FAILED, OK, USAGE};
 use crate::output::Style;
 
@@ -52,14 +52,14 @@ pub fn add(args: &AddArgs, style: &Style) -> CmdResult {
 /// `remove NAME`.
 pub fn remove(args: &RemoveArgs, style: &Style) -> CmdResult {
     let config = load_config(&args.config.file)?;
-    let path = format!("/services/{}", args.name);
+    let path = format!("/services/{}", encode(&args.name));
     send(&config, "DELETE", &path, None, "remove", style)
 }
 
 /// `scale NAME N`.
 pub fn scale(args: &ScaleArgs, style: &Style) -> CmdResult {
     let config = load_config(&args.config.file)?;
-    let path = format!("/services/{}/scale", args.name);
+    let path = format!("/services/{}/scale", encode(&args.name));
     let body = serde_json::json!({ "replicas": args.replicas });
     send(&config, "POST", &path, Some(&body), "scale", style)
 }

@@ -38,7 +38,10 @@ pub fn run(args: &LogsArgs, style: &Style) -> CmdResult {
     });
     let mut path = format!("/logs?n={}&follow={}", args.lines, args.follow);
     if let Some(name) = &args.service {
-        path.push_str(&format!("&service={name}"));
+        path.push_str(&format!(
+            "&service={}",
+            crate::control::client::encode(name)
+        ));
     }
     match client.request("GET", &path) {
         Ok(response) => {

@@ -2,7 +2,7 @@
 //! the running instance, through its control socket.
 use crate::cli::RestartArgs;
 use crate::cmd::up::check_services;
-use crate::control::client::{Client, ClientError};
+use crate::control::client::{encode, Client, ClientError};
 use crate::exit::{load_config, CmdResult, Failure, OK};
 
 /// Runs the command.
@@ -25,7 +25,7 @@ fn ask(args: &RestartArgs, verb: &str, done: &str) -> CmdResult {
     let config = load_config(&args.config.file)?;
     // A stop or start includes stop timeouts and start-ups: no read timeout.
     let client = Client::new(&config.settings.state_dir).with_timeout(None);
-    let path = format!("/{verb}/{}", args.service);
+    let path = format!("/{verb}/{}", encode(&args.service));
     // The instance knows its services (a service added at runtime is in no file).
     client.request("POST", &path).map_err(|e| match e {
         ClientError::Status { status: 404, body } => Failure::usage(format!("{verb}: {body}")),

@@ -81,7 +81,10 @@ fn once(client: &Client, services: Vec<ServiceStatus>, title: String, style: &St
     let mut view = View::new(title, style.color, false);
     view.set_services(services, now_ms());
     if let Some(name) = view.selected.clone() {
-        let path = format!("/logs?service={}&n={ONCE_LOG_LINES}", feed::encode(&name));
+        let path = format!(
+            "/logs?service={}&n={ONCE_LOG_LINES}",
+            crate::control::client::encode(&name)
+        );
         if let Ok(response) = client.request("GET", &path) {
             for text in response.lines().map_while(Result::ok) {
                 if let Ok(line) = serde_json::from_str::<LogLine>(&text) {

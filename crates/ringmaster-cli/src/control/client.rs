@@ -302,3 +302,30 @@ impl Response {
         BufReader::new(self.body).lines()
     }
 }
+
+/// A service name as one segment of a request path (or a query value): a
+/// replica's `#` — which would otherwise end the path as a fragment — and
+/// anything else not plain, percent-encoded.
+pub fn encode(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod encode_tests {
+    use super::encode;
+
+    #[test]
+    fn names_are_escaped_for_urls() {
+        assert_eq!(encode("api"), "api");
+        assert_eq!(encode("api#1"), "api%231");
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+    }
+}

@@ -100,18 +100,19 @@ pub fn prepare(default_sigpipe: bool) {
     }
 }
 
-/// Set by SIGTERM or SIGHUP once [`watch_quit`] ran.
+/// Set by SIGTERM, SIGHUP, SIGINT or SIGQUIT once [`watch_quit`] ran.
 static QUIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 extern "C" fn on_quit(_: libc::c_int) {
     QUIT.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// From now on SIGTERM and SIGHUP (the terminal closed) only set a flag that
+/// From now on SIGTERM, SIGHUP (the terminal closed), SIGINT and SIGQUIT (sent
+/// with `kill`: in raw mode the keys do not send them) only set a flag that
 /// [`quit_asked`] reads: a full-screen view (`top`) then ends its loop and puts
 /// the terminal back, instead of dying in raw mode.
 pub fn watch_quit() {
-    for sig in [libc::SIGTERM, libc::SIGHUP] {
+    for sig in [libc::SIGTERM, libc::SIGHUP, libc::SIGINT, libc::SIGQUIT] {
         // SAFETY: the handler only stores into an atomic, which is
         // async-signal-safe.
         unsafe {

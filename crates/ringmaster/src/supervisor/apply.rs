@@ -14,11 +14,14 @@ use crate::config::replica_of;
 use crate::messages::{Apply, Change, Preview};
 use crate::service::Reconfigure;
 
-/// What a queued change asks for: a [`Change`], or the rolling restart of a
-/// replicated service ([`Restart`] of it).
+/// What a queued change asks for: a [`Change`], the rolling restart of a
+/// replicated service ([`Restart`] of it), or one service stopped or started on
+/// request (`stopped.rs`).
 pub(super) enum Job {
     Change(Change),
     Roll(String),
+    Stop(String),
+    Start(String),
 }
 
 /// A change waiting for its turn.
@@ -149,14 +152,24 @@ impl Supervisor {
             let Some(q) = self.changes.pop_front() else {
                 return;
             };
-            match self.plan(q.change) {
-                Ok(plan) => {
+            match q.change {
+                Job::Stop(name) => {
                     self.applying = true;
-                    self.run_plan(plan, q.at, q.tx, ctx);
+                    self.run_stop(name, q.at, q.tx, ctx);
                 }
-                Err(e) => {
-                    let _ = q.tx.send(Err(e));
+                Job::Start(name) => {
+                    self.applying = true;
+                    self.run_start(name, q.at, q.tx, ctx);
                 }
+                job => match self.plan(job) {
+                    Ok(plan) => {
+                        self.applying = true;
+                        self.run_plan(plan, q.at, q.tx, ctx);
+                    }
+                    Err(e) => {
+                        let _ = q.tx.send(Err(e));
+                    }
+                },
             }
         }
     }
@@ -312,6 +325,11 @@ impl Supervisor {
                 cfg.replicas = Some(replicas);
                 let e = &self.entries[&service];
                 self.plan_group(&mut plan, e, old, &cfg, &mut taken)?;
+            }
+            Job::Stop(name) | Job::Start(name) => {
+                return Err(rejected(format!(
+                    "a stop or start of `{name}` changes no configuration"
+                )));
             }
             Job::Roll(service) => {
                 let cfg = self.group_config(&service)?.clone();

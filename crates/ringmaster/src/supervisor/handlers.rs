@@ -389,8 +389,11 @@ impl Handler<GetStatus> for Supervisor {
             }
             let list: Vec<CensusTarget> = targets.iter().map(|(_, t)| t.clone()).collect();
             let found = blocking(move || {
+                // The moment the CPU times are read (the census then reads the
+                // socket table too, which may take long).
+                let at = Instant::now();
                 let found = ringmaster_os::census(&list)?;
-                let percents = usage::lock(&meter).percents(Instant::now(), &found);
+                let percents = usage::lock(&meter).percents(at, &found);
                 Ok::<_, ringmaster_os::Error>((found, percents))
             })
             .await;

@@ -4,45 +4,78 @@
 //! dependency's restart) until it is started again, named by an `Up`, or
 //! restarted. What depends on it stops first and remembers why
 //! (`stopped_with`), so that starting it brings them back.
+//!
+//! Both run as queued changes (`apply::Job`): one at a time with reloads,
+//! adds, removals, scales and rolls, and after a pending `Up` — a stop asked
+//! during the start-up waits for it instead of failing it, and a reload cannot
+//! plan against a service half stopped.
+use super::apply::Job;
 use super::*;
+use crate::change::ApplyReport;
+use crate::config::replica_of;
 use crate::messages::{StartService, StopService};
 
-impl Handler<StopService> for Supervisor {
-    type Result = ResponseActFuture<Self, Result<()>>;
+/// The answer of a queued stop or start: `Ok`, or its failure.
+fn answer(rx: oneshot::Receiver<Result<ApplyReport>>) -> ResponseFuture<Result<()>> {
+    Box::pin(async move {
+        let report = rx.await.unwrap_or(Err(Error::SupervisorGone))?;
+        match report.failed {
+            Some(why) => Err(Error::Other(why)),
+            None => Ok(()),
+        }
+    })
+}
 
-    fn handle(&mut self, msg: StopService, ctx: &mut Context<Self>) -> Self::Result {
+/// A report with no service change (a stop or start changes no configuration).
+fn done(at: Instant, failed: Option<String>) -> ApplyReport {
+    ApplyReport {
+        services: Vec::new(),
+        settings: Vec::new(),
+        elapsed: at.elapsed(),
+        failed,
+        preview: false,
+    }
+}
+
+impl Supervisor {
+    /// Refuses a request for `name` during a shutdown, or for an unknown name.
+    fn known(&self, name: &str) -> Result<()> {
         if self.closed || self.shutting_down {
-            return Box::pin(actix::fut::ready(Err(Error::ShuttingDown)));
+            return Err(Error::ShuttingDown);
         }
-        if self.entries.get(&msg.name).is_none_or(|e| e.leaving) {
-            return Box::pin(actix::fut::ready(Err(Error::UnknownService(msg.name))));
+        if self.entries.get(name).is_none_or(|e| e.leaving) {
+            return Err(Error::UnknownService(name.to_owned()));
         }
-        let name = msg.name;
-        // It, its replicas, and what runs of its dependents: none is needed any
-        // more, so nothing starts them again behind the request's back.
-        let mut names = vec![name.clone()];
-        names.extend(self.members(&name));
+        Ok(())
+    }
+
+    /// Stops `name`, its replicas and what runs (or waits to) of its dependents,
+    /// dependents first; none is needed any more. Answers on `tx` when done.
+    pub(super) fn run_stop(
+        &mut self,
+        name: String,
+        at: Instant,
+        tx: oneshot::Sender<Result<ApplyReport>>,
+        ctx: &mut Context<Self>,
+    ) {
         let dependents: Vec<String> = self
             .dependents(&name)
             .into_iter()
             .filter(|d| {
                 self.entries
                     .get(d)
-                    .is_some_and(|e| e.in_flight() || e.needed)
+                    .is_some_and(|e| e.in_flight() || (e.needed && !e.completed))
             })
             .collect();
-        for d in &dependents {
-            names.extend(self.members(d));
+        let mut names = vec![name.clone()];
+        for n in std::iter::once(&name).chain(&dependents) {
+            names.extend(self.members(n));
         }
         names.extend(dependents.iter().cloned());
         for n in &names {
             if let Some(e) = self.entries.get_mut(n) {
                 e.needed = false;
-            }
-        }
-        for d in &dependents {
-            if let Some(e) = self.entries.get_mut(d) {
-                e.stopped_with = Some(name.clone());
+                e.stopped_with = (*n != name && replica_of(n).is_none()).then(|| name.clone());
             }
         }
         let to_stop: Vec<String> = names
@@ -52,25 +85,81 @@ impl Handler<StopService> for Supervisor {
             .collect();
         tracing::info!(service = %name, "stopping on request");
         let timeout = self.settings.shutdown_timeout;
-        Box::pin(self.cascade(to_stop, timeout, ctx).map(move |_, act, ctx| {
-            for n in &names {
-                let Some(e) = act.entries.get_mut(n) else {
-                    continue;
-                };
-                if e.phase != Phase::Idle || e.state == ServiceState::Failed {
-                    continue;
+        self.cascade(to_stop, timeout, ctx)
+            .map(move |_, act, ctx| {
+                for n in &names {
+                    let Some(e) = act.entries.get_mut(n) else {
+                        continue;
+                    };
+                    if e.phase != Phase::Idle || e.state == ServiceState::Failed {
+                        continue;
+                    }
+                    if e.needed {
+                        // Needed again meanwhile (a restart, an `up` naming it):
+                        // it starts as any needed service does.
+                        e.set_state(ServiceState::Waiting, None);
+                        continue;
+                    }
+                    let why = if *n == name {
+                        "stopped on request".to_owned()
+                    } else {
+                        format!("stopped with `{name}`")
+                    };
+                    e.set_state(ServiceState::Stopped, Some(why));
                 }
-                let why = match &e.stopped_with {
-                    Some(by) if *n != name => format!("stopped with `{by}`"),
-                    _ if n != &name => format!("stopped with `{name}`"),
-                    _ => "stopped on request".to_owned(),
-                };
-                e.set_state(ServiceState::Stopped, Some(why));
+                act.applying = false;
+                let _ = tx.send(Ok(done(at, None)));
+                act.advance(ctx);
+                // A request still waiting for one of them answers with why.
+                act.check_waiters(ctx);
+            })
+            .spawn(ctx);
+    }
+
+    /// Starts `name` again with what it depends on (a dependency that completed
+    /// stays completed) and the dependents its stop took down; answers on `tx`
+    /// once they are ready, or with the first failure.
+    pub(super) fn run_start(
+        &mut self,
+        name: String,
+        at: Instant,
+        tx: oneshot::Sender<Result<ApplyReport>>,
+        ctx: &mut Context<Self>,
+    ) {
+        let mut again = vec![name.clone()];
+        for e in self.entries.values_mut() {
+            if e.name == name || e.stopped_with.as_deref() == Some(name.as_str()) {
+                if e.name != name {
+                    again.push(e.name.clone());
+                }
+                e.stopped_with = None;
             }
-            // A request still waiting for one of them answers with why.
-            act.check_waiters(ctx);
-            Ok(())
-        }))
+        }
+        // Already running ones are left as they are: `need_again` restarts nothing.
+        let (names, started_here) = self.need_again(&again);
+        let (_, rx) = self.wait_for(names, started_here, false);
+        self.advance(ctx);
+        self.check_waiters(ctx);
+        actix::fut::wrap_future::<_, Self>(async move {
+            rx.await.unwrap_or(Err(Error::SupervisorGone))
+        })
+        .map(move |res, act, ctx| {
+            act.applying = false;
+            let _ = tx.send(Ok(done(at, res.err().map(|e| e.to_string()))));
+            act.next_change(ctx);
+        })
+        .spawn(ctx);
+    }
+}
+
+impl Handler<StopService> for Supervisor {
+    type Result = ResponseFuture<Result<()>>;
+
+    fn handle(&mut self, msg: StopService, ctx: &mut Context<Self>) -> Self::Result {
+        if let Err(e) = self.known(&msg.name) {
+            return Box::pin(async move { Err(e) });
+        }
+        answer(self.queue(Job::Stop(msg.name), ctx))
     }
 }
 
@@ -78,31 +167,9 @@ impl Handler<StartService> for Supervisor {
     type Result = ResponseFuture<Result<()>>;
 
     fn handle(&mut self, msg: StartService, ctx: &mut Context<Self>) -> Self::Result {
-        if self.closed || self.shutting_down {
-            return Box::pin(async { Err(Error::ShuttingDown) });
+        if let Err(e) = self.known(&msg.name) {
+            return Box::pin(async move { Err(e) });
         }
-        if self.entries.get(&msg.name).is_none_or(|e| e.leaving) {
-            return Box::pin(async move { Err(Error::UnknownService(msg.name)) });
-        }
-        // It, and the dependents its stop took down (they come after it).
-        let mut only = vec![msg.name.clone()];
-        for e in self.entries.values_mut() {
-            if e.stopped_with.as_deref() == Some(msg.name.as_str()) {
-                e.stopped_with = None;
-                only.push(e.name.clone());
-            }
-        }
-        if let Some(e) = self.entries.get_mut(&msg.name) {
-            e.stopped_with = None;
-        }
-        let names = match self.closure(Some(&only)) {
-            Ok(n) => n,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        let started_here = self.need(&names);
-        let (_, rx) = self.wait_for(names, started_here, false);
-        self.advance(ctx);
-        self.check_waiters(ctx);
-        Box::pin(async move { rx.await.unwrap_or(Err(Error::SupervisorGone)) })
+        answer(self.queue(Job::Start(msg.name), ctx))
     }
 }

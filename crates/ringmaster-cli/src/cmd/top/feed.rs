@@ -47,19 +47,6 @@ pub fn describe(e: &ClientError) -> String {
     }
 }
 
-/// A service name in a URL: a replica's `#` (and anything else not plain) escaped.
-pub fn encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Polls `GET /status` every [`STATUS_PERIOD`] (at once when woken through
 /// `wake`) until `wake`'s sender is dropped or nobody listens on `tx`.
 pub fn poll_status(client: Client, tx: Sender<Feed>, wake: Receiver<()>) {
@@ -83,7 +70,11 @@ pub fn poll_status(client: Client, tx: Sender<Feed>, wake: Receiver<()>) {
 pub fn ask(client: &Client, verb: Verb, service: String, tx: Sender<Feed>, wake: Sender<()>) {
     let client = client.clone().with_timeout(None);
     std::thread::spawn(move || {
-        let path = format!("/{}/{}", verb.as_str(), encode(&service));
+        let path = format!(
+            "/{}/{}",
+            verb.as_str(),
+            crate::control::client::encode(&service)
+        );
         let result = client
             .request("POST", &path)
             .map(drop)
@@ -116,7 +107,7 @@ impl Follower {
         let client = client.clone().with_timeout(Some(FOLLOW_TICK));
         let path = format!(
             "/logs?service={}&n={LOG_TAIL}&follow=true",
-            encode(&service)
+            crate::control::client::encode(&service)
         );
         let stopped = stop.clone();
         std::thread::spawn(move || follow(&client, &path, id, &tx, &stopped));
@@ -130,25 +121,58 @@ impl Drop for Follower {
     }
 }
 
-/// The follower's thread: connects (again, while the instance is slow to
-/// answer), then sends each line until the stream ends or it is stopped. The
-/// short read timeout only wakes it to look at `stop`; a timeout between two
-/// lines loses nothing (each line comes in a chunk of its own).
+/// The follower's thread: follows `path` until it is stopped. When the stream
+/// ends or cannot be had (the instance went away, a `down` and a new `up`), it
+/// tries again every second, then asks only for new lines (`n=0`), so that
+/// nothing already shown comes twice.
 fn follow(client: &Client, path: &str, id: u64, tx: &Sender<Feed>, stop: &AtomicBool) {
+    let again = path.replace(&format!("&n={LOG_TAIL}&"), "&n=0&");
+    let mut first = true;
+    while !stop.load(Ordering::Relaxed) {
+        let path = if first { path } else { again.as_str() };
+        match stream(client, path, id, tx, stop) {
+            Ended::Gone => return,
+            Ended::Streamed => first = false,
+            Ended::Refused => {}
+        }
+        // A second before the next try, looking at `stop` meanwhile.
+        for _ in 0..10 {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// How one stream of [`follow`] ended.
+enum Ended {
+    /// Nobody listens any more (the view is gone) or it was stopped.
+    Gone,
+    /// It ran, then ended.
+    Streamed,
+    /// It could not be had (no instance, an unknown service).
+    Refused,
+}
+
+/// One `GET /logs` stream: each line to `tx` until it ends. The short read
+/// timeout only wakes it to look at `stop`; a timeout between two lines loses
+/// nothing (each line comes in a chunk of its own).
+fn stream(client: &Client, path: &str, id: u64, tx: &Sender<Feed>, stop: &AtomicBool) -> Ended {
     let response = loop {
         if stop.load(Ordering::Relaxed) {
-            return;
+            return Ended::Gone;
         }
         match client.request("GET", path) {
             Ok(r) => break r,
             Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::TimedOut => continue,
             // No instance, an unknown service: the status line says so.
-            Err(_) => return,
+            Err(_) => return Ended::Refused,
         }
     };
     for line in response.lines() {
         if stop.load(Ordering::Relaxed) {
-            return;
+            return Ended::Gone;
         }
         match line {
             Ok(text) => {
@@ -156,7 +180,7 @@ fn follow(client: &Client, path: &str, id: u64, tx: &Sender<Feed>, stop: &Atomic
                     continue;
                 };
                 if tx.send(Feed::Log { follower: id, line }).is_err() {
-                    return;
+                    return Ended::Gone;
                 }
             }
             Err(e)
@@ -164,19 +188,8 @@ fn follow(client: &Client, path: &str, id: u64, tx: &Sender<Feed>, stop: &Atomic
                     e.kind(),
                     std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
                 ) => {}
-            Err(_) => return,
+            Err(_) => return Ended::Streamed,
         }
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_escaped_for_urls() {
-        assert_eq!(encode("api"), "api");
-        assert_eq!(encode("api#1"), "api%231");
-        assert_eq!(encode("a b&c"), "a%20b%26c");
-    }
+    Ended::Streamed
 }
