@@ -290,11 +290,21 @@ impl Orchestrator {
     /// Stops one service (its dependents first) and starts it again; resolves once
     /// it and the dependents it stopped are ready again.
     pub async fn restart(&self, name: &str) -> Result<()> {
+        self.ask(Restart {
+            name: name.to_owned(),
+        })
+        .await
+    }
+
+    /// Sends the Supervisor a request about one service and waits for its answer.
+    async fn ask<M>(&self, msg: M) -> Result<()>
+    where
+        M: Message<Result = Result<()>> + Send + 'static,
+        Supervisor: Handler<M>,
+    {
         self.guard.used.store(true, Ordering::SeqCst);
         self.supervisor
-            .send(Restart {
-                name: name.to_owned(),
-            })
+            .send(msg)
             .await
             .map_err(|_| Error::SupervisorGone)?
     }
@@ -304,26 +314,20 @@ impl Orchestrator {
     /// [`Orchestrator::start_service`]. Stopping one that does not run is not an
     /// error. ([`Error::UnknownService`] for an unknown name.)
     pub async fn stop_service(&self, name: &str) -> Result<()> {
-        self.guard.used.store(true, Ordering::SeqCst);
-        self.supervisor
-            .send(StopService {
-                name: name.to_owned(),
-            })
-            .await
-            .map_err(|_| Error::SupervisorGone)?
+        self.ask(StopService {
+            name: name.to_owned(),
+        })
+        .await
     }
 
     /// Starts `name` again, with what it depends on (started when it does not
     /// run) and the dependents [`Orchestrator::stop_service`] stopped with it;
     /// resolves once they are ready. Starting one that runs is not an error.
     pub async fn start_service(&self, name: &str) -> Result<()> {
-        self.guard.used.store(true, Ordering::SeqCst);
-        self.supervisor
-            .send(StartService {
-                name: name.to_owned(),
-            })
-            .await
-            .map_err(|_| Error::SupervisorGone)?
+        self.ask(StartService {
+            name: name.to_owned(),
+        })
+        .await
     }
 
     /// Makes the running stack what `config` says (a file reloaded): services
