@@ -61,9 +61,13 @@
 //! - `life.rs`: a service's life — prepare, launch, ready, exit, restart or fail —
 //!   and the requests waiting on it;
 //! - `cascade.rs`: stopping by levels within a deadline;
-//! - `apply.rs`: a graph that changes while it runs — services added, removed,
+//! - `apply/`: a graph that changes while it runs — services added, removed,
 //!   restarted or updated by [`crate::messages::Apply`], one change at a time
-//!   (see [`crate::change`]);
+//!   (see [`crate::change`]): the queue in `mod.rs`, working a change out in
+//!   `plan.rs`, running it in `run.rs`;
+//! - `replicas.rs`: a replicated service's members and its balancer — ports,
+//!   numbers, readiness told to the balancer, rolling restarts;
+//! - `stopped.rs`: one service stopped or started on request (queued as changes);
 //! - `reaper.rs`: reaping adopted orphans off the actor's thread;
 //! - `usage.rs`: what each running service costs in its status (CPU %, from
 //!   the CPU times an earlier status saw);
