@@ -58,13 +58,7 @@ fn reload_adds_removes_changes_and_leaves() {
     );
     let p = Project::with_config(&first);
     // No instance: it says so, exit 1.
-    let out = p.rm().arg("reload").output().expect("reload");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no ringmaster is running"),
-        "{}",
-        text(&out.stderr)
-    );
+    p.expect_no_instance(&["reload"]);
 
     p.up_detached();
     wait_for("gone's children", LONG, || {

@@ -135,13 +135,7 @@ fn top_follows_the_stack_restarts_with_r_and_restores_the_terminal() {
     let ringmaster = bin_path("ringmaster");
 
     // No instance: exit 1, saying so (also in a terminal, below).
-    let out = p.rm().args(["top", "--once"]).output().expect("top --once");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains("no ringmaster is running"),
-        "{}",
-        text(&out.stderr)
-    );
+    p.expect_no_instance(&["top", "--once"]);
 
     p.up_detached();
     let status = p.wait_ready(&["api", "web"]);

@@ -195,24 +195,16 @@ mod tests {
         let s = ServiceStatus {
             name: "api".into(),
             state: ringmaster::ServiceState::Starting,
-            reason: None,
             pid: Some(4121),
             root_pid: Some(4120),
-            daemonized: false,
-            members: Vec::new(),
             cpu_percent: Some(3.24),
             rss_bytes: Some(13_002_342),
             cpu_seconds: Some(1.5),
             port: Some(8000),
-            restarts: 0,
-            last_exit: None,
             since_ms: 1_000,
             health: Some("failing: GET http://127.0.0.1:8000/health: connection refused".into()),
             health_latency_ms: Some(1),
-            status_text: None,
-            plugin: false,
-            balancer: None,
-            connections: None,
+            ..ServiceStatus::default()
         };
         let t = status_table(&Style::plain(), &[s], 3_500);
         let mut lines = t.lines();
@@ -233,24 +225,8 @@ mod tests {
         let s = ServiceStatus {
             name: "web".into(),
             state: ringmaster::ServiceState::Stopped,
-            reason: None,
-            pid: None,
-            root_pid: None,
-            daemonized: false,
-            members: Vec::new(),
-            cpu_percent: None,
-            rss_bytes: None,
-            cpu_seconds: None,
-            port: None,
-            restarts: 0,
-            last_exit: None,
             since_ms: 1_000,
-            health: None,
-            health_latency_ms: None,
-            status_text: None,
-            plugin: false,
-            balancer: None,
-            connections: None,
+            ..ServiceStatus::default()
         };
         let t = status_table(&Style::plain(), &[s], 3_500);
         assert_eq!(

@@ -291,17 +291,10 @@ mod tests {
         ProcessInfo {
             pid,
             ppid: Some(ppid),
-            pgid: None,
-            sid: None,
             start_time: start,
             name: name.into(),
-            exe: None,
             argv: argv.iter().map(|a| a.to_string()).collect(),
-            uid: None,
-            user: None,
-            tag: None,
-            zombie: false,
-            usage: None,
+            ..ProcessInfo::default()
         }
     }
 

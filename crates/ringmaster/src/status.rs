@@ -2,7 +2,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A service's state (the `state` field of `status --json`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceState {
     Waiting,
@@ -10,12 +10,14 @@ pub enum ServiceState {
     Ready,
     Unhealthy,
     Stopping,
+    /// Also what a service is before anything happened to it.
+    #[default]
     Stopped,
     Failed,
 }
 
 /// One service's status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServiceStatus {
     pub name: String,
     pub state: ServiceState,

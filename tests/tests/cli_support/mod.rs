@@ -129,6 +129,14 @@ impl Project {
         last
     }
 
+    /// Runs `ringmaster ARGS` with no instance running: it must say so and exit 1.
+    pub fn expect_no_instance(&self, args: &[&str]) {
+        let out = self.rm().args(args).output().expect("ringmaster runs");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains("no ringmaster is running"), "{args:?}: {err}");
+    }
+
     /// The pid of the running instance (from the lock).
     pub fn instance_pid(&self) -> Option<u32> {
         ringmaster_os::InstanceLock::owner(&self.state_dir())

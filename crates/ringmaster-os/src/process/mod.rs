@@ -17,7 +17,7 @@ mod sys;
 
 /// What we know of one live process. Two infos with the same pid but another
 /// `start_time` (or another exe) are different processes: the pid was reused.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     pub pid: u32,
     pub ppid: Option<u32>,
@@ -275,17 +275,9 @@ mod tests {
         ProcessInfo {
             pid,
             ppid: Some(ppid),
-            pgid: None,
-            sid: None,
             start_time: start,
             name: name.into(),
-            exe: None,
-            argv: Vec::new(),
-            uid: None,
-            user: None,
-            tag: None,
-            zombie: false,
-            usage: None,
+            ..ProcessInfo::default()
         }
     }
 

@@ -288,24 +288,9 @@ pub(crate) mod tests {
         ServiceStatus {
             name: name.into(),
             state,
-            reason: None,
             pid,
             root_pid: pid.map(|p| p - 1),
-            daemonized: false,
-            members: Vec::new(),
-            cpu_percent: None,
-            rss_bytes: None,
-            cpu_seconds: None,
-            port: None,
-            restarts: 0,
-            last_exit: None,
-            since_ms: 0,
-            health: None,
-            health_latency_ms: None,
-            status_text: None,
-            plugin: false,
-            balancer: None,
-            connections: None,
+            ..ServiceStatus::default()
         }
     }
 
