@@ -147,3 +147,38 @@ fn a_second_sigint_kills_a_service_added_at_runtime() {
     wait_port_free(extra);
     wait_port_free(base);
 }
+
+#[test]
+fn a_second_sigint_kills_the_replicas_of_a_replicated_service() {
+    let port = free_port();
+    let fake = fake_service();
+    let p = Project::with_config(&format!(
+        "[settings]\nshutdown_timeout = \"120s\"\n\n[services.api]\n\
+         command = \"{} --listen ${{PORT}} --ignore-term\"\nport = {port}\nreplicas = 2\n\
+         health = {{ tcp = \"${{PORT}}\" }}\nstop = {{ timeout = \"100s\" }}\n",
+        fake.display()
+    ));
+    let mut up = p.spawn_up(&[]);
+    p.wait_ready(&["api", "api#0", "api#1"]);
+    let members = p.guard_tagged();
+    assert!(members.len() >= 2, "{members:?}");
+
+    send_unix_signal(up.id(), libc::SIGINT);
+    wait_for("the cascade to start", LONG, || {
+        p.up_output().contains("SIGINT: stopping")
+    });
+    send_unix_signal(up.id(), libc::SIGINT);
+    wait_child_exit(&mut up);
+    let log = p.up_output();
+    for m in &members {
+        assert!(!pid_alive(*m), "pid {m} survived the forced stop:\n{log}");
+    }
+    assert!(p.tagged_pids().is_empty(), "{log}");
+    for member in ["api#0", "api#1"] {
+        assert!(
+            log.contains(&format!("forced stop: {member}: killed")),
+            "{member} in:\n{log}"
+        );
+    }
+    wait_port_free(port);
+}

@@ -6,10 +6,12 @@
 //! Per service, dependents first: its PID file (identity checked: a live process
 //! carrying this service's tag is stopped, a live process with another tag is left
 //! alone with a warning, a stale file is removed and its pid never signalled), every
-//! process carrying its tag, and the holders of its port that its allow list or
-//! our tag authorizes. Blocking: call it off actor threads.
+//! process carrying its tag (a replicated service: each replica's PID file and
+//! tag, `api#0`, ...), and the holders of its port that its allow list or our tag
+//! authorizes. Blocking: call it off actor threads.
 use std::time::Duration;
 
+use ringmaster::config::{replica_name, replica_of};
 use ringmaster::Config;
 use ringmaster_os::{
     clear_port, stop_leftovers, PidFileFinding, Policy, ProcessBrief, Signal, Tag,
@@ -30,6 +32,16 @@ pub struct Cleanup {
     /// and that are gone: the tag carriers, the PID file's process and the port's
     /// holders.
     pub stopped: Vec<(String, Vec<ProcessBrief>)>,
+}
+
+/// `name` is a replica (`api#0`) of a service of `config` that has `replicas`.
+fn is_replica(config: &Config, name: &str) -> bool {
+    replica_of(name).is_some_and(|(group, _)| {
+        config
+            .services
+            .get(group)
+            .is_some_and(|s| s.replicas.is_some())
+    })
 }
 
 /// Adds `procs` to `into`, once per pid.
@@ -57,6 +69,13 @@ fn joined(procs: &[ProcessBrief]) -> String {
 pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut out = Cleanup::default();
+    let tagged = match ringmaster::janitor::tagged_services(&project) {
+        Ok(t) => t,
+        Err(e) => {
+            out.leftovers.push(format!("cannot scan processes: {e}"));
+            Default::default()
+        }
+    };
     for name in config.stop_order() {
         if only.is_some_and(|names| !names.contains(&name)) {
             continue;
@@ -71,54 +90,68 @@ pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
         } else {
             (svc.stop.signal, svc.stop.timeout)
         };
-        let tag = Tag::new(project.clone(), name.clone());
-        match stop_leftovers(&svc.pid_file, &tag, signal, grace) {
-            Ok(left) => {
-                match left.pid_file {
-                    PidFileFinding::Ours { pid, name: pname } => out.actions.push(format!(
-                        "{name}: PID file {} names live pid {pid} ({pname})",
-                        svc.pid_file.display()
-                    )),
-                    // Another project (or service) shares this PID file path: not ours.
-                    PidFileFinding::Foreign {
-                        pid,
-                        name: pname,
-                        tag: theirs,
-                    } => tracing::warn!(
-                        service = %name,
-                        "PID file {} names pid {pid} ({pname}) with tag {theirs}, not this project's {}; left alone",
-                        svc.pid_file.display(),
-                        tag.env_value()
-                    ),
-                    PidFileFinding::Stale(reason) => out.actions.push(format!(
-                        "{name}: removed stale PID file {} ({reason}); its pid was not signalled",
-                        svc.pid_file.display()
-                    )),
-                    PidFileFinding::Unreadable(e) => out.leftovers.push(format!("{name}: {e}")),
-                    PidFileFinding::Missing => {}
+        // Its processes carry its tag; a replicated service's, its replicas'
+        // (`api#0`, ...: those that run, found by their tags), each with its
+        // own PID file.
+        let targets: Vec<(String, std::path::PathBuf)> = if svc.replicas.is_some() {
+            tagged
+                .iter()
+                .filter_map(|t| replica_of(t).filter(|(g, _)| *g == name))
+                .map(|(_, i)| (replica_name(&name, i), svc.replica(i, None).pid_file))
+                .collect()
+        } else {
+            vec![(name.clone(), svc.pid_file.clone())]
+        };
+        for (name, pid_file) in &targets {
+            let tag = Tag::new(project.clone(), name.clone());
+            match stop_leftovers(pid_file, &tag, signal, grace) {
+                Ok(left) => {
+                    match left.pid_file {
+                        PidFileFinding::Ours { pid, name: pname } => out.actions.push(format!(
+                            "{name}: PID file {} names live pid {pid} ({pname})",
+                            pid_file.display()
+                        )),
+                        // Another project (or service) shares this PID file path: not ours.
+                        PidFileFinding::Foreign {
+                            pid,
+                            name: pname,
+                            tag: theirs,
+                        } => tracing::warn!(
+                            service = %name,
+                            "PID file {} names pid {pid} ({pname}) with tag {theirs}, not this project's {}; left alone",
+                            pid_file.display(),
+                            tag.env_value()
+                        ),
+                        PidFileFinding::Stale(reason) => out.actions.push(format!(
+                            "{name}: removed stale PID file {} ({reason}); its pid was not signalled",
+                            pid_file.display()
+                        )),
+                        PidFileFinding::Unreadable(e) => out.leftovers.push(format!("{name}: {e}")),
+                        PidFileFinding::Missing => {}
+                    }
+                    let report = left.report;
+                    if !report.signalled.is_empty() {
+                        let killed = if report.killed.is_empty() || force {
+                            String::new()
+                        } else {
+                            format!(" (needed kill: {})", joined(&report.killed))
+                        };
+                        out.actions.push(format!(
+                            "{name}: {} {}{killed}",
+                            if force { "killed" } else { "stopped" },
+                            joined(&report.signalled)
+                        ));
+                    }
+                    add_unique(&mut stopped, &report.signalled);
+                    add_unique(&mut stopped, &report.killed);
+                    add_unique(&mut survived, &report.survivors);
+                    for p in &report.survivors {
+                        out.leftovers
+                            .push(format!("{name}: pid {p} is still alive after kill"));
+                    }
                 }
-                let report = left.report;
-                if !report.signalled.is_empty() {
-                    let killed = if report.killed.is_empty() || force {
-                        String::new()
-                    } else {
-                        format!(" (needed kill: {})", joined(&report.killed))
-                    };
-                    out.actions.push(format!(
-                        "{name}: {} {}{killed}",
-                        if force { "killed" } else { "stopped" },
-                        joined(&report.signalled)
-                    ));
-                }
-                add_unique(&mut stopped, &report.signalled);
-                add_unique(&mut stopped, &report.killed);
-                add_unique(&mut survived, &report.survivors);
-                for p in &report.survivors {
-                    out.leftovers
-                        .push(format!("{name}: pid {p} is still alive after kill"));
-                }
+                Err(e) => out.leftovers.push(format!("{name}: stopping failed: {e}")),
             }
-            Err(e) => out.leftovers.push(format!("{name}: stopping failed: {e}")),
         }
         if let Some(port) = svc.port {
             let cleared =
@@ -153,25 +186,22 @@ pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
         }
     }
     if only.is_none() {
-        // Services the file does not name: the replicas of those it does, and
-        // services added at runtime by an instance that was killed (or dropped
-        // from the file since). Their processes carry our project's tag, so
-        // they are ours.
-        let known = config.services.keys().cloned().collect();
+        // Services the file does not name: added at runtime by an instance that
+        // was killed (or dropped from the file since). Their processes carry our
+        // project's tag, so they are ours. (Replicas were stopped with their
+        // service above.)
+        let known = config
+            .services
+            .keys()
+            .cloned()
+            .chain(tagged.iter().filter(|t| is_replica(config, t)).cloned())
+            .collect();
         let grace = if force { Duration::ZERO } else { ORPHAN_GRACE };
         match ringmaster::janitor::stop_orphans(&project, &known, grace) {
             Ok(found) => {
                 for (name, report) in found {
-                    // A replica (`api#3`) of a service in the file is its own.
-                    let replica = ringmaster::config::replica_of(&name)
-                        .is_some_and(|(group, _)| config.services.contains_key(group));
-                    let whose = if replica {
-                        ""
-                    } else {
-                        " (in no configuration)"
-                    };
                     out.actions.push(format!(
-                        "{name}{whose}: stopped {}",
+                        "{name} (in no configuration): stopped {}",
                         joined(&report.stopped)
                     ));
                     out.stopped.push((name, report.stopped));
@@ -194,13 +224,18 @@ pub fn sweep(config: &Config, only: Option<&[String]>, force: bool) -> Cleanup {
 /// this project and every configured port.
 pub fn verify(config: &Config, only: Option<&[String]>) -> Vec<String> {
     let wanted = |name: &String| only.is_none_or(|names| names.contains(name));
+    // A replica's processes are its service's.
+    let wanted_tag = |name: &String| match replica_of(name) {
+        Some((group, _)) if is_replica(config, name) => wanted(&group.to_owned()),
+        _ => wanted(name),
+    };
     let project = ringmaster_os::project_id(&config.settings.state_dir);
     let mut left = Vec::new();
     match ringmaster_os::process::snapshot() {
         Ok(table) => {
             for p in table.iter().filter(|p| !p.zombie) {
                 if let Some(tag) = &p.tag {
-                    if tag.project == project && wanted(&tag.service) {
+                    if tag.project == project && wanted_tag(&tag.service) {
                         left.push(format!(
                             "{}: pid {} ({}) is still alive",
                             tag.service, p.pid, p.name

@@ -214,6 +214,18 @@ fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
     out
 }
 
+/// The service names that live processes carrying `project`'s tag name (one
+/// scan of the process table). Blocking.
+pub fn tagged_services(project: &str) -> ringmaster_os::Result<std::collections::BTreeSet<String>> {
+    Ok(ringmaster_os::process::snapshot_brief()?
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .filter_map(|p| p.tag)
+        .filter(|t| t.project == project)
+        .map(|t| t.service)
+        .collect())
+}
+
 /// What an earlier run left of services that no configuration names any more —
 /// added at runtime ([`crate::Orchestrator::add_service`], `ringmaster add`) by
 /// an instance that was then killed, or dropped from the file while nothing
@@ -227,16 +239,11 @@ pub fn stop_orphans(
     known: &std::collections::BTreeSet<String>,
     grace: Duration,
 ) -> ringmaster_os::Result<Vec<(String, SweepReport)>> {
-    let mut orphans: Vec<String> = ringmaster_os::process::snapshot_brief()?
-        .into_iter()
-        .filter(|p| !p.zombie)
-        .filter_map(|p| p.tag)
-        .filter(|t| t.project == project && !known.contains(&t.service))
-        .map(|t| t.service)
-        .collect();
-    orphans.sort();
-    orphans.dedup();
+    let orphans = tagged_services(project)?;
     Ok(orphans
+        .into_iter()
+        .filter(|s| !known.contains(s))
+        .collect::<Vec<_>>()
         .into_iter()
         .map(|service| {
             let item = SweepItem {

@@ -296,10 +296,11 @@ impl Orchestrator {
         .await
     }
 
-    /// Sends the Supervisor a request about one service and waits for its answer.
-    async fn ask<M>(&self, msg: M) -> Result<()>
+    /// Sends the Supervisor a request that uses the handle, and waits for its answer.
+    async fn ask<M, T>(&self, msg: M) -> Result<T>
     where
-        M: Message<Result = Result<()>> + Send + 'static,
+        M: Message<Result = Result<T>> + Send + 'static,
+        T: Send + 'static,
         Supervisor: Handler<M>,
     {
         self.guard.used.store(true, Ordering::SeqCst);
@@ -386,11 +387,7 @@ impl Orchestrator {
     }
 
     async fn change(&self, change: Change) -> Result<ApplyReport> {
-        self.guard.used.store(true, Ordering::SeqCst);
-        self.supervisor
-            .send(Apply(change))
-            .await
-            .map_err(|_| Error::SupervisorGone)?
+        self.ask(Apply(change)).await
     }
 
     /// The shutdown cascade; completes before it returns (so the caller may stop

@@ -234,9 +234,9 @@ impl Spec {
             },
             stop_timeout: cfg.stop.timeout,
             stop_signal: cfg.stop.signal,
-            // Its replicas have `ready_timeout` each, and restarts between:
-            // it gives up only when they all failed (see `fail`), or well after.
-            ready_timeout: cfg.ready_timeout.saturating_mul(2),
+            // Never armed (`launch`): each replica has its own deadline, and the
+            // service fails when they all failed (`group_check`).
+            ready_timeout: Duration::ZERO,
             stop_command: false,
             start_window: Duration::ZERO,
             workdir: cfg.workdir.clone(),

@@ -42,11 +42,8 @@ impl Handler<Restart> for Supervisor {
     type Result = ResponseActFuture<Self, Result<()>>;
 
     fn handle(&mut self, msg: Restart, ctx: &mut Context<Self>) -> Self::Result {
-        if self.closed || self.shutting_down {
-            return Box::pin(actix::fut::ready(Err(Error::ShuttingDown)));
-        }
-        if self.entries.get(&msg.name).is_none_or(|e| e.leaving) {
-            return Box::pin(actix::fut::ready(Err(Error::UnknownService(msg.name))));
+        if let Err(e) = self.known(&msg.name) {
+            return Box::pin(actix::fut::ready(Err(e)));
         }
         let rolls = self
             .entries
@@ -55,16 +52,7 @@ impl Handler<Restart> for Supervisor {
         if rolls {
             // A running replicated service: one replica at a time, as a change.
             let rx = self.queue(apply::Job::Roll(msg.name.clone()), ctx);
-            let name = msg.name;
-            return Box::pin(actix::fut::wrap_future(async move {
-                match rx.await.unwrap_or(Err(Error::SupervisorGone))? {
-                    report if report.failed.is_some() => Err(Error::ServiceFailed {
-                        service: name,
-                        reason: report.failed.unwrap_or_default(),
-                    }),
-                    _ => Ok(()),
-                }
-            }));
+            return Box::pin(actix::fut::wrap_future(stopped::answer(msg.name, rx)));
         }
         let dependents = self.dependents(&msg.name);
         let mut to_stop: Vec<String> = dependents

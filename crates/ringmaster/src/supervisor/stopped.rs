@@ -15,15 +15,17 @@ use crate::change::ApplyReport;
 use crate::config::replica_of;
 use crate::messages::{StartService, StopService};
 
-/// The answer of a queued stop or start: `Ok`, or its failure.
-fn answer(rx: oneshot::Receiver<Result<ApplyReport>>) -> ResponseFuture<Result<()>> {
-    Box::pin(async move {
-        let report = rx.await.unwrap_or(Err(Error::SupervisorGone))?;
-        match report.failed {
-            Some(why) => Err(Error::Other(why)),
-            None => Ok(()),
-        }
-    })
+/// The answer of a queued request about service `name` (a stop, a start, a
+/// rolling restart): `Ok`, or what failed.
+pub(super) async fn answer(name: String, rx: oneshot::Receiver<Result<ApplyReport>>) -> Result<()> {
+    let report = rx.await.unwrap_or(Err(Error::SupervisorGone))?;
+    match report.failed {
+        Some(reason) => Err(Error::ServiceFailed {
+            service: name,
+            reason,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// A report with no service change (a stop or start changes no configuration).
@@ -39,7 +41,7 @@ fn done(at: Instant, failed: Option<String>) -> ApplyReport {
 
 impl Supervisor {
     /// Refuses a request for `name` during a shutdown, or for an unknown name.
-    fn known(&self, name: &str) -> Result<()> {
+    pub(super) fn known(&self, name: &str) -> Result<()> {
         if self.closed || self.shutting_down {
             return Err(Error::ShuttingDown);
         }
@@ -159,7 +161,8 @@ impl Handler<StopService> for Supervisor {
         if let Err(e) = self.known(&msg.name) {
             return Box::pin(async move { Err(e) });
         }
-        answer(self.queue(Job::Stop(msg.name), ctx))
+        let rx = self.queue(Job::Stop(msg.name.clone()), ctx);
+        Box::pin(answer(msg.name, rx))
     }
 }
 
@@ -170,6 +173,7 @@ impl Handler<StartService> for Supervisor {
         if let Err(e) = self.known(&msg.name) {
             return Box::pin(async move { Err(e) });
         }
-        answer(self.queue(Job::Start(msg.name), ctx))
+        let rx = self.queue(Job::Start(msg.name.clone()), ctx);
+        Box::pin(answer(msg.name, rx))
     }
 }

@@ -49,18 +49,21 @@ pub fn describe(e: &ClientError) -> String {
 
 /// Polls `GET /status` every [`STATUS_PERIOD`] (at once when woken through
 /// `wake`) until `wake`'s sender is dropped or nobody listens on `tx`.
+/// The first ask waits a period: the view starts with the status `top` fetched
+/// (each ask costs the instance a scan of the process table).
 pub fn poll_status(client: Client, tx: Sender<Feed>, wake: Receiver<()>) {
+    let mut started = Instant::now();
     loop {
-        let started = Instant::now();
+        match wake.recv_timeout(STATUS_PERIOD.saturating_sub(started.elapsed())) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        started = Instant::now();
         let result = client
             .get_json::<Vec<ServiceStatus>>("/status")
             .map_err(|e| describe(&e));
         if tx.send(Feed::Status(result)).is_err() {
             return;
-        }
-        match wake.recv_timeout(STATUS_PERIOD.saturating_sub(started.elapsed())) {
-            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
         }
     }
 }
