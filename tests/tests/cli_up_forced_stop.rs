@@ -35,6 +35,18 @@ health = {{ tcp = {web} }}
     )
 }
 
+/// SIGINT to the foreground `up`, and once its cascade began, SIGINT again: its
+/// exit status and what it printed.
+fn force_stop(p: &Project, up: &mut std::process::Child) -> (std::process::ExitStatus, String) {
+    send_unix_signal(up.id(), libc::SIGINT);
+    wait_for("the cascade to start", LONG, || {
+        p.up_output().contains("SIGINT: stopping")
+    });
+    send_unix_signal(up.id(), libc::SIGINT);
+    let code = wait_child_exit(up);
+    (code, p.up_output())
+}
+
 #[test]
 fn a_second_sigint_kills_only_the_selected_services_and_says_so() {
     let (api, web) = (free_port(), free_port());
@@ -49,13 +61,7 @@ fn a_second_sigint_kills_only_the_selected_services_and_says_so() {
     members.retain(|&m| m != holder);
     assert!(members.len() >= 2, "api and its child: {members:?}");
 
-    send_unix_signal(up.id(), libc::SIGINT);
-    wait_for("the cascade to start", LONG, || {
-        p.up_output().contains("SIGINT: stopping")
-    });
-    send_unix_signal(up.id(), libc::SIGINT);
-    let code = wait_child_exit(&mut up);
-    let log = p.up_output();
+    let (code, log) = force_stop(&p, &mut up);
 
     // The hand-started holder of web's port is untouched.
     assert!(
@@ -133,13 +139,7 @@ fn a_second_sigint_kills_a_service_added_at_runtime() {
     let members = p.guard_tagged();
     assert!(members.len() >= 3, "base, extra and its child: {members:?}");
 
-    send_unix_signal(up.id(), libc::SIGINT);
-    wait_for("the cascade to start", LONG, || {
-        p.up_output().contains("SIGINT: stopping")
-    });
-    send_unix_signal(up.id(), libc::SIGINT);
-    wait_child_exit(&mut up);
-    let log = p.up_output();
+    let (_, log) = force_stop(&p, &mut up);
     for m in &members {
         assert!(!pid_alive(*m), "pid {m} survived the forced stop:\n{log}");
     }
@@ -163,13 +163,7 @@ fn a_second_sigint_kills_the_replicas_of_a_replicated_service() {
     let members = p.guard_tagged();
     assert!(members.len() >= 2, "{members:?}");
 
-    send_unix_signal(up.id(), libc::SIGINT);
-    wait_for("the cascade to start", LONG, || {
-        p.up_output().contains("SIGINT: stopping")
-    });
-    send_unix_signal(up.id(), libc::SIGINT);
-    wait_child_exit(&mut up);
-    let log = p.up_output();
+    let (_, log) = force_stop(&p, &mut up);
     for m in &members {
         assert!(!pid_alive(*m), "pid {m} survived the forced stop:\n{log}");
     }
