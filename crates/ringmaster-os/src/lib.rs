@@ -48,5 +48,5 @@ pub use process::{ProcessBrief, ProcessInfo, Usage};
 pub use spawn::{
     become_subreaper, reap_adopted, spawn, wait_root, ChildWrapper, SpawnSpec, Spawned,
 };
-pub use stop::{alive_members, stop, wait_gone, Signal, StopReport, StopTarget};
+pub use stop::{alive_members, stop, stop_async, wait_gone, Signal, StopReport, StopTarget};
 pub use tag::{project_id, Tag, TAG_ENV};

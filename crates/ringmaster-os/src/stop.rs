@@ -1,6 +1,7 @@
 //! Stopping a service: signal every member, wait until every member is gone (not
 //! only the leader), kill what is left after the grace, report who needed it.
-//! Platform code (how a signal is sent): `stop/unix.rs`, `stop/windows.rs`.
+//! Platform code (how a signal is sent): `stop/unix.rs`, `stop/windows.rs`; the
+//! thread that runs every stop: `stop/engine.rs`.
 //!
 //! # How a stop runs
 //! One scan finds the members; each gets the signal, and so does the process
@@ -17,6 +18,11 @@
 //! reaped by pid, except the target's root, which its owner (tokio) waits on.
 //! Never signalled, whatever the target says: PID 0 and 1, this process and its
 //! ancestors, and a process group holding any of them.
+//!
+//! All the stops of the process run on one thread, which polls each one's pids in
+//! turn and takes one scan for all the stops that need one. A cascade level of 500
+//! services stopping at once used to be 500 threads each scanning the table (and
+//! the System thread waiting on the thread pool's lock to start them).
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -29,6 +35,8 @@ use crate::Result;
 #[cfg_attr(unix, path = "stop/unix.rs")]
 #[cfg_attr(windows, path = "stop/windows.rs")]
 mod sys;
+
+mod engine;
 
 /// How often the known pids are checked while waiting.
 pub const POLL_EVERY: Duration = Duration::from_millis(5);
@@ -124,37 +132,47 @@ impl StopReport {
 /// Stops every member of `target`: sends `signal` to each (and to the group),
 /// re-scans for new members (a process forking while it stops), waits until all
 /// are gone, sends kill to whatever remains after `grace`, and waits a short while
-/// more for the kill to take effect. Blocking: call it off actor threads.
-/// Processes that are not ours are not in the target, so they are never signalled.
+/// more for the kill to take effect. Blocking: call it off actor threads (or use
+/// [`stop_async`]). Processes that are not ours are not in the target, so they are
+/// never signalled.
 ///
 /// When `root` was spawned by this process, pass it: it is then left for its owner
 /// to reap. On Windows the graceful signal is `taskkill /T` and the kill
 /// `taskkill /T /F` plus a terminate per member; the job object itself is
 /// terminated by whoever owns the spawned child wrapper (`start_kill`).
+///
+/// Every stop of the process runs on one thread ([`engine`]): stops at the same
+/// time share its scans of the process table, and none holds a thread of its own.
 pub fn stop(target: &StopTarget, signal: Signal, grace: Duration) -> Result<StopReport> {
-    let start = Instant::now();
-    let mut run = Stopper::new(target, signal);
-    let table = process::snapshot_brief()?;
-    run.send_group(&table);
-    run.adopt_new(&table);
-    run.wait(start + grace);
-    if !run.alive.is_empty() {
-        if signal != Signal::Kill {
-            run.escalate();
-        }
-        run.wait(Instant::now() + KILL_WAIT);
-    }
-    run.report.survivors = run.alive.values().map(|t| t.brief.clone()).collect();
-    run.report.elapsed = start.elapsed();
-    tracing::debug!(
-        %signal,
-        signalled = run.report.signalled.len(),
-        killed = run.report.killed.len(),
-        survivors = run.report.survivors.len(),
-        elapsed_ms = run.report.elapsed.as_millis() as u64,
-        "stop finished"
-    );
-    Ok(run.report)
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine::submit(engine::Job::stop(
+        target.clone(),
+        signal,
+        grace,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    ));
+    rx.recv().unwrap_or_else(|_| Err(engine::ended()))
+}
+
+/// [`stop`] for async code: the stop starts when this is called and the future
+/// waits for its report without holding a thread.
+pub fn stop_async(
+    target: StopTarget,
+    signal: Signal,
+    grace: Duration,
+) -> impl std::future::Future<Output = Result<StopReport>> + Send + 'static {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    engine::submit(engine::Job::stop(
+        target,
+        signal,
+        grace,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    ));
+    async move { rx.await.unwrap_or_else(|_| Err(engine::ended())) }
 }
 
 /// The live members of `target` now (one scan), protected processes left out.
@@ -198,188 +216,16 @@ fn target_members<'t>(table: &'t [ProcessInfo], t: &StopTarget) -> BTreeMap<u32,
 /// when they are all gone (confirmed by a scan). Blocking: call it off actor
 /// threads. Used after a service's stop command, before any signal.
 pub fn wait_gone(target: &StopTarget, until: Instant) -> Result<bool> {
-    let mut run = Stopper::new(target, Signal::Term);
-    run.silent = true;
-    let table = process::snapshot_brief()?;
-    run.adopt_new(&table);
-    run.wait(until);
-    Ok(run.alive.is_empty())
-}
-
-/// A member being waited for.
-struct Tracked {
-    start_time: u64,
-    brief: ProcessBrief,
-}
-
-/// The state of one [`stop`].
-struct Stopper<'a> {
-    target: &'a StopTarget,
-    /// The graceful signal.
-    signal: Signal,
-    /// Never signalled: 0, 1, ourselves, our ancestors.
-    protected: HashSet<u32>,
-    /// Members not yet gone, by pid.
-    alive: BTreeMap<u32, Tracked>,
-    /// Members seen gone (pid, start time): a later scan does not take them back.
-    gone: HashSet<(u32, u64)>,
-    /// Past the grace: everything gets the kill.
-    escalated: bool,
-    /// Only waits: members are adopted but get no signal ([`wait_gone`]).
-    silent: bool,
-    report: StopReport,
-}
-
-impl<'a> Stopper<'a> {
-    fn new(target: &'a StopTarget, signal: Signal) -> Self {
-        let mut protected: HashSet<u32> = process::self_and_ancestors().into_iter().collect();
-        protected.extend([0, 1]);
-        Stopper {
-            target,
-            signal,
-            protected,
-            alive: BTreeMap::new(),
-            gone: HashSet::new(),
-            escalated: false,
-            silent: false,
-            report: StopReport::default(),
-        }
-    }
-
-    /// The signal for now: the graceful one, or the kill once escalated.
-    fn current_signal(&self) -> Signal {
-        if self.escalated {
-            Signal::Kill
-        } else {
-            self.signal
-        }
-    }
-
-    /// Adds every member in `table` not known yet (the target's members, and the
-    /// descendants of known members) and sends it the current signal. Returns how
-    /// many were new.
-    fn adopt_new(&mut self, table: &[ProcessInfo]) -> usize {
-        let mut found = target_members(table, self.target);
-        for &pid in self.alive.keys() {
-            for p in process::descendants(table, pid) {
-                if !p.zombie {
-                    found.insert(p.pid, p);
-                }
-            }
-        }
-        let mut fresh = Vec::new();
-        for (pid, p) in found {
-            let known = self
-                .alive
-                .get(&pid)
-                .is_some_and(|k| k.start_time == p.start_time);
-            if known || self.protected.contains(&pid) || self.gone.contains(&(pid, p.start_time)) {
-                continue;
-            }
-            let brief = p.brief();
-            if self.silent {
-                // Waited for, not signalled: no entry in the report.
-            } else if self.escalated {
-                self.report.killed.push(brief.clone());
-            } else {
-                self.report.signalled.push(brief.clone());
-            }
-            self.alive.insert(
-                pid,
-                Tracked {
-                    start_time: p.start_time,
-                    brief,
-                },
-            );
-            fresh.push((pid, p.start_time));
-        }
-        if !self.silent {
-            sys::send(&fresh, self.current_signal());
-        }
-        fresh.len()
-    }
-
-    /// Past the grace: re-scans, then kills every member still alive, the group
-    /// included.
-    fn escalate(&mut self) {
-        let table = process::snapshot_brief().unwrap_or_default();
-        self.poll();
-        self.escalated = true;
-        let left: Vec<(u32, u64)> = self
-            .alive
-            .iter()
-            .map(|(pid, t)| (*pid, t.start_time))
-            .collect();
-        self.report
-            .killed
-            .extend(self.alive.values().map(|t| t.brief.clone()));
-        self.send_group(&table);
-        sys::send(&left, Signal::Kill);
-        self.adopt_new(&table);
-    }
-
-    /// Sends the current signal to the target's process group, unless the group
-    /// holds a protected process, or no live process at all (its id could then
-    /// belong to someone else).
-    fn send_group(&self, table: &[ProcessInfo]) {
-        let Some(pgid) = self.target.pgid else {
-            return;
-        };
-        if self.protected.contains(&pgid) {
-            return;
-        }
-        let group: Vec<&ProcessInfo> = table.iter().filter(|p| p.pgid == Some(pgid)).collect();
-        let holds_live = group.iter().any(|p| !p.zombie);
-        let holds_protected = group.iter().any(|p| self.protected.contains(&p.pid));
-        if holds_live && !holds_protected {
-            sys::send_group(pgid, self.current_signal());
-        }
-    }
-
-    /// Drops the known pids that are gone; reaps zombies re-parented to us.
-    fn poll(&mut self) {
-        let root = self.target.root;
-        let mut gone = Vec::new();
-        for (&pid, tracked) in &self.alive {
-            match process::liveness(pid) {
-                Some((start, false)) if start == tracked.start_time => {}
-                Some((start, true)) if start == tracked.start_time => {
-                    if Some(pid) != root {
-                        crate::spawn::reap_pid(pid);
-                    }
-                    gone.push((pid, tracked.start_time));
-                }
-                _ => gone.push((pid, tracked.start_time)),
-            }
-        }
-        for (pid, start) in gone {
-            self.alive.remove(&pid);
-            self.gone.insert((pid, start));
-        }
-    }
-
-    /// Polls until every member is gone (confirmed by a scan that finds nobody
-    /// new) or `until` passes; scans for new members every [`RESCAN_EVERY`].
-    fn wait(&mut self, until: Instant) {
-        let mut last_scan = Instant::now();
-        loop {
-            self.poll();
-            if self.alive.is_empty() || last_scan.elapsed() >= RESCAN_EVERY {
-                last_scan = Instant::now();
-                let fresh = match process::snapshot_brief() {
-                    Ok(table) => self.adopt_new(&table),
-                    Err(_) => 0,
-                };
-                if self.alive.is_empty() && fresh == 0 {
-                    return;
-                }
-            }
-            if Instant::now() >= until {
-                return;
-            }
-            std::thread::sleep(POLL_EVERY);
-        }
-    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    engine::submit(engine::Job::wait(
+        target.clone(),
+        until,
+        Box::new(move |r| {
+            let _ = tx.send(r);
+        }),
+    ));
+    let report = rx.recv().unwrap_or_else(|_| Err(engine::ended()))?;
+    Ok(report.survivors.is_empty())
 }
 
 #[cfg(test)]

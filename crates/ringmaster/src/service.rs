@@ -29,7 +29,7 @@ use ringmaster_os::{
 };
 
 use crate::config::{Probe, ServiceConfig};
-use crate::janitor::{blocking, blocking_now};
+use crate::janitor::blocking;
 use crate::logs::{LogSubscribers, LogWriter, OutputSink};
 use crate::messages::{EventKind, LogLine, Reporter, Start, Stop, StopCommandReport, Stream};
 
@@ -533,20 +533,19 @@ impl ServiceActor {
                 };
             }
             let started = Instant::now();
-            let res = blocking_now(move || ringmaster_os::stop(&target, signal, grace)).await;
+            let res = ringmaster_os::stop_async(target, signal, grace).await;
             // The wrapper (on Windows, the job) goes only once its processes are stopped.
             drop(running);
             Claims::release(&key);
             retire.await;
             let error = match res {
-                Ok(Ok(report)) => {
+                Ok(report) => {
                     return StopAnswer {
                         report,
                         error: None,
                         command,
                     }
                 }
-                Ok(Err(e)) | Err(crate::Error::Os(e)) => e.to_string(),
                 Err(e) => e.to_string(),
             };
             tracing::warn!(service = %name, "stop: {error}");

@@ -100,7 +100,7 @@ use crate::config::{
     Condition, Dependency, HealthConfig, RestartConfig, RestartPolicy, ServiceConfig, Settings,
 };
 use crate::health::HealthChecker;
-use crate::janitor::{blocking, blocking_now, PortJanitor, SweepItem};
+use crate::janitor::{blocking, PortJanitor, SweepItem};
 use crate::logs::LogSubscribers;
 use crate::messages::{
     CheckPort, ClearPort, EventKind, GetStatus, Health, HealthChanged, HoldRestarts, Notice,

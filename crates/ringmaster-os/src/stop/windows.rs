@@ -31,7 +31,9 @@ pub(super) fn send(pids: &[(u32, u64)], signal: Signal) {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    if let Err(e) = cmd.status() {
+    // Not waited for: every stop of the process runs on one thread (`engine.rs`),
+    // which goes on polling while taskkill works; the stop waits for the processes.
+    if let Err(e) = cmd.spawn() {
         tracing::debug!(error = %e, "taskkill could not run");
     }
     if signal == Signal::Kill {

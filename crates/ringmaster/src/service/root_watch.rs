@@ -141,11 +141,11 @@ impl RootWatch {
                     also: left.iter().map(|p| (p.pid, p.start_time)).collect(),
                 };
                 let (signal, timeout) = (self.signal, self.timeout);
-                match blocking_now(move || ringmaster_os::stop(&target, signal, timeout)).await {
-                    Ok(Ok(report)) if !report.clean() => tracing::warn!(service = %self.name,
+                match ringmaster_os::stop_async(target, signal, timeout).await {
+                    Ok(report) if !report.clean() => tracing::warn!(service = %self.name,
                         "still alive after the stop: {}",
                         report.survivors.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", ")),
-                    Ok(Err(e)) => {
+                    Err(e) => {
                         tracing::warn!(service = %self.name, "stopping what was left: {e}")
                     }
                     _ => {}

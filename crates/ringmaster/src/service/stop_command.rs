@@ -135,9 +135,7 @@ impl StopCommand {
                     tag: None,
                     also: Vec::new(),
                 };
-                let _ =
-                    blocking_now(move || ringmaster_os::stop(&own, Signal::Kill, Duration::ZERO))
-                        .await;
+                let _ = ringmaster_os::stop_async(own, Signal::Kill, Duration::ZERO).await;
                 // Reaped by its owner: us.
                 let _ = tokio::time::timeout(ringmaster_os::stop::KILL_WAIT, child.wait()).await;
                 StopCommandOutcome::TimedOut { after: budget }

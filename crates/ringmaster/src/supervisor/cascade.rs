@@ -152,21 +152,11 @@ pub(super) async fn stop_item(
                     also: crate::service::Claims::held(&tag.env_value()),
                     tag: Some(tag),
                 };
-                let res = blocking_now(move || {
-                    ringmaster_os::stop(&target, Signal::Kill, Duration::ZERO)
-                })
-                .await;
-                let mut r = match res {
-                    Ok(Ok(r)) => r,
-                    Ok(Err(e)) | Err(crate::Error::Os(e)) => {
-                        stop_error = Some(format!("the kill in its place failed: {e}"));
-                        StopReport::default()
-                    }
-                    Err(e) => {
-                        stop_error = Some(format!("the kill in its place failed: {e}"));
-                        StopReport::default()
-                    }
-                };
+                let res = ringmaster_os::stop_async(target, Signal::Kill, Duration::ZERO).await;
+                let mut r = res.unwrap_or_else(|e| {
+                    stop_error = Some(format!("the kill in its place failed: {e}"));
+                    StopReport::default()
+                });
                 r.elapsed = started.elapsed();
                 r
             }
