@@ -334,6 +334,10 @@ fn sighup_reloads_a_foreground_up_and_a_reload_waits_for_the_start() {
         "{}",
         text(&out.stdout)
     );
+    // up's own writer thread puts the line out, maybe after reload has its answer.
+    wait_for("the change in up's output", LONG, || {
+        p.up_output().contains("change through the control socket")
+    });
     let log = p.up_output();
     let ready_at = log
         .find("2 services ready")

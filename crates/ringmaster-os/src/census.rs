@@ -106,21 +106,20 @@ fn look(targets: &[CensusTarget], with_usage: bool) -> Result<Vec<ServiceCensus>
     } else {
         process::snapshot_brief()?
     };
+    let tree = process::Tree::new(&table);
     let found: Vec<Vec<&ProcessInfo>> = targets
         .iter()
         .map(|t| {
-            let mut m: BTreeMap<u32, &ProcessInfo> =
-                process::members(&table, t.root, t.pgid, t.tag.as_ref())
-                    .into_iter()
-                    .map(|p| (p.pid, p))
-                    .collect();
+            let mut m: BTreeMap<u32, &ProcessInfo> = tree
+                .members(t.root, t.pgid, t.tag.as_ref())
+                .into_iter()
+                .map(|p| (p.pid, p))
+                .collect();
             for &(pid, start) in &t.also {
-                let known = table
-                    .iter()
-                    .find(|p| p.pid == pid && p.start_time == start && !p.zombie);
+                let known = tree.get(pid).filter(|p| p.start_time == start && !p.zombie);
                 if let Some(p) = known {
                     m.insert(p.pid, p);
-                    for d in process::descendants(&table, pid) {
+                    for d in tree.descendants(pid) {
                         if !d.zombie {
                             m.insert(d.pid, d);
                         }
@@ -143,8 +142,9 @@ fn look(targets: &[CensusTarget], with_usage: bool) -> Result<Vec<ServiceCensus>
     };
     if read_ports {
         // A failed socket read only leaves the ports out: the members still count.
-        for l in crate::ports::all_listeners().unwrap_or_default() {
-            ports.entry(l.pid).or_default().push(l.port);
+        let pids: Vec<u32> = found.iter().flatten().map(|p| p.pid).collect();
+        for (pid, port) in crate::ports::listening_pids(&pids).unwrap_or_default() {
+            ports.entry(pid).or_default().push(port);
         }
         for list in ports.values_mut() {
             list.sort_unstable();

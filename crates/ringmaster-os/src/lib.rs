@@ -22,6 +22,8 @@
 //! - [`leftovers`]: what an earlier run of a service left (PID file and tag).
 
 pub mod authz;
+#[cfg(target_os = "linux")]
+mod batches;
 pub mod census;
 pub mod error;
 pub mod killport;

@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::process::{self, ProcessBrief, ProcessInfo};
+use crate::process::{self, ProcessBrief, ProcessInfo, Tree};
 use crate::tag::Tag;
 use crate::Result;
 
@@ -179,28 +179,28 @@ pub fn stop_async(
 pub fn alive_members(target: &StopTarget) -> Result<Vec<ProcessBrief>> {
     let table = process::snapshot_brief()?;
     let protected: HashSet<u32> = process::self_and_ancestors().into_iter().collect();
-    Ok(target_members(&table, target)
+    Ok(target_members(&Tree::new(&table), target)
         .into_values()
         .filter(|p| !protected.contains(&p.pid) && p.pid > 1)
         .map(ProcessInfo::brief)
         .collect())
 }
 
-/// The live members of `target` in `table`: [`process::members`] of its root,
-/// group and tag, and each of `also` that still has its start time, with its
+/// The live members of `target` in `tree`: [`Tree::members`] of its root, group
+/// and tag, and each of `also` that still has its start time, with its
 /// descendants.
-fn target_members<'t>(table: &'t [ProcessInfo], t: &StopTarget) -> BTreeMap<u32, &'t ProcessInfo> {
-    let mut found: BTreeMap<u32, &ProcessInfo> =
-        process::members(table, t.root, t.pgid, t.tag.as_ref())
-            .into_iter()
-            .map(|p| (p.pid, p))
-            .collect();
+fn target_members<'t>(tree: &Tree<'t>, t: &StopTarget) -> BTreeMap<u32, &'t ProcessInfo> {
+    let mut found: BTreeMap<u32, &ProcessInfo> = tree
+        .members(t.root, t.pgid, t.tag.as_ref())
+        .into_iter()
+        .map(|p| (p.pid, p))
+        .collect();
     for &(pid, start) in &t.also {
-        if let Some(p) = table.iter().find(|p| p.pid == pid && p.start_time == start) {
+        if let Some(p) = tree.get(pid).filter(|p| p.start_time == start) {
             if !p.zombie {
                 found.insert(p.pid, p);
             }
-            for d in process::descendants(table, pid) {
+            for d in tree.descendants(pid) {
                 if !d.zombie {
                     found.insert(d.pid, d);
                 }

@@ -15,7 +15,6 @@ use std::collections::{HashMap, HashSet};
 use std::ffi::CStr;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::Listener;
 use crate::{Error, Result};
@@ -48,6 +47,12 @@ fn address_port_inode(sockets: &[ListenSocket]) -> Vec<(String, u16, u64)> {
 
 /// Every process holding a LISTEN socket on `port` (every port when `None`).
 pub(super) fn listeners(port: Option<u16>) -> Result<Vec<Listener>> {
+    listeners_among(port, None)
+}
+
+/// [`listeners`], looking only at the fds of `among` when given (every process's
+/// otherwise).
+pub(super) fn listeners_among(port: Option<u16>, among: Option<&[u32]>) -> Result<Vec<Listener>> {
     let sockets: Vec<ListenSocket> = listen_sockets()?
         .into_iter()
         .filter(|s| port.is_none_or(|p| s.port == p))
@@ -60,7 +65,7 @@ pub(super) fn listeners(port: Option<u16>) -> Result<Vec<Listener>> {
         .map(|s| s.inode)
         .filter(|&i| i != 0)
         .collect();
-    let holders = socket_holders(&inodes);
+    let holders = socket_holders(&inodes, among);
     let mut found = Vec::new();
     for socket in &sockets {
         for &pid in holders.get(&socket.inode).map(Vec::as_slice).unwrap_or(&[]) {
@@ -157,52 +162,21 @@ fn parse_addr(hex: &str, v6: bool) -> Option<IpAddr> {
     })
 }
 
-/// Below this many processes the fd scan runs on the calling thread only.
-const PARALLEL_FROM: usize = 128;
-/// At most this many threads scan fds.
-const MAX_SCAN_THREADS: usize = 4;
-/// Processes a scanning thread takes at a time.
-const SCAN_BATCH: usize = 32;
-
 /// For each inode in `inodes`, every pid whose fd table holds it (sorted, no
 /// duplicates). Unreadable processes are skipped.
-fn socket_holders(inodes: &HashSet<u64>) -> HashMap<u64, Vec<u32>> {
+fn socket_holders(inodes: &HashSet<u64>, among: Option<&[u32]>) -> HashMap<u64, Vec<u32>> {
     let mut holders: HashMap<u64, Vec<u32>> = HashMap::new();
     let Some(proc_dir) = open_dir(None, c"/proc") else {
         return holders;
     };
-    let pids = list_pids(&proc_dir);
-    let threads = if pids.len() < PARALLEL_FROM {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-            .clamp(1, MAX_SCAN_THREADS)
+    let pids = match among {
+        Some(pids) => pids.to_vec(),
+        None => list_pids(&proc_dir),
     };
-    // Workers take small batches from a shared counter, so a batch of busy
-    // processes does not leave the other threads idle; the calling thread works too.
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut found = Vec::new();
-        let mut buf = DirentBuf::new();
-        loop {
-            let start = next.fetch_add(SCAN_BATCH, Ordering::Relaxed);
-            if start >= pids.len() {
-                return found;
-            }
-            let batch = &pids[start..(start + SCAN_BATCH).min(pids.len())];
-            scan_pids(&proc_dir, batch, inodes, &mut buf, &mut found);
-        }
-    };
-    let found: Vec<(u64, u32)> = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut found = work();
-        for helper in helpers {
-            found.extend(helper.join().unwrap_or_default());
-        }
-        found
-    });
+    let found: Vec<(u64, u32)> =
+        crate::batches::in_batches(&pids, DirentBuf::new, |buf, batch, found| {
+            scan_pids(&proc_dir, batch, inodes, buf, found)
+        });
     for (inode, pid) in found {
         let pids = holders.entry(inode).or_default();
         if !pids.contains(&pid) {

@@ -51,6 +51,23 @@ pub fn all_listeners() -> Result<Vec<Listener>> {
     Ok(found)
 }
 
+/// The (pid, port) of every LISTEN socket held by one of `among`, without reading
+/// the processes ([`all_listeners`] reads each holder, and on Linux looks at every
+/// process's fds: for a census of 500 services that was most of its time).
+/// Unsorted.
+pub fn listening_pids(among: &[u32]) -> Result<Vec<(u32, u16)>> {
+    #[cfg(target_os = "linux")]
+    let found = platform::listeners_among(None, Some(among))?;
+    #[cfg(not(target_os = "linux"))]
+    let found = platform::listeners(None)?;
+    let among: std::collections::HashSet<u32> = among.iter().copied().collect();
+    Ok(found
+        .into_iter()
+        .filter(|l| among.contains(&l.pid))
+        .map(|l| (l.pid, l.port))
+        .collect())
+}
+
 /// True when no socket is listening on `port` (read from the socket table, not
 /// by binding, so it does not disturb anyone).
 pub fn port_is_free(port: u16) -> Result<bool> {

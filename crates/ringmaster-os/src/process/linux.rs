@@ -184,10 +184,20 @@ pub(super) fn scan(detail: Detail) -> Result<Vec<ProcessInfo>> {
     } else {
         None
     };
-    Ok(numeric_entries("/proc")?
-        .into_iter()
-        .filter_map(|pid| read_process(pid, detail, uptime))
-        .collect())
+    let pids = numeric_entries("/proc")?;
+    let mut table = crate::batches::in_batches(
+        &pids,
+        || (),
+        |_, batch, out| {
+            out.extend(
+                batch
+                    .iter()
+                    .filter_map(|&pid| read_process(pid, detail, uptime)),
+            )
+        },
+    );
+    table.sort_unstable_by_key(|p| p.pid);
+    Ok(table)
 }
 
 /// The pids of the numeric entries of a /proc directory (`/proc`, `/proc/self/task`).

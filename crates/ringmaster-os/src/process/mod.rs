@@ -2,7 +2,6 @@
 //! table; everything that needs "who is alive" over many processes takes a
 //! snapshot once and works on it. Platform code: `linux.rs` (reads /proc),
 //! `other.rs` (sysinfo, for macOS and Windows).
-use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -14,6 +13,9 @@ use crate::Result;
 #[cfg_attr(target_os = "linux", path = "linux.rs")]
 #[cfg_attr(not(target_os = "linux"), path = "other.rs")]
 mod sys;
+
+mod tree;
+pub use tree::Tree;
 
 /// What we know of one live process. Two infos with the same pid but another
 /// `start_time` (or another exe) are different processes: the pid was reused.
@@ -178,62 +180,22 @@ pub fn liveness(pid: u32) -> Option<(u64, bool)> {
 
 /// The members of a service in `table`: the descendants of `root` (and `root`),
 /// every process in process group `pgid`, and every process carrying `tag`.
-/// Zombies are left out. Sorted by pid, no duplicates.
+/// Zombies are left out. Sorted by pid, no duplicates. For many services of one
+/// table, index it once ([`Tree`]).
 pub fn members<'a>(
     table: &'a [ProcessInfo],
     root: Option<u32>,
     pgid: Option<u32>,
     tag: Option<&Tag>,
 ) -> Vec<&'a ProcessInfo> {
-    let mut found: BTreeMap<u32, &'a ProcessInfo> = BTreeMap::new();
-    if let Some(root) = root {
-        if let Some(p) = table.iter().find(|p| p.pid == root) {
-            found.insert(p.pid, p);
-        }
-        for p in descendants(table, root) {
-            found.insert(p.pid, p);
-        }
-    }
-    for p in table {
-        let in_group = pgid.is_some() && p.pgid == pgid;
-        let tagged = tag.is_some() && p.tag.as_ref() == tag;
-        if in_group || tagged {
-            found.insert(p.pid, p);
-        }
-    }
-    found.into_values().filter(|p| !p.zombie).collect()
+    Tree::new(table).members(root, pgid, tag)
 }
 
-/// The descendants of `pid` in `table`, not including `pid`.
-///
-/// A process is a child of the one its parent pid names only when it started
-/// no earlier than that one. Windows keeps a process's parent pid after the
-/// parent is gone, and the pid may be reused meanwhile: an old process would
-/// otherwise count as a child of whichever new process got that pid (seen under
-/// Wine: `services.exe`, started at boot, below a service's `cmd.exe`).
+/// The descendants of `pid` in `table`, not including `pid` (see [`Tree::new`]
+/// for who counts as a child). For many lookups in one table, index it once
+/// ([`Tree`]).
 pub fn descendants(table: &[ProcessInfo], pid: u32) -> Vec<&ProcessInfo> {
-    let started: HashMap<u32, u64> = table.iter().map(|p| (p.pid, p.start_time)).collect();
-    let mut children: HashMap<u32, Vec<&ProcessInfo>> = HashMap::new();
-    for p in table {
-        if let Some(ppid) = p.ppid {
-            let after_parent = started.get(&ppid).is_none_or(|s| p.start_time >= *s);
-            if ppid != p.pid && after_parent {
-                children.entry(ppid).or_default().push(p);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let mut seen = HashSet::from([pid]);
-    let mut queue = vec![pid];
-    while let Some(parent) = queue.pop() {
-        for &child in children.get(&parent).map(Vec::as_slice).unwrap_or(&[]) {
-            if seen.insert(child.pid) {
-                out.push(child);
-                queue.push(child.pid);
-            }
-        }
-    }
-    out
+    Tree::new(table).descendants(pid)
 }
 
 /// Our own pid and the pids of all our ancestors (up to PID 1).

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::{sys, target_members, Signal, StopReport, StopTarget};
 use super::{KILL_WAIT, POLL_EVERY, RESCAN_EVERY};
-use crate::process::{self, ProcessBrief, ProcessInfo};
+use crate::process::{self, ProcessBrief, Tree};
 use crate::{Error, Result};
 
 /// How long the thread waits for a stop before it ends.
@@ -95,12 +95,13 @@ fn run(rx: Receiver<Job>) {
 fn begin(fresh: &mut Vec<Job>, jobs: &mut Vec<Job>) {
     match process::snapshot_brief() {
         Ok(table) => {
+            let tree = Tree::new(&table);
             for mut job in fresh.drain(..) {
                 job.last_scan = Instant::now();
                 if !job.stopper.silent {
-                    job.stopper.send_group(&table);
+                    job.stopper.send_group(&tree);
                 }
-                job.stopper.adopt_new(&table);
+                job.stopper.adopt_new(&tree);
                 jobs.push(job);
             }
         }
@@ -127,9 +128,10 @@ fn turn(jobs: &mut Vec<Job>) {
         return;
     }
     let table = process::snapshot_brief().ok();
+    let tree = table.as_deref().map(Tree::new);
     let mut i = 0;
     while i < jobs.len() {
-        if jobs[i].due(now) && jobs[i].step(table.as_deref(), now) {
+        if jobs[i].due(now) && jobs[i].step(tree.as_ref(), now) {
             jobs.swap_remove(i).finish();
         } else {
             i += 1;
@@ -202,12 +204,12 @@ impl Job {
     }
 
     /// Takes this turn's scan (`None` when it failed); true when the job is done.
-    fn step(&mut self, table: Option<&[ProcessInfo]>, now: Instant) -> bool {
+    fn step(&mut self, tree: Option<&Tree>, now: Instant) -> bool {
         if self.stopper.alive.is_empty() || now.duration_since(self.last_scan) >= RESCAN_EVERY {
-            let fresh = match table {
-                Some(table) => {
+            let fresh = match tree {
+                Some(tree) => {
                     self.last_scan = now;
-                    self.stopper.adopt_new(table)
+                    self.stopper.adopt_new(tree)
                 }
                 None => 0,
             };
@@ -221,7 +223,8 @@ impl Job {
         match self.phase {
             Phase::Grace if !self.stopper.silent => {
                 if self.stopper.signal != Signal::Kill {
-                    self.stopper.escalate(table.unwrap_or_default());
+                    let empty = Tree::new(&[]);
+                    self.stopper.escalate(tree.unwrap_or(&empty));
                 }
                 self.phase = Phase::Killed {
                     until: now + KILL_WAIT,
@@ -305,13 +308,13 @@ impl Stopper {
         }
     }
 
-    /// Adds every member in `table` not known yet (the target's members, and the
+    /// Adds every member in `tree` not known yet (the target's members, and the
     /// descendants of known members) and sends it the current signal. Returns how
     /// many were new.
-    fn adopt_new(&mut self, table: &[ProcessInfo]) -> usize {
-        let mut found = target_members(table, &self.target);
+    fn adopt_new(&mut self, tree: &Tree) -> usize {
+        let mut found = target_members(tree, &self.target);
         for &pid in self.alive.keys() {
-            for p in process::descendants(table, pid) {
+            for p in tree.descendants(pid) {
                 if !p.zombie {
                     found.insert(p.pid, p);
                 }
@@ -349,9 +352,9 @@ impl Stopper {
         fresh.len()
     }
 
-    /// Past the grace: kills every member still alive (`table` is a scan taken
-    /// after the last poll), the group included, and whatever `table` shows new.
-    fn escalate(&mut self, table: &[ProcessInfo]) {
+    /// Past the grace: kills every member still alive (`tree` is of a scan taken
+    /// after the last poll), the group included, and whatever `tree` shows new.
+    fn escalate(&mut self, tree: &Tree) {
         self.escalated = true;
         let left: Vec<(u32, u64)> = self
             .alive
@@ -361,22 +364,22 @@ impl Stopper {
         self.report
             .killed
             .extend(self.alive.values().map(|t| t.brief.clone()));
-        self.send_group(table);
+        self.send_group(tree);
         sys::send(&left, Signal::Kill);
-        self.adopt_new(table);
+        self.adopt_new(tree);
     }
 
     /// Sends the current signal to the target's process group, unless the group
     /// holds a protected process, or no live process at all (its id could then
     /// belong to someone else).
-    fn send_group(&self, table: &[ProcessInfo]) {
+    fn send_group(&self, tree: &Tree) {
         let Some(pgid) = self.target.pgid else {
             return;
         };
         if self.protected.contains(&pgid) {
             return;
         }
-        let group: Vec<&ProcessInfo> = table.iter().filter(|p| p.pgid == Some(pgid)).collect();
+        let group = tree.group(pgid);
         let holds_live = group.iter().any(|p| !p.zombie);
         let holds_protected = group.iter().any(|p| self.protected.contains(&p.pid));
         if holds_live && !holds_protected {
