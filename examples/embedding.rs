@@ -21,7 +21,9 @@ impl Handler<ServiceEvent> for Events {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The library never prints: its warnings go to `tracing`.
-    tracing_subscriber::fmt().with_env_filter("warn").init();
+    tracing_subscriber::fmt()
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
+        .init();
     let port: u16 = match std::env::args().nth(1) {
         Some(port) => port.parse()?,
         None => 8000,

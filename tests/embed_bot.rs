@@ -18,7 +18,7 @@ use ringmaster::{Config, Options, Orchestrator};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter("warn")
+        .with_max_level(tracing_subscriber::filter::LevelFilter::WARN)
         .init();
     let mut args = std::env::args().skip(1);
     let usage = "usage: embed-bot error|panic|shutdown DIR PORT";

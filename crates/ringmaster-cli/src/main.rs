@@ -7,7 +7,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 mod cleanup;
 mod cli;
@@ -80,21 +82,52 @@ fn init_logging(cli: &Cli, runs_services: bool) {
             _ => "trace",
         }
     };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref(), level);
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_max_level(LevelFilter::TRACE)
         .with_ansi(output::Style::detect_stderr());
     let _ = match (cli.log_format, runs_services) {
-        (LogFormat::Text, false) => builder.with_writer(std::io::stderr).try_init(),
-        (LogFormat::Json, false) => builder.with_writer(std::io::stderr).json().try_init(),
+        (LogFormat::Text, false) => builder
+            .with_writer(std::io::stderr)
+            .finish()
+            .with(filter)
+            .try_init(),
+        (LogFormat::Json, false) => builder
+            .with_writer(std::io::stderr)
+            .json()
+            .finish()
+            .with(filter)
+            .try_init(),
         (LogFormat::Text, true) => builder
             .with_writer(stderr_log::NonBlockingStderr)
+            .finish()
+            .with(filter)
             .try_init(),
         (LogFormat::Json, true) => builder
             .with_writer(stderr_log::NonBlockingStderr)
             .json()
+            .finish()
+            .with(filter)
             .try_init(),
     };
+}
+
+/// The filter of ringmaster's own log lines: `RUST_LOG` when it is set and
+/// parses (comma-separated `target=level` directives and a bare default level,
+/// as `tracing_subscriber::filter::Targets` reads them), else `level` for all.
+/// A filter without regular expressions: the regex engine behind `EnvFilter` was
+/// about 0.6 MB of the binary's code (docs/benchmarks.md).
+fn log_filter(rust_log: Option<&str>, level: &str) -> Targets {
+    let everything = || Targets::new().with_default(level.parse().unwrap_or(LevelFilter::WARN));
+    match rust_log.map(str::trim).filter(|v| !v.is_empty()) {
+        None => everything(),
+        Some(directives) => directives.parse().unwrap_or_else(|e| {
+            eprintln!(
+                "RUST_LOG={directives:?} is not a filter ringmaster reads ({e}); using {level}"
+            );
+            everything()
+        }),
+    }
 }
 
 /// The global flags, for the detached instance.
@@ -111,4 +144,34 @@ fn passthrough(cli: &Cli) -> Passthrough {
         args.push("json".to_string());
     }
     Passthrough { args }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_filter;
+    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn rust_log_directives_win_and_an_unreadable_or_empty_one_falls_back_to_the_level() {
+        let f = log_filter(Some("warn,ringmaster=debug"), "error");
+        assert!(f.would_enable("ringmaster", &tracing::Level::DEBUG));
+        assert!(!f.would_enable("ringmaster", &tracing::Level::TRACE));
+        assert!(!f.would_enable("awc", &tracing::Level::INFO));
+        assert!(f.would_enable("awc", &tracing::Level::WARN));
+        for unset in [None, Some(""), Some("  "), Some("[span{x=1}]=debug")] {
+            let f = log_filter(unset, "info");
+            assert!(
+                f.would_enable("ringmaster", &tracing::Level::INFO),
+                "{unset:?}"
+            );
+            assert!(
+                !f.would_enable("ringmaster", &tracing::Level::DEBUG),
+                "{unset:?}"
+            );
+        }
+        assert_eq!(
+            log_filter(None, "trace").default_level(),
+            Some(LevelFilter::TRACE)
+        );
+    }
 }

@@ -50,7 +50,7 @@ use actix::prelude::*;
 pub use knocker::KNOCK_EVERY;
 use knocker::{Knocker, PortOpen};
 use probe::{knock, knock_addresses, run_probe, Outcome};
-use regex::Regex;
+use regex_lite::Regex;
 
 use crate::config::Probe;
 use crate::messages::{Health, HealthChanged, LogLine, Unwatch, Watch};

@@ -256,7 +256,7 @@ fn check_service(name: &str, svc: &ServiceConfig, err: &mut impl FnMut(&str, Spo
             }
             Probe::Notify => {}
             Probe::Log { regex } => {
-                if let Err(e) = regex::Regex::new(regex) {
+                if let Err(e) = regex_lite::Regex::new(regex) {
                     let text = e.to_string();
                     let last = text.lines().last().unwrap_or_default();
                     let first = last.strip_prefix("error: ").unwrap_or(last);

@@ -365,7 +365,7 @@ fn log_probe_regex_must_compile() {
         &[(
             3,
             18,
-            "service `api`: invalid log regex \"Uvicorn running on (http\": unclosed group",
+            "service `api`: invalid log regex \"Uvicorn running on (http\": found open group without closing ')'",
         )],
     );
 }
