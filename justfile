@@ -24,6 +24,14 @@ bench-gating:
     cargo build --release -p ringmaster-tests --bin fake-service
     WAIT_ON=$PWD/.bench-tools/node_modules/.bin/wait-on cargo bench -p ringmaster --bench gating
 
+# ringmaster beside supervisord, honcho, circus, PM2 and concurrently + wait-on on
+# examples/fastapi-nextjs (installs them into .bench-tools/ first; Linux).
+# PEERS_ROUNDS=N and PEERS_TOOLS=a,b narrow it; raw results in docs/benchmarks/peers.json.
+bench-peers:
+    scripts/bench-tools.sh
+    cargo build --release -p ringmaster-cli
+    cargo bench -p ringmaster-tests --bench peers
+
 # Windows and macOS cross-checks.
 cross:
     rustup target add x86_64-pc-windows-gnu x86_64-apple-darwin
