@@ -250,3 +250,70 @@ impl Drop for PidGuard {
         }
     }
 }
+
+/// The numeric environment variable `name`, or `default` (the benches' knobs).
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The two services the benches of a small stack run, as `[services.*]` tables:
+/// `api`, an HTTP fake-service on `api` with a worker sharing its socket and an
+/// HTTP probe; `web`, a fake-service on `web` with two children and a TCP probe,
+/// started once `api` is ready. Stop timeouts of 5 s.
+pub fn api_web_services(api: u16, web: u16) -> String {
+    let fake = built_path("fake-service");
+    let fake = fake.display();
+    format!(
+        r#"
+[services.api]
+command = "'{fake}' --listen {api} --http --share"
+port = {api}
+allow = ["fake-service"]
+health = {{ http = "http://127.0.0.1:{api}/health" }}
+stop = {{ timeout = "5s" }}
+
+[services.web]
+command = "'{fake}' --listen {web} --http --children 2"
+port = {web}
+allow = ["fake-service"]
+depends_on = ["api"]
+health = {{ tcp = {web} }}
+stop = {{ timeout = "5s" }}
+"#
+    )
+}
+
+/// What `/proc` says of one process (Linux), for the benches.
+#[cfg(target_os = "linux")]
+pub mod procfs {
+    use std::time::Duration;
+
+    /// CPU time (user + system, all its threads) `pid` used so far.
+    pub fn cpu_time(pid: u32) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process runs");
+        // After the command name in parentheses: state is field 3, utime 14, stime 15.
+        let rest = &stat[stat.rfind(')').expect("a stat line") + 1..];
+        let fields: Vec<u64> = rest
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0))
+            .collect();
+        // SAFETY: sysconf has no preconditions.
+        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+        Duration::from_millis((fields[11] + fields[12]) * 1000 / hz)
+    }
+
+    /// The `field` line of `/proc/PID/status` (`VmRSS:`, `RssAnon:`, ...), in kB;
+    /// 0 when absent.
+    pub fn status_kb(pid: u32, field: &str) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+}

@@ -23,14 +23,8 @@ mod bench {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
-    use ringmaster_tests::{built_path, pid_alive, port_answers, run_ringmaster, wait_for};
-
-    fn env_or(name: &str, default: u64) -> u64 {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    }
+    use ringmaster_tests::procfs::{cpu_time as cpu, status_kb};
+    use ringmaster_tests::{built_path, env_or, pid_alive, port_answers, run_ringmaster, wait_for};
 
     /// `n` distinct free loopback ports: all bound at once, then released.
     fn free_ports(n: usize) -> Vec<u16> {
@@ -58,32 +52,6 @@ mod bench {
             }
         }
         text
-    }
-
-    /// CPU time (user + system) `pid` used so far.
-    fn cpu(pid: u32) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process runs");
-        // After the command name in parentheses: state is field 3, utime 14, stime 15.
-        let rest = &stat[stat.rfind(')').expect("a stat line") + 1..];
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis((fields[11] + fields[12]) * 1000 / hz)
-    }
-
-    /// `VmRSS` of `pid`, in bytes.
-    fn rss(pid: u32) -> u64 {
-        let status =
-            std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the process runs");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .expect("a VmRSS line")
-            * 1024
     }
 
     /// The pids of processes whose command line names `dir` or one of the stack's
@@ -163,7 +131,7 @@ mod bench {
         let started = Instant::now();
         std::thread::sleep(window);
         let cpu_share = (cpu(pid) - cpu_before).as_secs_f64() / started.elapsed().as_secs_f64();
-        let rss = rss(pid);
+        let rss = status_kb(pid, "VmRSS:") * 1024;
         let status = (0..10)
             .map(|_| ms(run_ringmaster(dir, &["status", "--json"])))
             .collect();

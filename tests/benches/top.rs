@@ -19,55 +19,21 @@ mod bench {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
-    use ringmaster_tests::{built_path, free_port, run_ringmaster, wait_for};
-
-    fn env_or(name: &str, default: u64) -> u64 {
-        std::env::var(name)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    }
+    use ringmaster_tests::procfs::cpu_time as cpu;
+    use ringmaster_tests::{
+        api_web_services, built_path, env_or, free_port, run_ringmaster, wait_for,
+    };
 
     fn config(api: u16, web: u16) -> String {
-        let fake = built_path("fake-service");
-        let fake = fake.display();
         format!(
             r#"[settings]
 shutdown_timeout = "20s"
 
 [services.ticker]
 command = "while true; do echo tick; sleep 0.1; done"
-
-[services.api]
-command = "'{fake}' --listen {api} --http --share"
-port = {api}
-allow = ["fake-service"]
-health = {{ http = "http://127.0.0.1:{api}/health" }}
-stop = {{ timeout = "5s" }}
-
-[services.web]
-command = "'{fake}' --listen {web} --http --children 2"
-port = {web}
-allow = ["fake-service"]
-depends_on = ["api"]
-health = {{ tcp = {web} }}
-stop = {{ timeout = "5s" }}
-"#
+{}"#,
+            api_web_services(api, web)
         )
-    }
-
-    /// CPU time (user + system) `pid` used so far.
-    fn cpu(pid: u32) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the process runs");
-        // After the command name in parentheses: state is field 3, utime 14, stime 15.
-        let rest = &stat[stat.rfind(')').expect("a stat line") + 1..];
-        let fields: Vec<u64> = rest
-            .split_whitespace()
-            .map(|f| f.parse().unwrap_or(0))
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Duration::from_millis((fields[11] + fields[12]) * 1000 / hz)
     }
 
     /// A tmux server of the bench's own running `ringmaster top` in `dir`.

@@ -15,46 +15,15 @@ mod bench {
     use std::process::{Command, Stdio};
     use std::time::Duration;
 
-    use ringmaster_tests::{built_path, free_port, wait_for};
-
-    fn config(api: u16, web: u16) -> String {
-        let fake = built_path("fake-service");
-        let fake = fake.display();
-        format!(
-            r#"[services.api]
-command = "'{fake}' --listen {api} --http --share"
-port = {api}
-allow = ["fake-service"]
-health = {{ http = "http://127.0.0.1:{api}/health" }}
-
-[services.web]
-command = "'{fake}' --listen {web} --http --children 2"
-port = {web}
-allow = ["fake-service"]
-depends_on = ["api"]
-health = {{ tcp = {web} }}
-"#
-        )
-    }
-
-    /// `field` of `/proc/PID/status`, in kB.
-    fn kb(status: &str, field: &str) -> u64 {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(field))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
-    }
+    use ringmaster_tests::procfs::status_kb;
+    use ringmaster_tests::{api_web_services, built_path, env_or, free_port, wait_for};
 
     pub fn main() {
         let bin = std::env::var_os("RINGMASTER")
             .map(PathBuf::from)
             .unwrap_or_else(|| built_path("ringmaster"));
         assert!(bin.exists(), "{} is not built", bin.display());
-        let rounds: usize = std::env::var("ROUNDS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(5);
+        let rounds = env_or("ROUNDS", 5);
         println!("{}", bin.display());
         println!("| round | VmRSS | RssAnon | RssFile | threads |");
         println!("|---:|---:|---:|---:|---:|");
@@ -62,7 +31,7 @@ health = {{ tcp = {web} }}
             let dir = tempfile::tempdir().expect("temp dir");
             std::fs::write(
                 dir.path().join("ringmaster.toml"),
-                config(free_port(), free_port()),
+                api_web_services(free_port(), free_port()),
             )
             .expect("config");
             let mut up = Command::new(&bin)
@@ -92,14 +61,13 @@ health = {{ tcp = {web} }}
                 status();
             }
             std::thread::sleep(Duration::from_secs(1));
-            let text =
-                std::fs::read_to_string(format!("/proc/{}/status", up.id())).expect("up runs");
+            let kb = |field| status_kb(up.id(), field);
             println!(
                 "| {round} | {} kB | {} kB | {} kB | {} |",
-                kb(&text, "VmRSS:"),
-                kb(&text, "RssAnon:"),
-                kb(&text, "RssFile:"),
-                kb(&text, "Threads:")
+                kb("VmRSS:"),
+                kb("RssAnon:"),
+                kb("RssFile:"),
+                kb("Threads:")
             );
             // SAFETY: SIGINT to the child we started: its Ctrl-C, the cascade.
             unsafe { libc::kill(up.id() as libc::pid_t, libc::SIGINT) };
