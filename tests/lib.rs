@@ -251,6 +251,15 @@ impl Drop for PidGuard {
     }
 }
 
+/// Panics unless each of `names` is built (see [`built_path`]), saying that
+/// `build` builds them (for the benches, which run release binaries).
+pub fn expect_built(names: &[&str], build: &str) {
+    for name in names {
+        let path = built_path(name);
+        assert!(path.exists(), "{} is not built: {build}", path.display());
+    }
+}
+
 /// The numeric environment variable `name`, or `default` (the benches' knobs).
 pub fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -24,7 +24,9 @@ mod bench {
     use std::time::{Duration, Instant};
 
     use ringmaster_tests::procfs::{cpu_time as cpu, status_kb};
-    use ringmaster_tests::{built_path, env_or, pid_alive, port_answers, run_ringmaster, wait_for};
+    use ringmaster_tests::{
+        built_path, env_or, expect_built, pid_alive, port_answers, run_ringmaster, wait_for,
+    };
 
     /// `n` distinct free loopback ports: all bound at once, then released.
     fn free_ports(n: usize) -> Vec<u16> {
@@ -170,13 +172,10 @@ mod bench {
     }
 
     pub fn main() {
-        for name in ["ringmaster", "fake-service"] {
-            assert!(
-                built_path(name).exists(),
-                "{} is not built: cargo build --release -p ringmaster-cli -p ringmaster-tests --bins",
-                built_path(name).display()
-            );
-        }
+        expect_built(
+            &["ringmaster", "fake-service"],
+            "cargo build --release -p ringmaster-cli -p ringmaster-tests --bins",
+        );
         let sizes: Vec<usize> = std::env::var("BENCH_SCALE")
             .unwrap_or_else(|_| "10,100,500".into())
             .split(',')

@@ -21,7 +21,7 @@ mod bench {
 
     use ringmaster_tests::procfs::cpu_time as cpu;
     use ringmaster_tests::{
-        api_web_services, built_path, env_or, free_port, run_ringmaster, wait_for,
+        api_web_services, built_path, env_or, expect_built, free_port, run_ringmaster, wait_for,
     };
 
     fn config(api: u16, web: u16) -> String {
@@ -94,13 +94,10 @@ command = "while true; do echo tick; sleep 0.1; done"
     }
 
     pub fn main() {
-        for name in ["ringmaster", "fake-service"] {
-            assert!(
-                built_path(name).exists(),
-                "{} is not built: cargo build --release -p ringmaster-cli -p ringmaster-tests --bins",
-                built_path(name).display()
-            );
-        }
+        expect_built(
+            &["ringmaster", "fake-service"],
+            "cargo build --release -p ringmaster-cli -p ringmaster-tests --bins",
+        );
         assert!(
             Command::new("tmux")
                 .arg("-V")

@@ -240,22 +240,24 @@ pub fn stop_orphans(
     grace: Duration,
 ) -> ringmaster_os::Result<Vec<(String, SweepReport)>> {
     let orphans = tagged_services(project)?;
-    Ok(orphans
+    let items: Vec<SweepItem> = orphans
         .into_iter()
         .filter(|s| !known.contains(s))
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|service| {
-            let item = SweepItem {
-                service: service.clone(),
-                port: None,
-                allow: Vec::new(),
-                signal: Signal::Term,
-                grace,
-                tag: true,
-            };
-            let report = sweep_one(project, &item);
-            (service, report)
+        .map(|service| SweepItem {
+            service,
+            port: None,
+            allow: Vec::new(),
+            signal: Signal::Term,
+            grace,
+            tag: true,
         })
-        .collect())
+        .collect();
+    // At the same time: one that ignores TERM holds up none of the others.
+    Ok(std::thread::scope(|scope| {
+        let running: Vec<_> = items
+            .iter()
+            .map(|item| scope.spawn(move || (item.service.clone(), sweep_one(project, item))))
+            .collect();
+        running.into_iter().filter_map(|t| t.join().ok()).collect()
+    }))
 }

@@ -177,16 +177,23 @@ fn launch(tool: Tool, run: &Run) -> Child {
     tool.launch(run).spawn().expect("the tool starts")
 }
 
-/// Launch → ready → idle → stop → gone; then everything left is killed.
-// The launched tools are reaped with everything else below the bench
-// (`procs::reap`, waitpid(-1)), not through their `Child`.
-#[allow(clippy::zombie_processes)]
-pub fn normal(tool: Tool, paths: &Paths) -> Value {
-    let dir = tempfile::tempdir().expect("a temp dir");
+/// A launched run: its ports, its census, when it was launched, the tool's process
+/// and what was seen of the start.
+struct Started<'a> {
+    run: Run<'a>,
+    census: Arc<Mutex<Census>>,
+    t0: Instant,
+    child: Child,
+    seen: Seen,
+}
+
+/// Launches `tool` in `dir` on two free ports and watches until both answer (or
+/// the start gives up).
+fn start<'a>(tool: Tool, paths: &'a Paths, dir: &'a std::path::Path) -> Started<'a> {
     let (api, web) = (ringmaster_tests::free_port(), ringmaster_tests::free_port());
     let run = Run {
         paths,
-        dir: dir.path(),
+        dir,
         api,
         web,
     };
@@ -194,6 +201,28 @@ pub fn normal(tool: Tool, paths: &Paths) -> Value {
     let t0 = Instant::now();
     let child = launch(tool, &run);
     let seen = watch_start(&run, &census, t0);
+    Started {
+        run,
+        census,
+        t0,
+        child,
+        seen,
+    }
+}
+
+/// Launch → ready → idle → stop → gone; then everything left is killed.
+// The launched tools are reaped with everything else below the bench
+// (`procs::reap`, waitpid(-1)), not through their `Child`.
+#[allow(clippy::zombie_processes)]
+pub fn normal(tool: Tool, paths: &Paths) -> Value {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let Started {
+        run,
+        census,
+        t0,
+        child,
+        seen,
+    } = start(tool, paths, dir.path());
     let mut out = json!({
         "api_ready_ms": since(t0, seen.api_ready),
         "web_ready_ms": since(t0, seen.web_ready),
@@ -243,17 +272,13 @@ pub fn normal(tool: Tool, paths: &Paths) -> Value {
 #[allow(clippy::zombie_processes)]
 pub fn crash(tool: Tool, paths: &Paths) -> Value {
     let dir = tempfile::tempdir().expect("a temp dir");
-    let (api, web) = (ringmaster_tests::free_port(), ringmaster_tests::free_port());
-    let run = Run {
-        paths,
-        dir: dir.path(),
-        api,
-        web,
-    };
-    let census = Arc::new(Mutex::new(Census::new([api, web])));
-    let t0 = Instant::now();
-    let child = launch(tool, &run);
-    let seen = watch_start(&run, &census, t0);
+    let Started {
+        run,
+        census,
+        t0,
+        child,
+        seen,
+    } = start(tool, paths, dir.path());
     let mut out = json!({ "first_web_ready_ms": since(t0, seen.web_ready) });
     let Some(manager) = seen.web_ready.and_then(|_| tool.manager_pid(&run, &child)) else {
         procs::kill_tree();

@@ -96,7 +96,11 @@ fn begin(fresh: &mut Vec<Job>, jobs: &mut Vec<Job>) {
     match process::snapshot_brief() {
         Ok(table) => {
             let tree = Tree::new(&table);
+            // Read here, not by the caller: an actor's thread does no file I/O.
+            let mut protected: HashSet<u32> = process::self_and_ancestors().into_iter().collect();
+            protected.extend([0, 1]);
             for mut job in fresh.drain(..) {
+                job.stopper.protected = protected.clone();
                 job.last_scan = Instant::now();
                 if !job.stopper.silent {
                     job.stopper.send_group(&tree);
@@ -284,13 +288,12 @@ struct Stopper {
 }
 
 impl Stopper {
+    /// Its protected pids are filled in when the thread takes it up ([`begin`]).
     fn new(target: StopTarget, signal: Signal) -> Self {
-        let mut protected: HashSet<u32> = process::self_and_ancestors().into_iter().collect();
-        protected.extend([0, 1]);
         Stopper {
             target,
             signal,
-            protected,
+            protected: HashSet::new(),
             alive: BTreeMap::new(),
             gone: HashSet::new(),
             escalated: false,
