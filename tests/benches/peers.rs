@@ -31,18 +31,25 @@
 //!
 //! Run (Linux): `just bench-peers`, or `scripts/bench-tools.sh &&
 //! cargo build --release -p ringmaster-cli && cargo bench -p ringmaster-tests --bench peers`.
+#[cfg(target_os = "linux")]
 #[path = "peers/procs.rs"]
 mod procs;
+#[cfg(target_os = "linux")]
 #[path = "peers/report.rs"]
 mod report;
+#[cfg(target_os = "linux")]
 #[path = "peers/run.rs"]
 mod run;
+#[cfg(target_os = "linux")]
 #[path = "peers/tools.rs"]
 mod tools;
 
+#[cfg(target_os = "linux")]
 use serde_json::{json, Value};
+#[cfg(target_os = "linux")]
 use tools::{Paths, Tool};
 
+#[cfg(target_os = "linux")]
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -50,7 +57,8 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
-fn main() {
+#[cfg(target_os = "linux")]
+fn run_all() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
@@ -134,4 +142,9 @@ fn main() {
     let text = serde_json::to_string_pretty(&all).expect("JSON");
     std::fs::write(&out, text + "\n").expect("the JSON written");
     eprintln!("raw results: {}", out.display());
+}
+
+fn main() {
+    #[cfg(target_os = "linux")]
+    run_all();
 }
