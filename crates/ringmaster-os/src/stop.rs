@@ -141,7 +141,7 @@ impl StopReport {
 /// `taskkill /T /F` plus a terminate per member; the job object itself is
 /// terminated by whoever owns the spawned child wrapper (`start_kill`).
 ///
-/// Every stop of the process runs on one thread ([`engine`]): stops at the same
+/// Every stop of the process runs on one thread (`stop/engine.rs`): stops at the same
 /// time share its scans of the process table, and none holds a thread of its own.
 pub fn stop(target: &StopTarget, signal: Signal, grace: Duration) -> Result<StopReport> {
     let (tx, rx) = std::sync::mpsc::channel();
