@@ -187,7 +187,11 @@ fn listening_tells_a_listener_from_a_closed_port_without_connecting() {
     let addr = local.local_addr().expect("addr");
     assert_eq!(listening(addr), expect(true));
     drop(local);
+    // A closed port: one that is bound but does not listen, so that no other test
+    // can take it meanwhile (a port just closed could be handed out again at once).
+    let (closed, addr) = bound_not_listening();
     assert_eq!(listening(addr), expect(false));
+    drop(closed);
 
     let any = TcpListener::bind("0.0.0.0:0").expect("bind");
     let port = any.local_addr().expect("addr").port();
@@ -210,4 +214,40 @@ fn listening_tells_a_listener_from_a_closed_port_without_connecting() {
     let (_served, _) = l.accept().expect("accept");
     drop(l);
     assert_eq!(listening(addr), expect(false));
+}
+
+/// A loopback TCP socket bound to a free port without listening, and its address.
+/// Bound without `SO_REUSEADDR`, it keeps anyone else from binding the port
+/// until it is dropped.
+#[cfg(unix)]
+fn bound_not_listening() -> (std::os::fd::OwnedFd, std::net::SocketAddr) {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the address
+    // structures are zeroed and sized as the calls expect.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0);
+        assert!(fd >= 0, "socket");
+        let owned = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::bind(fd, &sin as *const _ as *const libc::sockaddr, len);
+        assert_eq!(rc, 0, "bind");
+        let mut got: libc::sockaddr_in = std::mem::zeroed();
+        let mut got_len = len;
+        let rc = libc::getsockname(fd, &mut got as *mut _ as *mut libc::sockaddr, &mut got_len);
+        assert_eq!(rc, 0, "getsockname");
+        let port = u16::from_be(got.sin_port);
+        (owned, std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+    }
+}
+
+/// Elsewhere `listening` answers `None` whatever the port, so any loopback
+/// address serves (here a listener's).
+#[cfg(not(unix))]
+fn bound_not_listening() -> (std::net::TcpListener, std::net::SocketAddr) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr");
+    (l, addr)
 }
