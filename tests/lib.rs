@@ -268,24 +268,25 @@ pub fn env_or(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The two services the benches of a small stack run, as `[services.*]` tables:
-/// `api`, an HTTP fake-service on `api` with a worker sharing its socket and an
-/// HTTP probe; `web`, a fake-service on `web` with two children and a TCP probe,
-/// started once `api` is ready. Stop timeouts of 5 s.
-pub fn api_web_services(api: u16, web: u16) -> String {
-    let fake = built_path("fake-service");
+/// A two-service configuration, for the tests and the benches: `api` (HTTP, with
+/// a worker sharing its socket, like `uvicorn --reload`; an HTTP probe) and `web`
+/// (two children, a TCP probe, depends on api).
+pub fn two_services(api: u16, web: u16) -> String {
+    let fake = fake_service();
     let fake = fake.display();
     format!(
-        r#"
+        r#"[settings]
+shutdown_timeout = "20s"
+
 [services.api]
-command = "'{fake}' --listen {api} --http --share"
+command = "{fake} --listen {api} --http --share"
 port = {api}
 allow = ["fake-service"]
 health = {{ http = "http://127.0.0.1:{api}/health" }}
 stop = {{ timeout = "5s" }}
 
 [services.web]
-command = "'{fake}' --listen {web} --http --children 2"
+command = "{fake} --listen {web} --http --children 2"
 port = {web}
 allow = ["fake-service"]
 depends_on = ["api"]

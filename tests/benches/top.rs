@@ -21,18 +21,16 @@ mod bench {
 
     use ringmaster_tests::procfs::cpu_time as cpu;
     use ringmaster_tests::{
-        api_web_services, built_path, env_or, expect_built, free_port, run_ringmaster, wait_for,
+        built_path, env_or, expect_built, free_port, run_ringmaster, two_services, wait_for,
     };
 
+    /// `ticker`, a loop printing a line every 100 ms, first (the row `top` follows),
+    /// then [`two_services`].
     fn config(api: u16, web: u16) -> String {
-        format!(
-            r#"[settings]
-shutdown_timeout = "20s"
-
-[services.ticker]
-command = "while true; do echo tick; sleep 0.1; done"
-{}"#,
-            api_web_services(api, web)
+        two_services(api, web).replacen(
+            "[services.api]",
+            "[services.ticker]\ncommand = \"while true; do echo tick; sleep 0.1; done\"\n\n[services.api]",
+            1,
         )
     }
 

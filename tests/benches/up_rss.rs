@@ -16,7 +16,7 @@ mod bench {
     use std::time::Duration;
 
     use ringmaster_tests::procfs::status_kb;
-    use ringmaster_tests::{api_web_services, built_path, env_or, free_port, wait_for};
+    use ringmaster_tests::{built_path, env_or, free_port, two_services, wait_for};
 
     pub fn main() {
         let bin = std::env::var_os("RINGMASTER")
@@ -31,7 +31,7 @@ mod bench {
             let dir = tempfile::tempdir().expect("temp dir");
             std::fs::write(
                 dir.path().join("ringmaster.toml"),
-                api_web_services(free_port(), free_port()),
+                two_services(free_port(), free_port()),
             )
             .expect("config");
             let mut up = Command::new(&bin)

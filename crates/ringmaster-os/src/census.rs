@@ -110,23 +110,9 @@ fn look(targets: &[CensusTarget], with_usage: bool) -> Result<Vec<ServiceCensus>
     let found: Vec<Vec<&ProcessInfo>> = targets
         .iter()
         .map(|t| {
-            let mut m: BTreeMap<u32, &ProcessInfo> = tree
-                .members(t.root, t.pgid, t.tag.as_ref())
-                .into_iter()
-                .map(|p| (p.pid, p))
-                .collect();
-            for &(pid, start) in &t.also {
-                let known = tree.get(pid).filter(|p| p.start_time == start && !p.zombie);
-                if let Some(p) = known {
-                    m.insert(p.pid, p);
-                    for d in tree.descendants(pid) {
-                        if !d.zombie {
-                            m.insert(d.pid, d);
-                        }
-                    }
-                }
-            }
-            m.into_values().collect()
+            tree.members_with(t.root, t.pgid, t.tag.as_ref(), &t.also)
+                .into_values()
+                .collect()
         })
         .collect();
     let mut ports: HashMap<u32, Vec<u16>> = HashMap::new();

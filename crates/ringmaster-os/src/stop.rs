@@ -144,15 +144,15 @@ impl StopReport {
 /// Every stop of the process runs on one thread (`stop/engine.rs`): stops at the same
 /// time share its scans of the process table, and none holds a thread of its own.
 pub fn stop(target: &StopTarget, signal: Signal, grace: Duration) -> Result<StopReport> {
+    run_waiting(|reply| engine::Job::stop(target.clone(), signal, grace, reply))
+}
+
+/// Hands the job `make` builds to the stop thread and waits for its report.
+fn run_waiting(make: impl FnOnce(engine::Reply) -> engine::Job) -> Result<StopReport> {
     let (tx, rx) = std::sync::mpsc::channel();
-    engine::submit(engine::Job::stop(
-        target.clone(),
-        signal,
-        grace,
-        Box::new(move |r| {
-            let _ = tx.send(r);
-        }),
-    ));
+    engine::submit(make(Box::new(move |r| {
+        let _ = tx.send(r);
+    })));
     rx.recv().unwrap_or_else(|_| Err(engine::ended()))
 }
 
@@ -186,28 +186,9 @@ pub fn alive_members(target: &StopTarget) -> Result<Vec<ProcessBrief>> {
         .collect())
 }
 
-/// The live members of `target` in `tree`: [`Tree::members`] of its root, group
-/// and tag, and each of `also` that still has its start time, with its
-/// descendants.
+/// The live members of `target` in `tree` ([`Tree::members_with`]).
 fn target_members<'t>(tree: &Tree<'t>, t: &StopTarget) -> BTreeMap<u32, &'t ProcessInfo> {
-    let mut found: BTreeMap<u32, &ProcessInfo> = tree
-        .members(t.root, t.pgid, t.tag.as_ref())
-        .into_iter()
-        .map(|p| (p.pid, p))
-        .collect();
-    for &(pid, start) in &t.also {
-        if let Some(p) = tree.get(pid).filter(|p| p.start_time == start) {
-            if !p.zombie {
-                found.insert(p.pid, p);
-            }
-            for d in tree.descendants(pid) {
-                if !d.zombie {
-                    found.insert(d.pid, d);
-                }
-            }
-        }
-    }
-    found
+    tree.members_with(t.root, t.pgid, t.tag.as_ref(), &t.also)
 }
 
 /// Waits, sending no signal, until every member of `target` is gone or `until`
@@ -216,15 +197,7 @@ fn target_members<'t>(tree: &Tree<'t>, t: &StopTarget) -> BTreeMap<u32, &'t Proc
 /// when they are all gone (confirmed by a scan). Blocking: call it off actor
 /// threads. Used after a service's stop command, before any signal.
 pub fn wait_gone(target: &StopTarget, until: Instant) -> Result<bool> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    engine::submit(engine::Job::wait(
-        target.clone(),
-        until,
-        Box::new(move |r| {
-            let _ = tx.send(r);
-        }),
-    ));
-    let report = rx.recv().unwrap_or_else(|_| Err(engine::ended()))?;
+    let report = run_waiting(|reply| engine::Job::wait(target.clone(), until, reply))?;
     Ok(report.survivors.is_empty())
 }
 

@@ -147,8 +147,13 @@ pub(crate) async fn sweep(project: String, items: Vec<SweepItem>) -> SweepReport
         let project = project.clone();
         blocking_now(move || sweep_one(&project, &item))
     });
+    merged(futures::future::join_all(tasks).await.into_iter().flatten())
+}
+
+/// One report of the sweep's parts.
+fn merged(parts: impl IntoIterator<Item = SweepReport>) -> SweepReport {
     let mut report = SweepReport::default();
-    for part in futures::future::join_all(tasks).await.into_iter().flatten() {
+    for part in parts {
         report.stopped.extend(part.stopped);
         report.refused.extend(part.refused);
         report.ports_still_held.extend(part.ports_still_held);
@@ -161,21 +166,19 @@ pub(crate) async fn sweep(project: String, items: Vec<SweepItem>) -> SweepReport
 /// before it returns. For a caller that cannot await — a `Drop` (see
 /// [`crate::Orchestrator`]: a handle dropped without `shutdown`).
 pub(crate) fn sweep_blocking(project: &str, items: &[SweepItem]) -> SweepReport {
-    let parts: Vec<SweepReport> = std::thread::scope(|scope| {
+    merged(sweep_each(project, items).into_iter().map(|(_, part)| part))
+}
+
+/// Each item swept on a thread of its own, all at the same time (one that ignores
+/// TERM holds up none of the others); per item, its service and what was done.
+fn sweep_each(project: &str, items: &[SweepItem]) -> Vec<(String, SweepReport)> {
+    std::thread::scope(|scope| {
         let running: Vec<_> = items
             .iter()
-            .map(|item| scope.spawn(move || sweep_one(project, item)))
+            .map(|item| scope.spawn(move || (item.service.clone(), sweep_one(project, item))))
             .collect();
         running.into_iter().filter_map(|t| t.join().ok()).collect()
-    });
-    let mut report = SweepReport::default();
-    for part in parts {
-        report.stopped.extend(part.stopped);
-        report.refused.extend(part.refused);
-        report.ports_still_held.extend(part.ports_still_held);
-    }
-    report.ports_still_held.sort_unstable();
-    report
+    })
 }
 
 fn sweep_one(project: &str, item: &SweepItem) -> SweepReport {
@@ -252,12 +255,5 @@ pub fn stop_orphans(
             tag: true,
         })
         .collect();
-    // At the same time: one that ignores TERM holds up none of the others.
-    Ok(std::thread::scope(|scope| {
-        let running: Vec<_> = items
-            .iter()
-            .map(|item| scope.spawn(move || (item.service.clone(), sweep_one(project, item))))
-            .collect();
-        running.into_iter().filter_map(|t| t.join().ok()).collect()
-    }))
+    Ok(sweep_each(project, &items))
 }

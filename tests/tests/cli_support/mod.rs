@@ -9,6 +9,9 @@ use std::process::{Child, Command as StdCommand, Stdio};
 use std::time::Duration;
 
 use assert_cmd::Command;
+// Not every test file that includes this module uses it.
+#[allow(unused_imports)]
+pub use ringmaster_tests::two_services;
 use ringmaster_tests::{bin_path, fake_service, port_answers, wait_for, PidGuard};
 use serde_json::Value;
 
@@ -209,33 +212,6 @@ pub fn wait_gone(pid: u32) {
     wait_for(&format!("pid {pid} to be gone"), LONG, || {
         !ringmaster_tests::pid_alive(pid)
     });
-}
-
-/// A two-service configuration: `api` (HTTP, with a worker sharing its socket,
-/// like `uvicorn --reload`) and `web` (children, depends on api).
-pub fn two_services(api: u16, web: u16) -> String {
-    let fake = fake_service();
-    let fake = fake.display();
-    format!(
-        r#"[settings]
-shutdown_timeout = "20s"
-
-[services.api]
-command = "{fake} --listen {api} --http --share"
-port = {api}
-allow = ["fake-service"]
-health = {{ http = "http://127.0.0.1:{api}/health" }}
-stop = {{ timeout = "5s" }}
-
-[services.web]
-command = "{fake} --listen {web} --http --children 2"
-port = {web}
-allow = ["fake-service"]
-depends_on = ["api"]
-health = {{ tcp = {web} }}
-stop = {{ timeout = "5s" }}
-"#
-    )
 }
 
 /// Starts the fake service directly (not through ringmaster: untagged, foreign to

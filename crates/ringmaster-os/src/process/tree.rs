@@ -100,4 +100,33 @@ impl<'a> Tree<'a> {
         }
         found.into_values().filter(|p| !p.zombie).collect()
     }
+
+    /// [`Tree::members`], and each of `also` (pid and start time: a member known
+    /// by identity, whose environment may no longer show the tag) that still has
+    /// its start time, with its descendants. Zombies left out; by pid.
+    pub fn members_with(
+        &self,
+        root: Option<u32>,
+        pgid: Option<u32>,
+        tag: Option<&Tag>,
+        also: &[(u32, u64)],
+    ) -> BTreeMap<u32, &'a ProcessInfo> {
+        let mut found: BTreeMap<u32, &'a ProcessInfo> = self
+            .members(root, pgid, tag)
+            .into_iter()
+            .map(|p| (p.pid, p))
+            .collect();
+        for &(pid, start) in also {
+            // A zombie has no children left: they went to the reaper when it exited.
+            if let Some(p) = self.get(pid).filter(|p| p.start_time == start && !p.zombie) {
+                found.insert(p.pid, p);
+                for d in self.descendants(pid) {
+                    if !d.zombie {
+                        found.insert(d.pid, d);
+                    }
+                }
+            }
+        }
+        found
+    }
 }

@@ -165,26 +165,26 @@ pub(super) struct Job {
 impl Job {
     /// A stop of `target` with `signal`, the kill after `grace`.
     pub(super) fn stop(target: StopTarget, signal: Signal, grace: Duration, reply: Reply) -> Job {
-        let started = Instant::now();
-        Job {
-            stopper: Stopper::new(target, signal),
-            grace_end: started + grace,
-            phase: Phase::Grace,
-            last_scan: started,
-            started,
-            reply,
-        }
+        Job::new(Stopper::new(target, signal), grace, reply)
     }
 
     /// A wait until the members of `target` are gone or `until` passes, sending
     /// nothing; its report's `survivors` are the members still alive then.
     pub(super) fn wait(target: StopTarget, until: Instant, reply: Reply) -> Job {
-        let started = Instant::now();
         let mut stopper = Stopper::new(target, Signal::Term);
         stopper.silent = true;
+        Job::new(
+            stopper,
+            until.saturating_duration_since(Instant::now()),
+            reply,
+        )
+    }
+
+    fn new(stopper: Stopper, grace: Duration, reply: Reply) -> Job {
+        let started = Instant::now();
         Job {
             stopper,
-            grace_end: until,
+            grace_end: started + grace,
             phase: Phase::Grace,
             last_scan: started,
             started,
