@@ -1,6 +1,7 @@
 //! Spawning a service's command through the platform shell (`sh -c` / `cmd /C`),
-//! in its own session and process group (a job object on Windows), with the tag
-//! in its environment and stdout/stderr piped. On Linux, the child subreaper.
+//! in its own session and process group (on Windows a job object and a console
+//! process group), with the tag in its environment and stdout/stderr piped. On
+//! Linux, the child subreaper.
 //! Platform code: `spawn/unix.rs`, `spawn/windows.rs`.
 //!
 //! The child is not killed when its wrapper is dropped: services are stopped
@@ -30,7 +31,8 @@ pub struct SpawnSpec {
     pub tag: Tag,
 }
 
-/// A spawned service root. `pgid` is its process group (Unix).
+/// A spawned service root. `pgid` is its process group (on Windows, the console
+/// process group it leads, named by its pid).
 #[derive(Debug)]
 pub struct Spawned {
     pub child: Box<dyn ChildWrapper>,

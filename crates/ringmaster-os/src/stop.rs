@@ -38,6 +38,12 @@ mod sys;
 
 mod engine;
 
+#[cfg(any(windows, test))]
+mod console;
+
+#[cfg(windows)]
+pub(crate) use sys::has_console;
+
 /// How often the known pids are checked while waiting.
 pub const POLL_EVERY: Duration = Duration::from_millis(5);
 /// How often the process table is scanned again for new members while waiting.
@@ -45,8 +51,12 @@ pub const RESCAN_EVERY: Duration = Duration::from_millis(100);
 /// How long to wait for the kill to take effect before naming survivors.
 pub const KILL_WAIT: Duration = Duration::from_secs(2);
 
-/// A stop signal. On Windows every graceful signal means "ask to close"
-/// (`taskkill /T`), and `Kill` means terminate.
+/// A stop signal. On Windows every graceful signal means CTRL_BREAK to the
+/// service's console process group, then "ask to close" (`taskkill /T`, for
+/// windowed programs); `Kill` means terminate. Windows cannot send CTRL_C to one
+/// process group, so `INT` is CTRL_BREAK there too (`stop/console.rs`).
+/// `Break` names CTRL_BREAK for configurations written for Windows; on Unix it
+/// is SIGTERM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Signal {
     Term,
@@ -56,6 +66,7 @@ pub enum Signal {
     Kill,
     Usr1,
     Usr2,
+    Break,
 }
 
 impl std::str::FromStr for Signal {
@@ -72,9 +83,10 @@ impl std::str::FromStr for Signal {
             "KILL" => Signal::Kill,
             "USR1" => Signal::Usr1,
             "USR2" => Signal::Usr2,
+            "BREAK" => Signal::Break,
             _ => {
                 return Err(format!(
-                    "unknown signal {s:?}; expected one of TERM, INT, HUP, QUIT, KILL, USR1, USR2"
+                    "unknown signal {s:?}; expected one of TERM, INT, HUP, QUIT, KILL, USR1, USR2, BREAK"
                 ))
             }
         })
@@ -92,6 +104,7 @@ impl std::fmt::Display for Signal {
             Signal::Kill => "KILL",
             Signal::Usr1 => "USR1",
             Signal::Usr2 => "USR2",
+            Signal::Break => "BREAK",
         })
     }
 }
@@ -212,6 +225,7 @@ mod tests {
         }
         assert_eq!("SIGKILL".parse::<Signal>(), Ok(Signal::Kill));
         assert_eq!("usr2".parse::<Signal>(), Ok(Signal::Usr2));
+        assert_eq!("SIGBREAK".parse::<Signal>(), Ok(Signal::Break));
         assert!("SIGFOO".parse::<Signal>().is_err());
         assert!("".parse::<Signal>().is_err());
         for sig in [
@@ -222,6 +236,7 @@ mod tests {
             Signal::Kill,
             Signal::Usr1,
             Signal::Usr2,
+            Signal::Break,
         ] {
             assert_eq!(sig.to_string().parse::<Signal>(), Ok(sig));
         }

@@ -5,7 +5,7 @@
 
 use ringmaster_os::Signal;
 
-const ALL: [Signal; 7] = [
+const ALL: [Signal; 8] = [
     Signal::Term,
     Signal::Int,
     Signal::Hup,
@@ -13,11 +13,12 @@ const ALL: [Signal; 7] = [
     Signal::Kill,
     Signal::Usr1,
     Signal::Usr2,
+    Signal::Break,
 ];
 
 #[test]
 fn every_name_parses_with_or_without_sig_in_any_case() {
-    let names = ["TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2"];
+    let names = ["TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "BREAK"];
     for (name, signal) in names.iter().zip(ALL) {
         for spelling in [
             name.to_string(),
@@ -34,11 +35,11 @@ fn every_name_parses_with_or_without_sig_in_any_case() {
 
 #[test]
 fn unknown_names_are_refused_with_the_list_of_known_ones() {
-    for bad in ["", "SIG", "SIGBREAK", "CTRL_C", "9", "TERMINATE"] {
+    for bad in ["", "SIG", "SIGCTRL_BREAK", "CTRL_C", "9", "TERMINATE"] {
         let err = bad.parse::<Signal>().expect_err(bad);
         assert!(err.contains(&format!("{bad:?}")), "{err}");
         assert!(
-            err.contains("TERM, INT, HUP, QUIT, KILL, USR1, USR2"),
+            err.contains("TERM, INT, HUP, QUIT, KILL, USR1, USR2, BREAK"),
             "{err}"
         );
     }

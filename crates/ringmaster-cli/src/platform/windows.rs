@@ -1,5 +1,5 @@
-//! Windows: Ctrl-C and Ctrl-Break; a detached process in its own group, without a
-//! console, for the detached instance.
+//! Windows: Ctrl-C and Ctrl-Break; a detached process in its own group, with a
+//! hidden console of its own, for the detached instance.
 use std::os::windows::process::CommandExt;
 
 use tokio::signal::windows::{ctrl_break, ctrl_c};
@@ -25,12 +25,16 @@ pub fn signals() -> std::io::Result<mpsc::UnboundedReceiver<&'static str>> {
     Ok(rx)
 }
 
-/// Makes `cmd` start detached from the console, in a new process group, holding
-/// none of our standard handles.
+/// Makes `cmd` start detached from our console, in a new process group, holding
+/// none of our standard handles. It gets a console of its own without a window
+/// (`CREATE_NO_WINDOW`, not `DETACHED_PROCESS`, which would leave it none): its
+/// services share that console, so its graceful stop can send them CTRL_BREAK
+/// (ringmaster-os `stop/console.rs`); the user's Ctrl-C never reaches it, and
+/// closing the user's terminal does not end it.
 pub fn detach(cmd: &mut std::process::Command) {
-    const DETACHED_PROCESS: u32 = 0x0000_0008;
     const CREATE_NEW_PROCESS_GROUP: u32 = 0x0000_0200;
-    cmd.creation_flags(DETACHED_PROCESS | CREATE_NEW_PROCESS_GROUP);
+    const CREATE_NO_WINDOW: u32 = 0x0800_0000;
+    cmd.creation_flags(CREATE_NO_WINDOW | CREATE_NEW_PROCESS_GROUP);
     keep_std_handles_from_children();
 }
 

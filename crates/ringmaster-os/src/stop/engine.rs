@@ -382,10 +382,7 @@ impl Stopper {
         if self.protected.contains(&pgid) {
             return;
         }
-        let group = tree.group(pgid);
-        let holds_live = group.iter().any(|p| !p.zombie);
-        let holds_protected = group.iter().any(|p| self.protected.contains(&p.pid));
-        if holds_live && !holds_protected {
+        if sys::group_addressable(tree, pgid, &self.protected) {
             sys::send_group(pgid, self.current_signal());
         }
     }

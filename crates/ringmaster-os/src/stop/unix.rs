@@ -3,12 +3,15 @@
 use nix::sys::signal::{self, Signal as NixSignal};
 use nix::unistd::Pid;
 
+use std::collections::HashSet;
+
 use super::Signal;
-use crate::process::is_same_alive;
+use crate::process::{is_same_alive, Tree};
 
 fn nix_signal(signal: Signal) -> NixSignal {
     match signal {
-        Signal::Term => NixSignal::SIGTERM,
+        // BREAK is Windows' CTRL_BREAK; on Unix it means TERM.
+        Signal::Term | Signal::Break => NixSignal::SIGTERM,
         Signal::Int => NixSignal::SIGINT,
         Signal::Hup => NixSignal::SIGHUP,
         Signal::Quit => NixSignal::SIGQUIT,
@@ -36,6 +39,13 @@ pub(super) fn send(pids: &[(u32, u64)], signal: Signal) {
             }
         }
     }
+}
+
+/// Whether group `pgid` may be signalled: it holds a live process (else its id
+/// could belong to someone else) and no protected one.
+pub(super) fn group_addressable(tree: &Tree, pgid: u32, protected: &HashSet<u32>) -> bool {
+    let group = tree.group(pgid);
+    group.iter().any(|p| !p.zombie) && !group.iter().any(|p| protected.contains(&p.pid))
 }
 
 /// Sends `signal` to process group `pgid`.
