@@ -18,7 +18,9 @@ const ALL: [Signal; 8] = [
 
 #[test]
 fn every_name_parses_with_or_without_sig_in_any_case() {
-    let names = ["TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "BREAK"];
+    let names = [
+        "TERM", "INT", "HUP", "QUIT", "KILL", "USR1", "USR2", "BREAK",
+    ];
     for (name, signal) in names.iter().zip(ALL) {
         for spelling in [
             name.to_string(),

@@ -115,8 +115,9 @@ pub(crate) mod tests {
             Ok(())
         }
         fn ctrl_break(&mut self, group: u32) -> std::io::Result<()> {
-            self.calls
-                .push(format!("GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, {group})"));
+            self.calls.push(format!(
+                "GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, {group})"
+            ));
             if self.fail_break {
                 return Err(std::io::Error::other("invalid handle"));
             }
@@ -164,7 +165,10 @@ pub(crate) mod tests {
         let Delivery::Failed(why) = send_break(&mut rec, 4242) else {
             panic!("the failure is reported");
         };
-        assert!(why.contains("CTRL_BREAK to group 4242: invalid handle"), "{why}");
+        assert!(
+            why.contains("CTRL_BREAK to group 4242: invalid handle"),
+            "{why}"
+        );
         assert_eq!(rec.calls.last().map(String::as_str), Some("FreeConsole"));
     }
 

@@ -127,7 +127,6 @@ impl Console for RealConsole {
 
     fn ctrl_break(&mut self, group: u32) -> std::io::Result<()> {
         // SAFETY: plain call; `group` was checked to be a service root's group.
-        unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) }
-            .map_err(std::io::Error::other)
+        unsafe { GenerateConsoleCtrlEvent(CTRL_BREAK_EVENT, group) }.map_err(std::io::Error::other)
     }
 }
