@@ -121,10 +121,10 @@ async fn a_cmd_service_handling_ctrl_break_stops_on_it() {
         .expect("the stop runs");
     let mut child = spawned.child;
     let _ = child.start_kill();
+    let killed: Vec<&str> = report.killed.iter().map(|p| p.name.as_str()).collect();
     eprintln!(
-        "stop: {:?} from the first signal to gone (grace {GRACE:?}); killed {}",
-        report.elapsed,
-        report.killed.len()
+        "stop: {:?} from the first signal to gone (grace {GRACE:?}); killed {killed:?}",
+        report.elapsed
     );
     assert!(report.clean(), "nothing survives: {report:?}");
     let heard = std::fs::read_to_string(&heard).ok();
