@@ -255,6 +255,7 @@ pub fn verify(config: &Config, only: Option<&[String]>) -> Vec<String> {
                     .iter()
                     .map(|l| match &l.process {
                         Some(p) => format!("{} ({})", l.pid, p.name),
+                        None if l.pid == 0 => "an owner the socket table does not name".to_string(),
                         None => l.pid.to_string(),
                     })
                     .collect();

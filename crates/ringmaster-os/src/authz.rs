@@ -1,7 +1,9 @@
 //! Whether a process may be stopped. Nothing is killed unless it is provably ours:
 //! it carries our tag, or it holds a service's port and matches that service's
 //! allow list (process name, exe file name or `argv[0]` basename); and in every case
-//! it runs as our user, is not PID 1, not ringmaster itself, not an ancestor.
+//! it runs as our user, is not PID 1, not ringmaster itself, not an ancestor, and is
+//! a real process: not pid 0 (what a socket table gives when it does not know the
+//! owner) and, on Windows, not pid 4 (System).
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
@@ -113,6 +115,13 @@ pub enum RefusalReason {
     Ourselves,
     /// It is an ancestor of the running ringmaster.
     Ancestor,
+    /// Pid 0: no process. A socket table gives it when it does not know who owns
+    /// the socket (Windows for connections in TIME_WAIT, Wine for every socket).
+    /// On Unix, signalling pid 0 would signal our own process group.
+    UnknownOwner,
+    /// Pid 4 on Windows: the kernel (`System`), which holds the ports that http.sys
+    /// serves (80, 443, 5985) and SMB's (445, 139).
+    System,
 }
 
 /// A refusal: names the pid, name, exe and user of the process.
@@ -129,8 +138,25 @@ pub struct Refusal {
 
 impl std::fmt::Display for Refusal {
     /// e.g. "port 8000 is held by pid 4121 (postgres, /usr/lib/postgresql/15/bin/postgres,
-    /// user postgres), which is not in api's allow list"
+    /// user postgres), which is not in api's allow list"; for pid 0 there is nothing
+    /// to name: "port 8000 is held by a process that the socket table does not name
+    /// (pid 0), which is never stopped".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.reason == RefusalReason::UnknownOwner {
+            return match self.port {
+                Some(port) => write!(
+                    f,
+                    "port {port} is held by a process that the socket table does not name \
+                     (pid {}), which is never stopped",
+                    self.pid
+                ),
+                None => write!(
+                    f,
+                    "refusing to stop pid {}, which names no process (an unknown owner)",
+                    self.pid
+                ),
+            };
+        }
         match self.port {
             Some(port) => write!(f, "port {port} is held by pid {}", self.pid)?,
             None => write!(f, "refusing to stop pid {}", self.pid)?,
@@ -151,18 +177,27 @@ impl std::fmt::Display for Refusal {
             RefusalReason::Pid1 => write!(f, "is PID 1"),
             RefusalReason::Ourselves => write!(f, "is ringmaster itself"),
             RefusalReason::Ancestor => write!(f, "is an ancestor of ringmaster"),
+            RefusalReason::System => write!(f, "is the Windows kernel (System)"),
+            RefusalReason::UnknownOwner => Ok(()),
         }
     }
 }
 
 /// `Ok(())` when `process` may be stopped under `policy`.
 ///
-/// Refused, whatever the tag or allow list say: PID 1, ourselves, one of our
-/// ancestors, a process of another user (or whose user cannot be read while ours
-/// is known). Otherwise allowed when it carries the tag of `policy.project`, or its
-/// name, exe file name or `argv[0]` basename matches `policy.allow`.
+/// Refused, whatever the tag or allow list say: pid 0, PID 1, pid 4 on Windows
+/// (System), ourselves, one of our ancestors, a process of another user (or whose
+/// user cannot be read while ours is known). Otherwise allowed when it carries the
+/// tag of `policy.project`, or its name, exe file name or `argv[0]` basename
+/// matches `policy.allow`.
 pub fn may_stop(process: &ProcessInfo, policy: &Policy) -> Result<(), Refusal> {
     let refuse = |reason| Err(refusal(process, policy, reason));
+    if process.pid == 0 {
+        return refuse(RefusalReason::UnknownOwner);
+    }
+    if process.pid == WINDOWS_SYSTEM_PID && cfg!(windows) {
+        return refuse(RefusalReason::System);
+    }
     if process.pid == 1 {
         return refuse(RefusalReason::Pid1);
     }
@@ -191,6 +226,23 @@ pub fn may_stop(process: &ProcessInfo, policy: &Policy) -> Result<(), Refusal> {
         return Ok(());
     }
     refuse(RefusalReason::NotInAllowList)
+}
+
+/// The pid of the Windows kernel (`System`); an ordinary pid elsewhere.
+const WINDOWS_SYSTEM_PID: u32 = 4;
+
+/// The refusal of a listening socket whose owner the socket table does not name
+/// (pid 0): there is no process to read, so only the port and service are known.
+pub fn unknown_owner(policy: &Policy) -> Refusal {
+    Refusal {
+        pid: 0,
+        name: String::new(),
+        exe: None,
+        user: None,
+        port: policy.port,
+        service: policy.service.clone(),
+        reason: RefusalReason::UnknownOwner,
+    }
 }
 
 /// True when the process name, exe file name or `argv[0]` basename matches an entry.
@@ -423,6 +475,47 @@ mod tests {
             r.to_string().contains("(other, exe unknown, user unknown)"),
             "{r}"
         );
+    }
+
+    #[test]
+    fn pid_0_is_refused_even_when_tagged_and_allowed() {
+        let p = policy(&["idle"]);
+        let mut zero = info(0, "idle", None, None);
+        zero.tag = Some(Tag {
+            project: "rm-0123456789abcdef".to_string(),
+            service: "api".to_string(),
+        });
+        let r = may_stop(&zero, &p).expect_err("pid 0");
+        assert_eq!(r.reason, RefusalReason::UnknownOwner);
+        assert_eq!(
+            r.to_string(),
+            "port 8000 is held by a process that the socket table does not name (pid 0), \
+             which is never stopped"
+        );
+        assert_eq!(unknown_owner(&p).to_string(), r.to_string());
+        let mut without_port = p.clone();
+        without_port.port = None;
+        assert_eq!(
+            unknown_owner(&without_port).to_string(),
+            "refusing to stop pid 0, which names no process (an unknown owner)"
+        );
+    }
+
+    /// Pid 4 is System on Windows only; elsewhere it is judged like any pid.
+    #[test]
+    fn pid_4_is_refused_on_windows_only() {
+        let mut p = policy(&["System"]);
+        p.uid = None;
+        p.user = Some("alice".to_string());
+        let mut system = info(4, "System", None, None);
+        system.uid = None;
+        system.user = None;
+        let verdict = may_stop(&system, &p).map_err(|r| r.reason);
+        if cfg!(windows) {
+            assert_eq!(verdict, Err(RefusalReason::System));
+        } else {
+            assert_eq!(verdict, Ok(()));
+        }
     }
 
     #[test]

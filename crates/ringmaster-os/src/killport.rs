@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::authz::{may_stop, Policy, Refusal};
-use crate::ports::{listeners, port_is_free};
+use crate::authz::{self, may_stop, Policy, Refusal};
+use crate::ports::{listeners, port_is_free, Listener};
 use crate::process::{self, ProcessBrief, ProcessInfo};
 use crate::stop::{stop, Signal, StopReport, StopTarget};
 use crate::{Error, Result};
@@ -32,8 +32,9 @@ pub struct ClearReport {
 ///
 /// A holder that is a descendant of another holder (a worker sharing its
 /// reloader's socket) is stopped with that holder's tree. A listening socket that
-/// no visible process holds is [`crate::Error::PortHeldUnseen`]. Blocking: call it
-/// off actor threads.
+/// no visible process holds is [`crate::Error::PortHeldUnseen`]; one whose owner
+/// the socket table does not name (pid 0) is refused. Blocking: call it off actor
+/// threads.
 pub fn clear_port(
     port: u16,
     policy: &Policy,
@@ -44,8 +45,11 @@ pub fn clear_port(
     let mut policy = policy.clone();
     policy.port = Some(port);
 
-    let holders = holders(port)?;
-    if holders.is_empty() {
+    let Holders {
+        processes: holders,
+        unknown_owner,
+    } = holders(port)?;
+    if holders.is_empty() && !unknown_owner {
         return if port_is_free(port)? {
             Ok(ClearReport {
                 port,
@@ -55,10 +59,7 @@ pub fn clear_port(
             Err(Error::PortHeldUnseen { port })
         };
     }
-    let refusals: Vec<Refusal> = holders
-        .iter()
-        .filter_map(|h| may_stop(h, &policy).err())
-        .collect();
+    let refusals = refusals(&holders, unknown_owner, &policy);
     if !refusals.is_empty() {
         return Err(Error::Refused { port, refusals });
     }
@@ -109,26 +110,66 @@ pub fn clear_port(
     Ok(report)
 }
 
-/// The distinct live processes holding `port`, read once each.
-fn holders(port: u16) -> Result<Vec<ProcessInfo>> {
-    let mut found: Vec<ProcessInfo> = Vec::new();
-    for listener in listeners(port)? {
-        if found.iter().any(|h| h.pid == listener.pid) {
+/// Who holds a port, as far as the socket table and the process table tell.
+#[derive(Debug, Default)]
+pub(crate) struct Holders {
+    /// The distinct live processes holding it, read once each.
+    pub(crate) processes: Vec<ProcessInfo>,
+    /// Some socket on it has an owner the socket table does not name (pid 0).
+    pub(crate) unknown_owner: bool,
+}
+
+fn holders(port: u16) -> Result<Holders> {
+    holders_of(listeners(port)?, process::process)
+}
+
+/// The holders behind `listeners`, reading with `read` each pid whose process the
+/// listener does not carry. Pid 0 is never read: it marks an unknown owner.
+pub(crate) fn holders_of(
+    listeners: Vec<Listener>,
+    read: impl Fn(u32) -> Result<Option<ProcessInfo>>,
+) -> Result<Holders> {
+    let mut found = Holders::default();
+    for listener in listeners {
+        if listener.pid == 0 {
+            found.unknown_owner = true;
+            continue;
+        }
+        if found.processes.iter().any(|h| h.pid == listener.pid) {
             continue;
         }
         let info = match listener.process {
             Some(info) => Some(info),
-            None => process::process(listener.pid)?,
+            None => read(listener.pid)?,
         };
         if let Some(info) = info.filter(|i| !i.zombie) {
-            found.push(info);
+            found.processes.push(info);
         }
     }
     Ok(found)
 }
 
+/// Why the holders of a port may not be stopped under `policy` (empty: they all
+/// may): one refusal per process [`may_stop`] refuses, and one for an unknown
+/// owner, whom nothing can stop (stopping the others would not free the port).
+pub(crate) fn refusals(
+    processes: &[ProcessInfo],
+    unknown_owner: bool,
+    policy: &Policy,
+) -> Vec<Refusal> {
+    let unknown = unknown_owner.then(|| authz::unknown_owner(policy));
+    unknown
+        .into_iter()
+        .chain(processes.iter().filter_map(|h| may_stop(h, policy).err()))
+        .collect()
+}
+
 fn holders_briefs(port: u16) -> Result<Vec<ProcessBrief>> {
-    Ok(holders(port)?.iter().map(ProcessInfo::brief).collect())
+    Ok(holders(port)?
+        .processes
+        .iter()
+        .map(ProcessInfo::brief)
+        .collect())
 }
 
 /// The holder's process group, when its leader is alive and itself authorized (so
@@ -141,4 +182,59 @@ fn authorized_group(holder: &ProcessInfo, policy: &Policy) -> Option<u32> {
         .flatten()
         .filter(|p| !p.zombie)?;
     may_stop(&leader, policy).ok().map(|()| pgid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authz::RefusalReason;
+
+    fn listener(pid: u32) -> Listener {
+        Listener {
+            port: 8000,
+            addr: "0.0.0.0".parse().unwrap(),
+            pid,
+            process: None,
+        }
+    }
+
+    /// Pid 0 is what a socket table gives for an owner it does not know: it is
+    /// never read as a process, and refuses the port even beside a holder that
+    /// may be stopped. (The recorded Windows tables in `ports/other.rs` test the
+    /// same on the rows the `listeners` crate gives.)
+    #[test]
+    fn pid_0_is_an_unknown_owner_that_is_never_read_and_refuses_the_port() {
+        let me = crate::process::process(std::process::id())
+            .expect("reads")
+            .expect("we exist");
+        let found = holders_of(vec![listener(0), listener(me.pid)], |pid| {
+            assert_ne!(pid, 0, "pid 0 was read as a process");
+            Ok((pid == me.pid).then(|| me.clone()))
+        })
+        .expect("holders");
+        assert!(found.unknown_owner);
+        assert_eq!(found.processes, vec![me.clone()]);
+
+        let policy = Policy {
+            project: None,
+            allow: vec![me.name.clone()],
+            service: Some("api".to_string()),
+            port: Some(8000),
+            uid: me.uid,
+            user: None,
+            protected: Vec::new(),
+        };
+        // Without the unknown owner, only the usual rules speak (here: we are ourselves).
+        let reasons = |unknown| -> Vec<RefusalReason> {
+            refusals(&found.processes, unknown, &policy)
+                .into_iter()
+                .map(|r| r.reason)
+                .collect()
+        };
+        assert_eq!(reasons(false), vec![RefusalReason::Ourselves]);
+        assert_eq!(
+            reasons(true),
+            vec![RefusalReason::UnknownOwner, RefusalReason::Ourselves]
+        );
+    }
 }

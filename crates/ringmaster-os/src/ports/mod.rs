@@ -19,6 +19,8 @@ mod platform;
 pub struct Listener {
     pub port: u16,
     pub addr: IpAddr,
+    /// The holder's pid; 0 when the socket table does not name the owner: no
+    /// process to read or stop.
     pub pid: u32,
     /// The holder, when it could be read.
     pub process: Option<ProcessInfo>,
@@ -79,7 +81,7 @@ pub fn port_is_free(port: u16) -> Result<bool> {
 fn attach_processes(found: &mut [Listener]) {
     let mut cache: std::collections::HashMap<u32, Option<ProcessInfo>> = Default::default();
     for listener in found.iter_mut() {
-        if listener.process.is_some() {
+        if listener.process.is_some() || listener.pid == 0 {
             continue;
         }
         let info = cache
