@@ -51,8 +51,11 @@
 //! ignore SIGTERM resets it to the default action (an ignored disposition is
 //! inherited across exec, so this keeps `--children-ignore-term` honest).
 //!
-//! On Windows, `--share`, `--daemon`, `--rename` and `--ignore-term` print a note and
-//! are otherwise ignored.
+//! On Windows, `--share`, `--daemon` and `--rename` print a note and are otherwise
+//! ignored. `--ignore-term` is accepted and changes nothing there: the graceful
+//! stop on Windows is `taskkill` without `/F`, a request to close the program's
+//! windows, which a console program like this one has none of, so it ignores it
+//! in every case.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -708,11 +711,9 @@ mod sys {
         false
     }
 
-    pub fn set_term_ignored(ignored: bool) {
-        if ignored {
-            super::say("note: --ignore-term is not supported on this platform");
-        }
-    }
+    /// Nothing to do: a console program without a window never gets the close
+    /// request that `taskkill` without `/F` sends (see the header).
+    pub fn set_term_ignored(_ignored: bool) {}
     pub fn rename(_name: &str) -> bool {
         false
     }

@@ -196,6 +196,13 @@ pub fn pid_alive(pid: u32) -> bool {
     true
 }
 
+/// True when `pid` exists (Windows: the process table lists it, through the OS
+/// layer's own lookup).
+#[cfg(not(unix))]
+pub fn pid_alive(pid: u32) -> bool {
+    ringmaster_os::process::liveness(pid).is_some_and(|(_, zombie)| !zombie)
+}
+
 /// Sends SIGKILL to `pid` (only ever pids a test started itself).
 #[cfg(unix)]
 pub fn kill_pid(pid: u32) {
@@ -203,6 +210,18 @@ pub fn kill_pid(pid: u32) {
     unsafe {
         libc::kill(pid as libc::pid_t, libc::SIGKILL);
     }
+}
+
+/// Terminates `pid` with `taskkill /F` (only ever pids a test started itself),
+/// and waits for taskkill.
+#[cfg(not(unix))]
+pub fn kill_pid(pid: u32) {
+    let _ = Command::new("taskkill")
+        .args(["/F", "/PID", &pid.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 /// The name the OS shows for `pid` (Linux: `/proc/PID/comm`, which a process may
@@ -223,10 +242,13 @@ pub fn which(program: &str) -> Option<PathBuf> {
 }
 
 /// Kills, by pid, every pid registered with it when dropped: a test registers what
-/// it starts, so nothing outlives the test even when an assertion fails.
+/// it starts, so nothing outlives the test even when an assertion fails. Windows
+/// reuses pids soon: there a pid is killed only while it is still the process
+/// that was registered (same start time).
 #[derive(Default)]
 pub struct PidGuard {
-    pids: std::sync::Mutex<Vec<u32>>,
+    /// Each pid and, on Windows, its start time when it was registered.
+    pids: std::sync::Mutex<Vec<(u32, Option<u64>)>>,
 }
 
 impl PidGuard {
@@ -236,15 +258,22 @@ impl PidGuard {
     }
     /// Kill `pid` when the guard drops.
     pub fn add(&self, pid: u32) {
-        self.pids.lock().expect("pid guard lock").push(pid);
+        #[cfg(unix)]
+        let start = None;
+        #[cfg(not(unix))]
+        let start = ringmaster_os::process::liveness(pid).map(|(start, _)| start);
+        self.pids.lock().expect("pid guard lock").push((pid, start));
     }
 }
 
 impl Drop for PidGuard {
     fn drop(&mut self) {
-        #[cfg(unix)]
-        for pid in self.pids.lock().map(|p| p.clone()).unwrap_or_default() {
-            if pid_alive(pid) {
+        for (pid, start) in self.pids.lock().map(|p| p.clone()).unwrap_or_default() {
+            let same = match start {
+                Some(start) => ringmaster_os::process::is_same_alive(pid, start),
+                None => cfg!(unix) && pid_alive(pid),
+            };
+            if same {
                 kill_pid(pid);
             }
         }

@@ -3,7 +3,8 @@
 # x86_64-pc-windows-gnu and lets cargo start each test binary through the Wine loader. Runs setup.sh first (well under a second when all is ready).
 # Extra arguments go to the test binaries, e.g. `.ci/wine/test.sh --nocapture`.
 # The test run (not the build before it) is bounded by WINE_TEST_TIMEOUT seconds
-# (default 600; a warm run takes about 10 s): a test binary that hangs under Wine
+# (default 600; the test run takes about 2 to 3 minutes, most of it the actor
+# tests, where each stop waits out a stop timeout): a test binary that hangs under Wine
 # fails the run with a message instead of blocking it forever.
 set -euo pipefail
 # shellcheck source=env.sh
@@ -22,11 +23,30 @@ trap '"$WINESERVER" -k 2>/dev/null || true' EXIT
 # into an abort of the whole test binary (real Windows always has a session).
 # What runs: the OS layer's unit tests and tests/windows_*.rs; the library's unit
 # tests and configuration tests; the CLI's unit tests and tests/windows_*.rs (the
-# real ringmaster.exe: up -d, status, logs, down). The other integration tests are
-# Unix-only.
+# real ringmaster.exe: up -d, status, logs, down); and the actor tests of
+# ringmaster-tests listed below (orchestrators driving fake-service.exe through
+# `cmd /C`). The other integration tests are Unix-only.
 args=(--config "profile.dev.package.sysinfo.debug-assertions=false"
-    -p ringmaster-os -p ringmaster -p ringmaster-cli --target x86_64-pc-windows-gnu
-    --lib --bins --test 'windows_*' --test config_validation)
+    -p ringmaster-os -p ringmaster -p ringmaster-cli -p ringmaster-tests
+    --target x86_64-pc-windows-gnu
+    --lib --bins --test 'windows_*' --test config_validation
+    # Gating, the shutdown cascade's order (checked with the process table), and a
+    # `cmd /C` chain three deep stopped as one.
+    --test actors_gating
+    # A restart with backoff; a dependent's pending restart cancelled by its
+    # dependency's restart.
+    --test actors_restart_backoff_cascade
+    # A service ignoring the graceful step (`taskkill` without /F) killed after its
+    # stop timeout, within the deadline; status and requests during the shutdown.
+    --test actors_shutdown_status
+    # A service that never started shows `stopped` after the shutdown.
+    --test actors_shutdown_never_started
+    # Readiness: HTTP probe by GET, the failing probe's detail while starting, an
+    # exec probe (`cmd /C`) going unhealthy and healthy again.
+    --test actors_probe_get --test actors_probe_visibility --test actors_healthy_again
+    # In-process plugin services gated and stopped in the cascade with a process.
+    --test actors_plugin
+)
 cargo test "${args[@]}" --no-run
 # insta finds the workspace through `cargo metadata`, which a Windows test binary
 # cannot run under Wine; without this its snapshot paths come out doubled.

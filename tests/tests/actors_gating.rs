@@ -1,7 +1,9 @@
 //! Gated start-up with real processes: a dependent spawns only after its
 //! dependency's first healthy probe, `Up` answers once everything is ready, and
-//! the shutdown that follows leaves no process, port, PID file or lock behind.
-#![cfg(unix)]
+//! the shutdown that follows stops the dependent before its dependency and leaves
+//! no process, port, PID file or lock behind. Runs on Windows too (under Wine:
+//! `.ci/wine/test.sh`), where every service is a `cmd /C` chain; there a chain
+//! three `cmd /C` deep is stopped as one.
 
 mod actors_support;
 
@@ -58,17 +60,17 @@ async fn dependent_spawns_only_after_the_dependencys_first_healthy_probe() {
         seen.port_at_spawn.lock().expect("lock").clone(),
         vec![("web".to_owned(), true)]
     );
+    let pid = |name: &str| {
+        status
+            .iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.pid)
+            .expect("pid")
+    };
     // api binds its port 300 ms after its spawn, so web cannot have started
     // earlier: the OS's start times (clock ticks of 10 ms) show it.
     #[cfg(target_os = "linux")]
     {
-        let pid = |name: &str| {
-            status
-                .iter()
-                .find(|s| s.name == name)
-                .and_then(|s| s.pid)
-                .expect("pid")
-        };
         let a = start_ticks(pid("api")).expect("api's start time");
         let w = start_ticks(pid("web")).expect("web's start time");
         assert!(
@@ -85,11 +87,23 @@ async fn dependent_spawns_only_after_the_dependencys_first_healthy_probe() {
     })
     .await;
 
+    // The cascade, as the OS sees it: api (the dependency) never ends while web
+    // (its dependent) still runs. On Windows each stop waits out the 5 s stop
+    // timeout (a console program ignores the graceful step), so they end apart.
+    let gone = watch_gone(&[pid("api"), pid("web")], LONG * 2);
     let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await
         .expect("shutdown answers");
+    let gone = gone.join().expect("the watch thread ends");
     assert!(report.clean(), "{report:?}");
     assert!(!report.deadline_hit);
+    match gone[..] {
+        [Some(api), Some(web)] => assert!(
+            web <= api,
+            "api ended (pass {api}) while web still ran (ended in pass {web})"
+        ),
+        _ => panic!("both end with the shutdown: {gone:?}"),
+    }
     for s in &status {
         let pid = s.pid.expect("pid");
         assert!(!pid_alive(pid), "{} (pid {pid}) still alive", s.name);
@@ -156,6 +170,9 @@ async fn independent_services_start_in_parallel_and_up_only_starts_what_is_neede
     assert!(port_free(a) && port_free(b) && port_free(c));
 }
 
+// Unix only: it measures the parallel launch by wall time, which says nothing
+// under Wine, where starting a process alone takes hundreds of milliseconds.
+#[cfg(unix)]
 #[actix_rt::test]
 async fn independent_services_are_launched_together() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -220,5 +237,95 @@ async fn a_dependent_on_a_completed_job_starts_after_it_exits_zero() {
     let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await
         .expect("shutdown");
+    assert!(report.clean(), "{report:?}");
+}
+
+/// Windows: a service whose command is a chain of `cmd /C` three deep (below the
+/// `cmd /C` every service runs in) is stopped as one: once its stop answered, no
+/// process of the chain is left in the OS's process table, and its port is free.
+#[cfg(windows)]
+#[actix_rt::test]
+async fn a_cmd_chain_three_deep_is_stopped_as_one() {
+    use ringmaster::config::ServiceConfigBuilder;
+    use ringmaster_os::process::{self, ProcessInfo};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let command = format!("cmd /C cmd /C cmd /C {}", fake(&format!("--listen {port}")));
+    let config = config(
+        dir.path(),
+        vec![ServiceConfigBuilder::new("chain", command)
+            .stop_timeout(Duration::from_secs(5))
+            .port(port)
+            .health_tcp(port)],
+    );
+    let orch = Orchestrator::start(config, Options::default()).expect("orchestrator starts");
+    let guard = PidGuard::new();
+    timed(orch.up(None)).await.expect("up succeeds");
+    let status = orch.status().await.expect("status");
+    let root = status[0].root_pid.expect("a running service has a root");
+
+    // The chain as the OS shows it: four cmd.exe, each the parent of the next,
+    // and fake-service (which answers on the port, so it runs) below the last.
+    let table = process::snapshot().expect("the process table can be read");
+    let mut chain: Vec<ProcessInfo> = table.iter().filter(|p| p.pid == root).cloned().collect();
+    chain.extend(process::descendants(&table, root).into_iter().cloned());
+    chain.iter().for_each(|p| guard.add(p.pid));
+    let names = |procs: &[ProcessInfo]| {
+        procs
+            .iter()
+            .map(|p| format!("{} {} (parent {:?})", p.pid, p.name, p.ppid))
+            .collect::<Vec<_>>()
+            .join("; ")
+    };
+    let mut link = root;
+    for depth in 0..5 {
+        let p = chain
+            .iter()
+            .find(|p| p.pid == link)
+            .unwrap_or_else(|| panic!("level {depth} of the chain: {}", names(&chain)));
+        let want = if depth < 4 {
+            "cmd.exe"
+        } else {
+            "fake-service.exe"
+        };
+        assert!(
+            p.name.eq_ignore_ascii_case(want),
+            "level {depth} is {} ({}), not {want}: {}",
+            p.pid,
+            p.name,
+            names(&chain)
+        );
+        if depth < 4 {
+            link = chain
+                .iter()
+                .find(|c| c.ppid == Some(p.pid))
+                .unwrap_or_else(|| panic!("a child of {}: {}", p.pid, names(&chain)))
+                .pid;
+        }
+    }
+    assert_eq!(chain.len(), 5, "{}", names(&chain));
+
+    timed(orch.stop_service("chain"))
+        .await
+        .expect("stop answers");
+    let table = process::snapshot().expect("the process table can be read");
+    let left: Vec<ProcessInfo> = table
+        .into_iter()
+        .filter(|p| !p.zombie)
+        .filter(|p| {
+            chain
+                .iter()
+                .any(|c| c.pid == p.pid && c.start_time == p.start_time)
+        })
+        .collect();
+    assert!(left.is_empty(), "still running: {}", names(&left));
+    assert!(port_free(port));
+    let status = orch.status().await.expect("status");
+    assert_eq!(status[0].state, ServiceState::Stopped, "{status:?}");
+
+    let report = timed(orch.shutdown(Duration::from_secs(20)))
+        .await
+        .expect("shutdown answers");
     assert!(report.clean(), "{report:?}");
 }

@@ -4,7 +4,7 @@
 //! its dependents, its port checked free), and a plugin may itself wait for a
 //! process service. A plugin that does not answer `Stop` is reported as such, not
 //! as a survivor process.
-#![cfg(unix)]
+//! Runs on Windows too (under Wine: `.ci/wine/test.sh`).
 
 mod actors_support;
 

@@ -1,6 +1,6 @@
 //! The HTTP readiness probe uses GET, never HEAD: FastAPI answers `HEAD /health`
 //! with 405, and a probe that used HEAD would never see such a service ready.
-#![cfg(unix)]
+//! Runs on Windows too (under Wine: `.ci/wine/test.sh`).
 
 mod actors_support;
 

@@ -2,7 +2,7 @@
 //! has nothing to stop: once the shutdown is done it shows `stopped` all the
 //! same. And a `Shutdown` that comes after the shutdown is done gets its report
 //! again, not an empty one.
-#![cfg(unix)]
+//! Runs on Windows too (under Wine: `.ci/wine/test.sh`).
 
 mod actors_support;
 

@@ -146,9 +146,15 @@ pub async fn guard_running(orch: &ringmaster::Orchestrator, guard: &PidGuard) ->
     pids
 }
 
-/// The shell command running fake-service with `args`.
+/// The shell command running fake-service with `args`: its path quoted for `sh -c`
+/// (Unix) or for `cmd /C` (Windows, which takes double quotes only).
 pub fn fake(args: &str) -> String {
-    format!("'{}' {args}", fake_service().display())
+    let path = fake_service();
+    if cfg!(windows) {
+        format!("\"{}\" {args}", path.display())
+    } else {
+        format!("'{}' {args}", path.display())
+    }
 }
 
 /// A service running fake-service with `args`; short stop timeout.
@@ -217,6 +223,37 @@ where
         }
         actix_rt::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Watches `pids` (each must be running now) on a thread until each is gone (checked with the OS: the same
+/// pid with the same start time no longer runs), or for at most `timeout`.
+/// Answers, for each pid, the number of the pass in which it was first seen
+/// gone (`None`: still running at the end). Each pass checks the pids in the
+/// order given, so with `[dependency, dependent]` a dependency seen gone in an
+/// earlier pass than its dependent certainly ended while the dependent still ran.
+pub fn watch_gone(pids: &[u32], timeout: Duration) -> std::thread::JoinHandle<Vec<Option<u32>>> {
+    let watched: Vec<(u32, u64)> = pids
+        .iter()
+        .map(|&pid| match ringmaster_os::process::liveness(pid) {
+            Some((start, false)) => (pid, start),
+            other => panic!("pid {pid} to watch is not running: {other:?}"),
+        })
+        .collect();
+    std::thread::spawn(move || {
+        let mut gone: Vec<Option<u32>> = vec![None; watched.len()];
+        let started = Instant::now();
+        let mut pass = 0u32;
+        while gone.iter().any(Option::is_none) && started.elapsed() < timeout {
+            for (i, (pid, start)) in watched.iter().enumerate() {
+                if gone[i].is_none() && !ringmaster_os::process::is_same_alive(*pid, *start) {
+                    gone[i] = Some(pass);
+                }
+            }
+            pass += 1;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        gone
+    })
 }
 
 /// The start time of `pid` in clock ticks since boot (Linux /proc).
