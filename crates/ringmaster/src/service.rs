@@ -656,8 +656,10 @@ impl Handler<DaemonGone> for ServiceActor {
 pub(crate) fn shell_command(command: &str) -> tokio::process::Command {
     #[cfg(windows)]
     {
+        // As at a service's spawn: `cmd /C` gets the command line as it is (std's
+        // quoting would escape its double quotes, which cmd does not undo).
         let mut cmd = tokio::process::Command::new("cmd");
-        cmd.arg("/C").arg(command);
+        cmd.arg("/C").raw_arg(command);
         cmd
     }
     #[cfg(not(windows))]
@@ -703,5 +705,21 @@ impl Drop for OwnChild {
         if let Ok(mut set) = own_children().lock() {
             set.remove(&self.0);
         }
+    }
+}
+
+#[cfg(all(test, windows))]
+mod windows_tests {
+    /// An exec probe's command reaches `cmd /C` as written, double quotes included.
+    #[actix_rt::test]
+    async fn a_command_with_double_quotes_reaches_cmd_as_written() {
+        let out =
+            super::shell_command(r#"echo "a b"&& if "x y"=="x y" (echo same) else (echo differ)"#)
+                .output()
+                .await
+                .expect("cmd runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        assert_eq!(lines, [r#""a b""#, "same"], "{text:?}");
     }
 }
