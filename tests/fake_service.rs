@@ -52,10 +52,11 @@
 //! inherited across exec, so this keeps `--children-ignore-term` honest).
 //!
 //! On Windows, `--share`, `--daemon` and `--rename` print a note and are otherwise
-//! ignored. `--ignore-term` is accepted and changes nothing there: the graceful
-//! stop on Windows is `taskkill` without `/F`, a request to close the program's
-//! windows, which a console program like this one has none of, so it ignores it
-//! in every case.
+//! ignored. The graceful stop there is CTRL_BREAK to the service's console process
+//! group, which ends this program (the default handler), and `taskkill` without
+//! `/F`, a request to close windows, which a console program has none of.
+//! `--ignore-term` installs a console handler that swallows CTRL_BREAK and Ctrl-C,
+//! so only the kill ends it.
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -711,9 +712,21 @@ mod sys {
         false
     }
 
-    /// Nothing to do: a console program without a window never gets the close
-    /// request that `taskkill` without `/F` sends (see the header).
-    pub fn set_term_ignored(_ignored: bool) {}
+    /// Swallows CTRL_BREAK and Ctrl-C when `ignored` (the close request of
+    /// `taskkill` without `/F` never reaches a console program anyway).
+    pub fn set_term_ignored(ignored: bool) {
+        use windows::Win32::System::Console::SetConsoleCtrlHandler;
+
+        unsafe extern "system" fn swallow(_event: u32) -> windows::core::BOOL {
+            true.into()
+        }
+        if ignored {
+            // SAFETY: installs a handler function that lives as long as the process.
+            if let Err(e) = unsafe { SetConsoleCtrlHandler(Some(swallow), true) } {
+                super::say(&format!("note: cannot ignore CTRL_BREAK: {e}"));
+            }
+        }
+    }
     pub fn rename(_name: &str) -> bool {
         false
     }

@@ -36,7 +36,7 @@ args=(--config "profile.dev.package.sysinfo.debug-assertions=false"
     # A restart with backoff; a dependent's pending restart cancelled by its
     # dependency's restart.
     --test actors_restart_backoff_cascade
-    # A service ignoring the graceful step (`taskkill` without /F) killed after its
+    # A service ignoring the graceful step (CTRL_BREAK, `taskkill` without /F) killed after its
     # stop timeout, within the deadline; status and requests during the shutdown.
     --test actors_shutdown_status
     # A service that never started shows `stopped` after the shutdown.

@@ -88,8 +88,8 @@ async fn dependent_spawns_only_after_the_dependencys_first_healthy_probe() {
     .await;
 
     // The cascade, as the OS sees it: api (the dependency) never ends while web
-    // (its dependent) still runs. On Windows each stop waits out the 5 s stop
-    // timeout (a console program ignores the graceful step), so they end apart.
+    // (its dependent) still runs. Under Wine each stop waits out the 5 s stop
+    // timeout (Wine delivers no CTRL_BREAK), so they end apart.
     let gone = watch_gone(&[pid("api"), pid("web")], LONG * 2);
     let report = timed(orch.shutdown(Duration::from_secs(20)))
         .await

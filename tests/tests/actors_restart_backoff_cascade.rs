@@ -25,8 +25,8 @@ async fn a_restart_of_the_dependency_cancels_the_dependents_pending_restart() {
     let config = config(
         dir.path(),
         vec![
-            // A short stop timeout: on Windows every stop waits it out (a console
-            // program ignores the graceful step), and x's restart must be over
+            // A short stop timeout: under Wine every stop waits it out (Wine
+            // delivers no CTRL_BREAK), and x's restart must be over
             // well before the first crash's backoff would have run out.
             svc("x", &format!("--listen {x}"))
                 .port(x)

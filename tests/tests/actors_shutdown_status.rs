@@ -1,8 +1,9 @@
 //! While a shutdown runs, the Supervisor still answers: `status` shows the service
 //! being stopped as `stopping` (not only once the cascade is over), `up` and
 //! `restart` are refused, and a second shutdown gets the first one's report.
-//! The service ignores the graceful step (TERM on Unix; on Windows `taskkill`
-//! without `/F`, which a console program ignores anyway), so it is killed once its
+//! The service ignores the graceful step (TERM on Unix; on Windows CTRL_BREAK,
+//! which it swallows, and `taskkill` without `/F`, which a console program ignores
+//! anyway), so it is killed once its
 //! stop timeout ran out, well within the deadline, and is gone from the OS's
 //! process table. Runs on Windows too (under Wine: `.ci/wine/test.sh`).
 
@@ -43,7 +44,7 @@ async fn status_during_a_slow_stop_shows_stopping() {
         .expect("a running service has a root");
     guard.add(root);
     // The process that ignores TERM (the shell above it, if any, does not; on
-    // Windows `cmd.exe` and it both ignore the graceful step).
+    // Windows `cmd.exe` waits for it).
     let pid = seen
         .lines()
         .iter()

@@ -86,16 +86,16 @@ pub(crate) fn send_break(console: &mut impl Console, group: u32) -> Delivery {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
 
     /// Records every console call; `attached` and the failures are set up front.
     #[derive(Default)]
-    pub(crate) struct Recorder {
-        pub on_console: Option<Vec<u32>>,
-        pub fail_attach: bool,
-        pub fail_break: bool,
-        pub calls: Vec<String>,
+    struct Recorder {
+        on_console: Option<Vec<u32>>,
+        fail_attach: bool,
+        fail_break: bool,
+        calls: Vec<String>,
     }
 
     impl Console for Recorder {
