@@ -14,9 +14,11 @@
 //!   a hidden console of its own when it was spawned; we attach to it for the
 //!   call and detach at once. Every stop runs on one thread, so two attaches never
 //!   overlap.
-//! - We have a console and the root is on another one (a service adopted from an
-//!   instance that had another console): leaving our console would cut the user's
-//!   terminal off, so no event is sent, and `taskkill` and the deadline stop it.
+//! - We have a console and the root is on another one (a service started while an
+//!   embedding program had no console, stopped after it got one): leaving our
+//!   console would cut the user's terminal off, so no event is sent, and
+//!   `taskkill` and the deadline stop it. (A service adopted from an earlier
+//!   instance after a crash gets no event at all: its stop names no group.)
 //!
 //! Group 0 means "every process on the console", ourselves and the user's shell
 //! included: it is never sent, nor are the system's pids (below 5).

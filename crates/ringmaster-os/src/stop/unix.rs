@@ -1,9 +1,9 @@
 //! Unix: signals through kill(2) and killpg(2). A pid is signalled only if it
 //! still has the start time it was found with, so a reused pid is left alone.
+use std::collections::HashSet;
+
 use nix::sys::signal::{self, Signal as NixSignal};
 use nix::unistd::Pid;
-
-use std::collections::HashSet;
 
 use super::Signal;
 use crate::process::{is_same_alive, Tree};
