@@ -13,27 +13,15 @@ use ringmaster_tests::{free_port, kill_pid, pid_alive};
 
 #[test]
 fn a_sigkilled_ringmaster_then_up_and_down_leave_nothing_of_either_run() {
-    use cli_support::{holders, text, wait_gone, Project};
+    use cli_support::{holders, text, two_services, wait_gone, Project};
     let (api, web) = (free_port(), free_port());
-    let fake = ringmaster_tests::fake_service();
-    let fake = fake.display();
-    let p = Project::with_config(&format!(
-        r#"[services.api]
-command = "{fake} --listen {api} --http --share"
-port = {api}
-allow = ["fake-service"]
-health = {{ http = "http://127.0.0.1:{api}/health" }}
-stop = {{ timeout = "5s" }}
-
-[services.web]
-command = "{fake} --listen {web} --children 2 --daemon"
-port = {web}
-allow = ["fake-service"]
-depends_on = ["api"]
-health = {{ tcp = {web} }}
-stop = {{ timeout = "5s" }}
-"#
-    ));
+    // The two-service stack, with web's children under a setsid daemon.
+    let config = two_services(api, web).replace(
+        &format!("--listen {web} --http --children 2"),
+        &format!("--listen {web} --children 2 --daemon"),
+    );
+    assert!(config.contains("--daemon"), "{config}");
+    let p = Project::with_config(&config);
     let first = p.up_detached();
     p.wait_ready(&["api", "web"]);
     let old = p.guard_tagged();

@@ -58,10 +58,18 @@ pub(crate) enum Delivery {
     Failed(String),
 }
 
+/// Windows' own pids: 0 (the idle process; as a console process group, every
+/// process on the console) and 4 (System, the kernel). Windows pids are multiples
+/// of 4, so these are the pids below 5. Never signalled, never a group to send a
+/// console event to.
+pub(crate) fn is_windows_kernel(pid: u32) -> bool {
+    pid < 5
+}
+
 /// Sends CTRL_BREAK to the console process group `group` (the pid of a service
 /// root started with `CREATE_NEW_PROCESS_GROUP`), as the module says.
 pub(crate) fn send_break(console: &mut impl Console, group: u32) -> Delivery {
-    if group < 5 {
+    if is_windows_kernel(group) {
         return Delivery::Refused;
     }
     match console.attached() {

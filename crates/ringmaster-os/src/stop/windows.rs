@@ -12,7 +12,7 @@ use windows::Win32::System::Console::{
     AttachConsole, FreeConsole, GenerateConsoleCtrlEvent, GetConsoleProcessList, CTRL_BREAK_EVENT,
 };
 
-use super::console::{self, Console, Delivery};
+use super::console::{self, is_windows_kernel, Console, Delivery};
 use super::Signal;
 use crate::process::{is_same_alive, Tree};
 
@@ -21,7 +21,7 @@ use crate::process::{is_same_alive, Tree};
 pub(super) fn send(pids: &[(u32, u64)], signal: Signal) {
     let live: Vec<u32> = pids
         .iter()
-        .filter(|(pid, start)| *pid > 4 && is_same_alive(*pid, *start))
+        .filter(|(pid, start)| !is_windows_kernel(*pid) && is_same_alive(*pid, *start))
         .map(|(pid, _)| *pid)
         .collect();
     if live.is_empty() {
